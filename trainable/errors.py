@@ -1,0 +1,13 @@
+"""Errors that reach the user as one line naming what is wrong, never as a traceback."""
+
+
+class UserError(Exception):
+    """Bad input from the user: the console script prints it on one line and exits 1."""
+
+
+class DataError(UserError):
+    """A data set file or folder that cannot be read as what it claims to be."""
+
+
+class ConfigError(UserError):
+    """A configuration key or value that is unknown or out of range."""
