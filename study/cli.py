@@ -99,6 +99,104 @@ def _data_import_pickle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_sets(pairs: list[str]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {pair!r}: expected key=value")
+        values[key.strip()] = value
+    return values
+
+
+def _trial(args: argparse.Namespace) -> int:
+    import time
+
+    from trainable.config import TrainConfig, preset
+    from trainable.local import run_local_trial
+
+    overrides = _parse_sets(args.set)
+    if args.resume:
+        extra = set(overrides) - {"iterations"}
+        if extra or args.data or args.preset:
+            raise UserError("--resume continues a trial as it was configured; only --set iterations=N may change")
+        iterations = TrainConfig.from_dict({"iterations": overrides["iterations"]}).iterations \
+            if "iterations" in overrides else None
+        outcome = run_local_trial(args.resume, resume=True, iterations=iterations, progress=True)
+    else:
+        name = args.preset or "V0"
+        config = preset(name, **overrides) if overrides else preset(name)
+        out = args.out or Path("runs") / f"trial-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        outcome = run_local_trial(out, config=config, preset=name, data=args.data,
+                                  judge_steps=args.judge_steps, progress=True)
+    last = outcome.rows[-1] if outcome.rows else {}
+    print(f"stopped: {outcome.stop_reason} at iteration {last.get('iteration', 0)}")
+    if last.get("verdict_evidence"):
+        print(f"evidence: {last['verdict_evidence']}")
+    if last.get("fid_intra") is not None:
+        print(f"intra-class judge FD {last['fid_intra']:.3f}, conditional accuracy {last['cond_accuracy']:.3f}, "
+              f"lowest diversity {last['diversity_min']:.3f}, coverage {last['coverage']:.3f} "
+              f"(judge held-out accuracy {last['judge_accuracy']:.3f})")
+    print(f"trial folder: {outcome.directory}")
+    if last.get("grid"):
+        print(f"latest grid: {outcome.directory / last['grid']}")
+    if outcome.stop_reason == "interrupted":
+        print(f"resume with: cgan-study trial --resume {outcome.directory}")
+        return 130
+    return 0
+
+
+def _study_run(args: argparse.Namespace) -> int:
+    import time
+
+    from study.runner import load_study, run_study, summary
+    from study.spec import load_spec
+
+    spec = load_spec(args.config, samples=args.samples, gpus_per_trial=args.gpus_per_trial,
+                     cpus_per_trial=args.cpus_per_trial, seed=args.seed)
+    name = args.name or f"study-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        run_study(spec, name=name, data=str(args.data) if args.data else None, storage=args.storage,
+                  address=args.address, judge_steps=args.judge_steps, wait_for_gpus=args.wait_for_gpus)
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with: cgan-study study resume {name} --storage {args.storage}", file=sys.stderr)
+        return 130
+    print(summary(load_study(name, args.storage)))
+    return 0
+
+
+def _study_resume(args: argparse.Namespace) -> int:
+    from study.runner import load_study, resume_study, summary
+
+    try:
+        resume_study(args.name, storage=args.storage, address=args.address)
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with: cgan-study study resume {args.name} --storage {args.storage}",
+              file=sys.stderr)
+        return 130
+    print(summary(load_study(args.name, args.storage)))
+    return 0
+
+
+def _study_status(args: argparse.Namespace) -> int:
+    from analysis import rank, read_experiment
+    from study.runner import load_study, summary
+
+    path = load_study(args.name, args.storage)
+    experiment = read_experiment(path)
+    print(f"{'trial':<20} {'state':<14} {'iter':>7} {'FD-intra':>9} {'acc':>6} {'div':>6}  baseline")
+    for trial in rank(experiment.trials):
+        last = trial.last
+        score = f"{trial.score:9.3f}" if trial.score is not None else f"{'-':>9}"
+        accuracy = last.get("cond_accuracy")
+        diversity = last.get("diversity_min")
+        print(f"{trial.name:<20} {trial.stop_reason:<14} {last.get('iteration', 0):>7} {score} "
+              f"{accuracy if accuracy is None else format(accuracy, '6.3f'):>6} "
+              f"{diversity if diversity is None else format(diversity, '6.3f'):>6}  {trial.baseline or ''}")
+    print(summary(path))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cgan-study",
@@ -166,6 +264,63 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--name", default="pickle", help="source name (default 'pickle')")
     imp.set_defaults(handler=_data_import_pickle)
 
+    trial = commands.add_parser(
+        "trial", help="run one training trial locally, without Ray",
+        description="Train the paper's CGAN once on this machine. The output folder holds the files of a "
+                    "Ray Tune trial folder (params.json, result.json, progress.csv, checkpoints) plus a sample "
+                    "grid per evaluation. Ctrl-C stops with a final checkpoint; --resume continues.",
+        epilog="examples: cgan-study trial --preset V1 --set iterations=5000 --set eval_every=500\n"
+               "          cgan-study trial --resume runs/trial-V1-20261125-101500",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    trial.add_argument("--preset", choices=("V0", "V1", "V2"), help="the paper's variant to start from (default V0)")
+    trial.add_argument("--data", type=Path, help="prepared .npz (default: the built-in synthetic set)")
+    trial.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field, e.g. --set latent_size=64 --set d_filters=16,32,64 "
+                            "--set freeze_after=off (repeatable)")
+    trial.add_argument("--out", type=Path, help="trial folder (default runs/trial-PRESET-TIME)")
+    trial.add_argument("--resume", type=Path, metavar="DIR", help="continue the trial in DIR from its last checkpoint")
+    trial.add_argument("--judge-steps", type=int, default=1500,
+                       help="training steps of the judge classifier, trained once per data set (default 1500)")
+    trial.set_defaults(handler=_trial)
+
+    study = commands.add_parser("study", help="run, resume and inspect Optuna-searched Ray Tune studies",
+                                description="Run, resume and inspect studies: Optuna TPE search, ASHA and "
+                                            "collapse stopping, trials across Ray workers.")
+    study_commands = study.add_subparsers(dest="study_command", metavar="ACTION", required=True)
+    run = study_commands.add_parser(
+        "run", help="start a study (embedded local Ray, or --address to join a cluster)",
+        description="Start a study. Without --address it starts a local Ray sized to this machine and shuts "
+                    "it down on exit. The paper's V0, V1 and V2 always run as baseline points.",
+        epilog="examples: cgan-study study run --samples 12\n"
+               "          cgan-study study run --config study.toml --address auto --gpus-per-trial 0.25 "
+               "--storage s3://bucket/studies",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--config", type=Path, help="study file (TOML: [study], [fixed], [search]); default: built-in")
+    run.add_argument("--data", type=Path, help="prepared .npz (default: the built-in synthetic set)")
+    run.add_argument("--name", help="study name (default study-TIME)")
+    run.add_argument("--samples", type=int, help="number of trials, baselines included (default from the study file: 20)")
+    run.add_argument("--address", help="Ray cluster address (e.g. auto); default: start Ray here")
+    run.add_argument("--gpus-per-trial", type=float, help="GPU share per trial, e.g. 0.25 = four trials per GPU")
+    run.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default 1)")
+    run.add_argument("--wait-for-gpus", action="store_true",
+                     help="keep GPU requests even when no GPU is up yet (autoscaling clusters)")
+    run.add_argument("--seed", type=int, help="TPE sampler seed")
+    run.add_argument("--judge-steps", type=int, default=1500, help="judge training steps (default 1500)")
+    run.add_argument("--storage", default="runs/studies",
+                     help="where results go: a local or shared folder, or s3://... (default runs/studies)")
+    run.set_defaults(handler=_study_run)
+    resume = study_commands.add_parser("resume", help="finish a study whose driver stopped or was killed",
+                                       description="Continue a study from its saved state: unfinished trials "
+                                                   "resume from their checkpoints, the searcher where it was.")
+    resume.add_argument("name")
+    resume.add_argument("--storage", default="runs/studies")
+    resume.add_argument("--address", help="Ray cluster address; default: start Ray here")
+    resume.set_defaults(handler=_study_resume)
+    status = study_commands.add_parser("status", help="show a study's trials from disk (no Ray needed)",
+                                       description="Rank a study's trials from the files on disk.")
+    status.add_argument("name", help="study name or folder")
+    status.add_argument("--storage", default="runs/studies")
+    status.set_defaults(handler=_study_status)
     return parser
 
 

@@ -7,6 +7,28 @@ import pytest
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Judges and the built-in set are cached per session, never in the user's ~/.cache."""
+    os.environ["CGAN_STUDY_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
+TINY = dict(g_filters=(8, 8, 4), d_filters=(4, 8, 8), latent_size=8, batch_size=16, eval_every=10,
+            eval_samples_per_class=10, grid_columns=3, collapse_grace=10**6)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A small prepared synthetic set on disk and a quickly trained judge for it."""
+    from trainable.data import synthetic_dataset
+    from trainable.judge import load_or_train_judge
+
+    dataset = synthetic_dataset(280, seed=7)
+    path = dataset.save(tmp_path_factory.mktemp("data") / "tiny.npz")
+    judge, _ = load_or_train_judge(dataset, steps=60)
+    return path, dataset, judge
+
+
 @pytest.fixture(scope="session")
 def faces():
     """A small synthetic set at FER-2013's 48x48, shared by the data tests."""

@@ -49,6 +49,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def cache_dir() -> Path:
+    """Where per-data-set work is cached (judges, the built-in data set): $CGAN_STUDY_CACHE or ~/.cache."""
+    return Path(os.environ.get("CGAN_STUDY_CACHE") or Path.home() / ".cache" / "cgan-study")
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -211,6 +211,22 @@ def synthetic_dataset(count: int = 3500, *, seed: int = 0, size: int = 28) -> Pr
     return prepare_faces(images, labels, split, size=size)
 
 
+SYNTHETIC_VERSION = 1  # bump when the drawing changes, so cached copies are redrawn
+
+
+def builtin_dataset(count: int = 3500, *, seed: int = 0, size: int = 28) -> PreparedDataset:
+    """The built-in set, drawn once and cached as a prepared file (the default data everywhere)."""
+    from trainable._io import cache_dir
+    from trainable.data._prepared import load_prepared
+
+    path = cache_dir() / f"synthetic-{count}-s{seed}-{size}-v{SYNTHETIC_VERSION}.npz"
+    if path.is_file():
+        return load_prepared(path)
+    dataset = synthetic_dataset(count, seed=seed, size=size)
+    dataset.save(path)
+    return dataset
+
+
 _CSV_USAGE = {"train": "Training", "valid": "PublicTest", "test": "PrivateTest"}
 
 

@@ -1,0 +1,136 @@
+"""Read an experiment folder from disk, with no Ray running: a whole study or one local trial.
+
+Tolerates a study still running or interrupted: a trial without results, a result.json cut
+mid-line; what it skips it says in ``Experiment.skipped``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+STUDY_FILE = "study.json"
+STOP_FILE = "stop_reason.json"
+HEALTHY = ("completed", "asha", "running", "interrupted")
+
+
+@dataclasses.dataclass
+class TrialRecord:
+    name: str
+    path: Path
+    params: dict[str, Any]
+    rows: list[dict[str, Any]]
+    stop_reason: str  # completed, asha, mode-collapse, loss-collapse, error, interrupted, running
+    evidence: str = ""
+    baseline: str | None = None  # V0 / V1 / V2 when the trial is one of the paper's points
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.rows[-1] if self.rows else {}
+
+    @property
+    def score(self) -> float | None:
+        value = self.last.get("fid_intra")
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+    @property
+    def collapsed(self) -> bool:
+        return self.stop_reason in ("mode-collapse", "loss-collapse")
+
+
+@dataclasses.dataclass
+class Experiment:
+    path: Path
+    trials: list[TrialRecord]
+    study: dict[str, Any] | None  # study.json for a study, None for a single local trial
+    skipped: list[str]
+
+
+def _read_rows(path: Path, skipped: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    if not path.exists():
+        return rows
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            skipped.append(f"{path} line {number}: incomplete JSON (the trial was still writing or was killed)")
+    return rows
+
+
+def _matches(params: dict[str, Any], point: dict[str, Any]) -> bool:
+    return all(key in params and params[key] == value for key, value in point.items())
+
+
+def _stop_reason(trial_dir: Path, rows: list[dict], in_study: bool) -> tuple[str, str]:
+    stop_file = trial_dir / STOP_FILE
+    if stop_file.exists():
+        try:
+            record = json.loads(stop_file.read_text())
+            return record["stop_reason"], record.get("evidence", "")
+        except (json.JSONDecodeError, KeyError):
+            pass
+    last = rows[-1] if rows else {}
+    if last.get("stop_reason"):  # a local trial records its own
+        return last["stop_reason"], last.get("verdict_evidence", "")
+    if (trial_dir / "error.txt").exists():
+        return "error", (trial_dir / "error.txt").read_text().strip().splitlines()[-1:][0] if \
+            (trial_dir / "error.txt").read_text().strip() else ""
+    return "running", ""
+
+
+def read_trial(trial_dir: Path, skipped: list[str], baselines: dict[str, dict] | None = None,
+               in_study: bool = False) -> TrialRecord | None:
+    params_file = trial_dir / "params.json"
+    if not params_file.exists():
+        skipped.append(f"{trial_dir}: no params.json (not a trial folder, or not started)")
+        return None
+    try:
+        params = json.loads(params_file.read_text())
+    except json.JSONDecodeError:
+        skipped.append(f"{params_file}: unreadable")
+        return None
+    rows = _read_rows(trial_dir / "result.json", skipped)
+    for row in rows:
+        row.pop("config", None)
+    reason, evidence = _stop_reason(trial_dir, rows, in_study)
+    baseline = params.get("preset") if not in_study else None
+    for name, point in (baselines or {}).items():
+        if _matches(params, point):
+            baseline = name
+            break
+    return TrialRecord(trial_dir.name, trial_dir, params, rows, reason, evidence, baseline)
+
+
+def read_experiment(path: str | Path) -> Experiment:
+    """A study folder (study.json + trial folders) or a single trial folder (params.json)."""
+    path = Path(path)
+    skipped: list[str] = []
+    if (path / "params.json").exists():
+        trial = read_trial(path, skipped)
+        return Experiment(path, [trial] if trial else [], None, skipped)
+    study = None
+    if (path / STUDY_FILE).exists():
+        study = json.loads((path / STUDY_FILE).read_text())
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such experiment folder")
+    baselines = (study or {}).get("baselines", {})
+    trials = []
+    for trial_dir in sorted(p for p in path.iterdir() if p.is_dir() and p.name.startswith("trial_")):
+        trial = read_trial(trial_dir, skipped, baselines, in_study=study is not None)
+        if trial is not None:
+            trials.append(trial)
+    return Experiment(path, trials, study, skipped)
+
+
+def rank(trials: list[TrialRecord]) -> list[TrialRecord]:
+    """Healthy trials by score (lower first), then collapsed and errored ones, whatever their score."""
+    def key(trial: TrialRecord):
+        unhealthy = trial.collapsed or trial.stop_reason == "error" or trial.score is None
+        return (unhealthy, trial.score if trial.score is not None else math.inf, trial.name)
+    return sorted(trials, key=key)

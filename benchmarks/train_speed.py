@@ -1,0 +1,127 @@
+"""Training speed: iterations/s of the trainer against a straightforward reference loop.
+
+The reference is the same architecture trained the way the paper describes it, written the
+plain way: sigmoid outputs with BCELoss, the fake batch generated with autograd on and then
+detached, D's weight gradients computed in the G step too, default Adam, NCHW tensors. Both
+run in this process, interleaved, so the ratio holds on a busy machine. Also prints the cost
+of one evaluation (judge metrics + grid) as a share of training time at the default interval.
+
+    python benchmarks/train_speed.py            # CPU, and CUDA when available
+    python benchmarks/train_speed.py --quick    # fewer iterations
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.nn import functional as F
+
+from trainable.config import TrainConfig, preset
+from trainable.data import builtin_dataset, normalize
+from trainable.judge import load_or_train_judge
+from trainable.models import Discriminator, Generator
+from trainable.training import Trainer
+
+SMALL = dict(g_filters=(32, 16, 8), d_filters=(8, 16, 32), latent_size=32)
+
+
+class ReferenceLoop:
+    def __init__(self, config: TrainConfig, dataset, device: torch.device) -> None:
+        torch.manual_seed(config.seed)
+        self.config, self.device = config, device
+        train = dataset.select("train")
+        self.images = torch.from_numpy(normalize(train.images, config.normalization)).to(device)
+        self.labels = torch.from_numpy(train.labels).to(device)
+        self.eye = torch.eye(dataset.num_classes, device=device)
+        self.generator = Generator(config, dataset.num_classes).to(device)
+        self.discriminator = Discriminator(config, dataset.num_classes).to(device)
+        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), config.g_lr, (config.g_beta1, config.g_beta2))
+        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), config.d_lr, (config.d_beta1, config.d_beta2))
+        self.num_classes = dataset.num_classes
+
+    def step(self) -> float:
+        n, c = self.config.batch_size, self.config
+        index = torch.randint(len(self.images), (n,), device=self.device)
+        real, real_labels = self.images[index], self.eye[self.labels[index]]
+        self.d_optimizer.zero_grad()
+        d_real = F.binary_cross_entropy(torch.sigmoid(self.discriminator(real, real_labels)), torch.ones(n, device=self.device))
+        d_real.backward()
+        self.d_optimizer.step()
+        z = torch.rand(n, c.latent_size, device=self.device) * 2 - 1
+        fake_labels = self.eye[torch.randint(self.num_classes, (n,), device=self.device)]
+        fake = self.generator(z, fake_labels)
+        self.d_optimizer.zero_grad()
+        d_fake = F.binary_cross_entropy(torch.sigmoid(self.discriminator(fake.detach(), fake_labels)), torch.zeros(n, device=self.device))
+        d_fake.backward()
+        self.d_optimizer.step()
+        z = torch.rand(n, c.latent_size, device=self.device) * 2 - 1
+        labels = self.eye[torch.randint(self.num_classes, (n,), device=self.device)]
+        self.g_optimizer.zero_grad()
+        g_loss = F.binary_cross_entropy(torch.sigmoid(self.discriminator(self.generator(z, labels), labels)), torch.ones(n, device=self.device))
+        g_loss.backward()
+        self.g_optimizer.step()
+        return float(g_loss)
+
+
+def rate(step, iterations: int, device: torch.device) -> float:
+    for _ in range(max(2, iterations // 10)):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(iterations):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return iterations / (time.perf_counter() - start)
+
+
+def compare(label: str, config: TrainConfig, dataset, device: torch.device, iterations: int, rounds: int) -> None:
+    reference = ReferenceLoop(config, dataset, device)
+    ours = {precision: Trainer(config.replace(precision=precision), dataset, device=device)
+            for precision in ("fp32", "bf16")}
+    results: dict[str, list[float]] = {"reference": [], "fp32": [], "bf16": []}
+    for _ in range(rounds):  # interleaved, so drift on a shared machine hits both alike
+        results["reference"].append(rate(reference.step, iterations, device))
+        for precision, trainer in ours.items():
+            results[precision].append(rate(trainer.step, iterations, device))
+    best = {name: max(values) for name, values in results.items()}
+    print(f"{device.type} {label}: reference {best['reference']:.2f} it/s | ours fp32 {best['fp32']:.2f} it/s "
+          f"({best['fp32'] / best['reference']:.2f}x) | ours bf16 {best['bf16']:.2f} it/s "
+          f"({best['bf16'] / best['reference']:.2f}x)", flush=True)
+
+
+def evaluation_share(dataset, device: torch.device, iterations: int) -> None:
+    judge, _ = load_or_train_judge(dataset, device=device, progress=True)
+    for label, config in (("small", TrainConfig.from_dict(SMALL)), ("V0", preset("V0"))):
+        trainer = Trainer(config, dataset, judge, device=device)
+        per_step = 1 / rate(trainer.step, iterations if label == "small" else max(3, iterations // 40), device)
+        trainer.evaluate()
+        start = time.perf_counter()
+        trainer.evaluate()
+        evaluate_s = time.perf_counter() - start
+        share = evaluate_s / (evaluate_s + config.eval_every * per_step)
+        print(f"{device.type} {label}: one evaluation {evaluate_s:.2f} s "
+              f"({config.eval_samples_per_class * dataset.num_classes} samples + grid) vs "
+              f"{config.eval_every} iterations {config.eval_every * per_step:.1f} s: {100 * share:.1f} % of time", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    args = parser.parse_args()
+    dataset = builtin_dataset()
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    for device in devices:
+        fast = device.type == "cuda"
+        compare("small", TrainConfig.from_dict(SMALL), dataset, device,
+                iterations=(500 if fast else 60) // (2 if args.quick else 1), rounds=3)
+        compare("V0", preset("V0"), dataset, device,
+                iterations=(300 if fast else 4) // (2 if args.quick else 1), rounds=2 if args.quick else 3)
+        evaluation_share(dataset, device, iterations=200 if fast else 60)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""The study file: what a study searches and what it holds fixed (TOML, edited by the user).
+
+    [study]                    # how the study runs
+    samples = 20               # trials, the paper's three baselines included
+    metric = "fid_intra"       # primary quality score (lower is better)
+    multi_objective = false    # true: also maximise diversity_mean (Optuna multi-objective)
+    seed = 0                   # TPE sampler seed
+    grace_period = 2           # ASHA: evaluations before a trial may be stopped
+    reduction_factor = 3       # ASHA
+    max_failures = 2           # retries of a trial whose worker dies or raises
+    cpus_per_trial = 1
+    gpus_per_trial = 0         # 0.25: four trials share a GPU
+
+    [fixed]                    # config fields every trial gets (any TrainConfig field)
+    iterations = 20000
+    eval_every = 1000
+
+    [search]                   # config fields searched; each a choice list or a range table
+    latent_size = [32, 64, 80, 100, 128]
+    d_filters = ["8,16,32", "16,32,64", "32,64,128", "64,128,256"]
+    d_dropout = {low = 0.0, high = 0.5}
+    g_beta1 = {low = 0.0, high = 0.9}
+    g_lr = {low = 5e-5, high = 2e-3, log = true}
+
+A choice list holds ints, floats or strings ("off" switches a freeze rule off); a range is
+a table with low, high and optional log (float) or step (int). Parameter names are the
+config's field names, so a trial's parameters are its config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from trainable.config import PRESETS, TrainConfig
+from trainable.errors import ConfigError
+
+SEARCHABLE_METRICS = ("fid_intra", "fid")
+
+# Defaults: the paper's axes, each wide enough to hold the V0/V1/V2 baselines.
+DEFAULT_SEARCH: dict[str, Any] = {
+    "latent_size": [32, 64, 80, 100, 128],
+    "d_filters": ["8,16,32", "16,32,64", "32,64,128", "64,128,256"],
+    "d_dropout": {"low": 0.0, "high": 0.5},
+    "g_beta1": {"low": 0.0, "high": 0.9},
+    "g_beta2": [0.9, 0.99, 0.999],
+    "d_beta1": {"low": 0.0, "high": 0.9},
+    "d_beta2": [0.9, 0.99, 0.999],
+    "normalization": ["[0,1]", "[-1,1]"],
+    "freeze_accuracy": ["off", 0.8, 0.9, 0.95, 0.99],
+    "freeze_after": ["off", 2000, 5000, 10000, 50000],
+    "g_lr": {"low": 5e-5, "high": 2e-3, "log": True},
+    "d_lr": {"low": 5e-5, "high": 2e-3, "log": True},
+}
+# A study on the built-in data that finishes in minutes on 2 cores: small widths, few iterations.
+DEFAULT_FIXED: dict[str, Any] = {
+    "g_filters": "32,16,8", "iterations": 2000, "eval_every": 250, "eval_samples_per_class": 50,
+    "collapse_grace": 750,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    values: tuple[Any, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    low: float
+    high: float
+    log: bool = False
+    step: int | None = None
+    integer: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySpec:
+    search: dict[str, Choice | Range]
+    fixed: dict[str, Any]
+    samples: int = 20
+    metric: str = "fid_intra"
+    multi_objective: bool = False
+    seed: int = 0
+    grace_period: int = 2
+    reduction_factor: int = 3
+    max_failures: int = 2
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    baselines: tuple[str, ...] = ("V0", "V1", "V2")
+
+    def base_config(self) -> TrainConfig:
+        return TrainConfig.from_dict(self.fixed)
+
+    def baseline_points(self) -> list[dict[str, Any]]:
+        """The paper's presets as points of this space (points_to_evaluate), each checked to lie in it."""
+        points = []
+        for name in self.baselines:
+            config = TrainConfig.from_dict(PRESETS[name], base=self.base_config())
+            point = {}
+            for key, domain in self.search.items():
+                value = _param_value(getattr(config, key))
+                if not _contains(domain, value):
+                    raise ConfigError(f"baseline {name}: {key}={value!r} lies outside the search space "
+                                      f"{_describe(domain)}; widen [search].{key} so the paper's {name} can run")
+                point[key] = value
+            points.append(point)
+        return points
+
+
+def _param_value(value: Any) -> Any:
+    """A config value as an Optuna parameter value (tuples as "a,b,c", None as "off")."""
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return "off" if value is None else value
+
+
+def _contains(domain: Choice | Range, value: Any) -> bool:
+    if isinstance(domain, Choice):
+        return value in domain.values
+    return isinstance(value, (int, float)) and domain.low <= value <= domain.high
+
+
+def _describe(domain: Choice | Range) -> str:
+    return f"{list(domain.values)}" if isinstance(domain, Choice) else f"[{domain.low}, {domain.high}]"
+
+
+def _domain(key: str, raw: Any) -> Choice | Range:
+    field_type = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}[key]
+    if isinstance(raw, list):
+        if not raw:
+            raise ConfigError(f"[search].{key}: empty choice list")
+        values = tuple(raw)
+        for value in values:  # every choice must make a valid config
+            TrainConfig.from_dict({key: value if not isinstance(value, str) else value})
+        return Choice(values)
+    if isinstance(raw, dict):
+        unknown = set(raw) - {"low", "high", "log", "step"}
+        if unknown or "low" not in raw or "high" not in raw:
+            raise ConfigError(f"[search].{key}: a range needs low and high (optional log, step), got {sorted(raw)}")
+        integer = field_type.startswith("int")
+        low, high = raw["low"], raw["high"]
+        if not low < high:
+            raise ConfigError(f"[search].{key}: low {low} must be below high {high}")
+        TrainConfig.from_dict({key: int(low) if integer else float(low)})
+        TrainConfig.from_dict({key: int(high) if integer else float(high)})
+        if raw.get("log") and low <= 0:
+            raise ConfigError(f"[search].{key}: a log range needs low > 0")
+        return Range(float(low), float(high), bool(raw.get("log", False)), raw.get("step"), integer)
+    raise ConfigError(f"[search].{key}: expected a list of choices or a table with low and high")
+
+
+_STUDY_KEYS = {f.name for f in dataclasses.fields(StudySpec)} - {"search", "fixed"}
+
+
+def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
+    """Read a study file (or the defaults), validating every key and value with a clear message."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such study file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    unknown = set(raw) - {"study", "fixed", "search"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown section [{sorted(unknown)[0]}]; expected [study], [fixed], [search]")
+    settings = dict(raw.get("study", {}))
+    bad = set(settings) - _STUDY_KEYS
+    if bad:
+        raise ConfigError(f"{path}: unknown key [study].{sorted(bad)[0]}; known: {', '.join(sorted(_STUDY_KEYS))}")
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    search_raw = raw.get("search", DEFAULT_SEARCH)
+    fixed = {**DEFAULT_FIXED, **raw.get("fixed", {})} if "fixed" in raw or path is None else dict(DEFAULT_FIXED)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for section, keys in (("search", search_raw), ("fixed", fixed)):
+        for key in keys:
+            if key not in fields:
+                raise ConfigError(f"[{section}].{key}: not a config field; known: {', '.join(sorted(fields))}")
+    both = set(search_raw) & set(fixed)
+    for key in both:  # a searched key wins over the default fixed value
+        fixed.pop(key)
+    TrainConfig.from_dict(fixed)
+    search = {key: _domain(key, value) for key, value in search_raw.items()}
+    if "baselines" in settings:
+        settings["baselines"] = tuple(settings["baselines"])
+    spec = StudySpec(search=search, fixed=fixed, **settings)
+    if spec.metric not in SEARCHABLE_METRICS:
+        raise ConfigError(f"[study].metric: expected one of {list(SEARCHABLE_METRICS)}, got {spec.metric!r}")
+    if spec.samples < len(spec.baselines):
+        raise ConfigError(f"[study].samples: {spec.samples} is fewer than the {len(spec.baselines)} baselines")
+    for name in spec.baselines:
+        if name not in PRESETS:
+            raise ConfigError(f"[study].baselines: unknown preset {name!r}")
+    if spec.cpus_per_trial <= 0 or spec.gpus_per_trial < 0:
+        raise ConfigError("[study]: cpus_per_trial must be > 0 and gpus_per_trial >= 0")
+    if spec.gpus_per_trial > 1 and spec.gpus_per_trial != int(spec.gpus_per_trial):
+        raise ConfigError(f"gpus per trial {spec.gpus_per_trial}: a fraction must be at most 1, else a whole number")
+    spec.baseline_points()  # fail now, not mid-study, if a baseline lies outside the space
+    return spec
+
+
+class SearchSpace:
+    """The Optuna define-by-run function: parameter names are config field names.
+
+    A class, not a closure: Tune saves the searcher with plain pickle, and that saved state is
+    what a resumed study continues from.
+    """
+
+    def __init__(self, spec: StudySpec) -> None:
+        self.spec = spec
+
+    def __call__(self, trial) -> dict[str, Any]:
+        for key, domain in self.spec.search.items():
+            if isinstance(domain, Choice):
+                trial.suggest_categorical(key, list(domain.values))
+            elif domain.integer:
+                trial.suggest_int(key, int(domain.low), int(domain.high), log=domain.log, step=domain.step or 1)
+            else:
+                trial.suggest_float(key, domain.low, domain.high, log=domain.log)
+        return dict(self.spec.fixed)
+
+
+def define_by_run(spec: StudySpec) -> SearchSpace:
+    return SearchSpace(spec)
+
+
+def trial_config(params: dict[str, Any], spec: StudySpec) -> TrainConfig:
+    """A trial's config from its sampled parameters on top of the fixed ones."""
+    values = {key: value for key, value in params.items() if key in spec.search}
+    return TrainConfig.from_dict(values, base=spec.base_config())

@@ -1,0 +1,165 @@
+"""One frozen, validated configuration for a trial; the paper's variants are presets of it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any, Mapping
+
+from trainable.errors import ConfigError
+
+NORMALIZATIONS = ("[0,1]", "[-1,1]")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
+OFF = ("off", "none", "null", "")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    # Model (paper section 7). The generator projects [z, one-hot label] to a 7x7 map of
+    # g_filters[0] channels, then transposed convolutions give g_filters[0], [1], [2], 1 channels.
+    latent_size: int = 100
+    d_filters: tuple[int, int, int] = (32, 64, 128)
+    d_dropout: float = 0.0
+    g_filters: tuple[int, int, int] = (256, 128, 64)
+    leaky_slope: float = 0.2
+    normalization: str = "[0,1]"  # [0,1] -> sigmoid output, [-1,1] -> tanh output
+    # Optimisation. The paper prints "beta1 0.05, beta2 0.09" (section 7): typos for the DCGAN
+    # standard 0.5 / 0.999, which we use; the other Adam values are Keras defaults (eps 1e-7).
+    g_lr: float = 2e-4
+    g_beta1: float = 0.5
+    g_beta2: float = 0.999
+    d_lr: float = 2e-4
+    d_beta1: float = 0.5
+    d_beta2: float = 0.999
+    batch_size: int = 64
+    iterations: int = 400_000
+    # Freeze rule (V2): D is not updated after freeze_after iterations, or while its accuracy
+    # over the last freeze_window iterations exceeds freeze_accuracy. None switches a rule off.
+    freeze_after: int | None = None
+    freeze_accuracy: float | None = None
+    freeze_window: int = 100
+    # Evaluation and reporting.
+    eval_every: int = 1000
+    eval_samples_per_class: int = 100
+    grid_columns: int = 8
+    # Collapse verdict: evidence must persist for collapse_patience consecutive evaluations,
+    # and none is judged before collapse_grace iterations (an untrained G is not "collapsed").
+    # The defaults come from runs on the synthetic set (see trainable/verdict.py).
+    collapse_patience: int = 3
+    collapse_grace: int = 2000
+    mode_collapse_diversity: float = 0.35
+    mode_collapse_coverage: float = 0.05
+    loss_collapse_d_loss: float = 0.01
+    loss_collapse_accuracy: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    # bf16 autocast: twice as fast at the V0 width on a CPU with AVX-512 BF16, slower at small
+    # widths (benchmarks/train_speed.py); "auto" is bf16 on CUDA GPUs that support it, else fp32.
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("d_filters", "g_filters"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or len(value) != 3 or not all(isinstance(v, int) and v >= 1 for v in value):
+                raise ConfigError(f"{name}: expected three positive integers, got {value!r}")
+        _check_range("latent_size", self.latent_size, 1, 4096, integer=True)
+        _check_range("d_dropout", self.d_dropout, 0.0, 0.95)
+        _check_range("leaky_slope", self.leaky_slope, 0.0, 1.0)
+        if self.normalization not in NORMALIZATIONS:
+            raise ConfigError(f"normalization: expected one of {list(NORMALIZATIONS)}, got {self.normalization!r}")
+        for name in ("g_lr", "d_lr"):
+            _check_range(name, getattr(self, name), 1e-7, 1.0)
+        for name in ("g_beta1", "d_beta1", "g_beta2", "d_beta2"):
+            _check_range(name, getattr(self, name), 0.0, 0.99999)
+        _check_range("batch_size", self.batch_size, 2, 65536, integer=True)
+        _check_range("iterations", self.iterations, 1, 10**9, integer=True)
+        if self.freeze_after is not None:
+            _check_range("freeze_after", self.freeze_after, 0, 10**9, integer=True)
+        if self.freeze_accuracy is not None:
+            _check_range("freeze_accuracy", self.freeze_accuracy, 0.5, 1.0)
+        _check_range("freeze_window", self.freeze_window, 1, 10**6, integer=True)
+        _check_range("eval_every", self.eval_every, 1, 10**9, integer=True)
+        _check_range("eval_samples_per_class", self.eval_samples_per_class, 10, 100_000, integer=True)
+        _check_range("grid_columns", self.grid_columns, 1, 64, integer=True)
+        _check_range("collapse_patience", self.collapse_patience, 1, 10**6, integer=True)
+        _check_range("collapse_grace", self.collapse_grace, 0, 10**9, integer=True)
+        _check_range("mode_collapse_diversity", self.mode_collapse_diversity, 0.0, 10.0)
+        _check_range("mode_collapse_coverage", self.mode_collapse_coverage, 0.0, 1.0)
+        _check_range("loss_collapse_d_loss", self.loss_collapse_d_loss, 0.0, 10.0)
+        _check_range("loss_collapse_accuracy", self.loss_collapse_accuracy, 0.5, 1.0)
+        _check_range("seed", self.seed, 0, 2**63 - 1, integer=True)
+        if self.device not in DEVICES:
+            raise ConfigError(f"device: expected one of {list(DEVICES)}, got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision: expected one of {list(PRECISIONS)}, got {self.precision!r}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, base: "TrainConfig | None" = None) -> "TrainConfig":
+        """Build from plain values (JSON, Optuna parameters, ``--set`` strings); unknown keys are errors."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown config key {unknown[0]!r}; known keys: {', '.join(fields)}")
+        base = base or cls()
+        parsed = {name: _coerce(name, value, str(fields[name].type)) for name, value in values.items()}
+        return dataclasses.replace(base, **parsed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in dataclasses.asdict(self).items()}
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return TrainConfig.from_dict(changes, base=self)
+
+
+def _check_range(name: str, value: Any, low: float, high: float, *, integer: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{name}: expected {kind}, got {value!r}")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ConfigError(f"{name}: {value!r} out of range [{low}, {high}]")
+
+
+def _coerce(name: str, value: Any, declared: str) -> Any:
+    """Turn a string or JSON value into the field's declared type, naming the key when it cannot."""
+    optional = declared.endswith("| None")
+    if isinstance(value, str):
+        text = value.strip()
+        if optional and text.lower() in OFF:
+            return None
+        if declared.startswith("tuple"):
+            try:
+                return tuple(int(p) for p in text.strip("()[]").replace("-", ",").split(",") if p.strip())
+            except ValueError:
+                raise ConfigError(f"{name}: expected integers like 32,64,128, got {value!r}") from None
+        if declared == "str":
+            return text
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise ConfigError(f"{name}: cannot read {value!r} as a number") from None
+    if declared.startswith("tuple") and isinstance(value, list):
+        return tuple(value)
+    if declared.startswith("int") and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if declared.startswith("float") and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+# The paper's variants (section 8). It gives no numbers for V1's dropout and "fewer filters"
+# or V2's "accuracy too high": we choose dropout 0.3, half the filters, and 0.95 over the window.
+PRESETS: dict[str, dict[str, Any]] = {
+    "V0": {},
+    "V1": {"latent_size": 80, "d_filters": (16, 32, 64), "d_dropout": 0.3},
+    "V2": {"latent_size": 80, "d_filters": (16, 32, 64), "d_dropout": 0.3,
+           "freeze_after": 50_000, "freeze_accuracy": 0.95},
+}
+
+
+def preset(name: str, **overrides: Any) -> TrainConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; expected one of {list(PRESETS)}")
+    return TrainConfig.from_dict({**PRESETS[name], **overrides})

@@ -1,0 +1,77 @@
+"""A single trial without Ray: the same trainer, the same files as a Ray Tune trial folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from trainable.config import TrainConfig
+from trainable.data import PreparedDataset, builtin_dataset, load_prepared
+from trainable.errors import UserError
+from trainable.judge import Judge, load_or_train_judge
+from trainable.loop import train
+from trainable.training import Trainer
+from trainable.trial_dir import LocalReporter, TrialDirectory, split_params
+
+BUILTIN = "builtin:synthetic"
+DEFAULT_JUDGE_STEPS = 1500
+
+
+def load_data(data: str | Path | None) -> PreparedDataset:
+    return builtin_dataset() if data in (None, BUILTIN) else load_prepared(data)
+
+
+def describe(row: dict) -> str:
+    if row.get("fid_intra") is None:
+        return ""
+    return (f"| FD-intra {row['fid_intra']:.2f} acc {row['cond_accuracy']:.2f} "
+            f"div {row['diversity_min']:.2f} cov {row['coverage']:.2f}")
+
+
+@dataclasses.dataclass
+class TrialOutcome:
+    directory: Path
+    stop_reason: str
+    rows: list[dict]
+
+
+def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None, preset: str | None = None,
+                    data: str | Path | None = None, judge_steps: int = DEFAULT_JUDGE_STEPS,
+                    resume: bool = False, iterations: int | None = None, progress: bool = False,
+                    judge: Judge | None = None) -> TrialOutcome:
+    """Run (or, with ``resume``, continue) one trial writing into ``directory``."""
+    folder = TrialDirectory(directory)
+    if resume:
+        params = folder.params()
+        config, meta = split_params(params)
+        if iterations is not None:
+            config = config.replace(iterations=iterations)
+        data, judge_steps = meta.get("data", BUILTIN), meta.get("judge_steps", judge_steps)
+    else:
+        config = config or TrainConfig()
+        params: dict[str, Any] = {**config.to_dict(), "preset": preset, "data": str(data or BUILTIN),
+                                  "judge_steps": judge_steps}
+        folder.create(params)
+
+    dataset = load_data(data)
+    if judge is None:
+        judge, trained = load_or_train_judge(dataset, steps=judge_steps, progress=progress)
+        if trained and progress:
+            print(f"judge trained: held-out accuracy {judge.heldout_accuracy:.3f} (cached for this data set)",
+                  file=sys.stderr)
+    trainer = Trainer(config, dataset, judge)
+    history: list[dict] = []
+    if resume:
+        checkpoints = folder.checkpoints()
+        if not checkpoints:
+            raise UserError(f"{folder.path}: no checkpoint to resume from")
+        trainer.restore(checkpoints[-1])
+        history = [row for row in folder.results() if row["iteration"] <= trainer.iteration]
+        folder.rewrite(history)
+        finished = history and history[-1].get("stop_reason") not in (None, "interrupted")
+        if finished and (iterations is None or trainer.iteration >= config.iterations):
+            return TrialOutcome(folder.path, history[-1]["stop_reason"], history)  # nothing left to do
+    stop_reason = train(trainer, LocalReporter(folder), history=history, progress=progress, describe=describe)
+    return TrialOutcome(folder.path, stop_reason, folder.results())

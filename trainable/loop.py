@@ -1,0 +1,121 @@
+"""The training loop: steps, and at each evaluation a report to a callback.
+
+The reporter decides where results go (a local trial folder, or Ray Tune); the loop only
+assembles one flat result row per evaluation, never with NaN in it (Optuna would leave the
+trial RUNNING forever), and applies the collapse verdict.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Protocol
+
+import numpy as np
+
+from trainable._progress import Progress
+from trainable.training import StepStats, Trainer
+from trainable.verdict import verdict_for
+
+COMPLETED, INTERRUPTED = "completed", "interrupted"
+_AVERAGED = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "d_grad_norm", "g_grad_norm")
+
+
+class Reporter(Protocol):
+    def __call__(self, row: dict, grid: np.ndarray, trainer: Trainer) -> None: ...
+
+
+def clean(value):
+    """JSON-safe and NaN-free: non-finite floats become None, numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {key: clean(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(item) for item in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+class _Window:
+    """Means of the step statistics since the last report."""
+
+    def __init__(self) -> None:
+        self.sums = dict.fromkeys(_AVERAGED, 0.0)
+        self.count = self.frozen = 0
+        self.nonfinite = False
+        self.started = time.perf_counter()
+
+    def add(self, stats: StepStats) -> None:
+        for key in _AVERAGED:
+            self.sums[key] += getattr(stats, key)
+        self.count += 1
+        self.frozen += stats.frozen
+        self.nonfinite |= stats.nonfinite
+
+    def row(self) -> dict:
+        seconds = time.perf_counter() - self.started
+        means = {key: total / max(1, self.count) for key, total in self.sums.items()}
+        return {**means, "nonfinite": self.nonfinite, "frozen_share": self.frozen / max(1, self.count),
+                "iterations_per_s": self.count / seconds if seconds > 0 else 0.0}
+
+
+def train(trainer: Trainer, reporter: Reporter, *, history: list[dict] | None = None,
+          stop_on_collapse: bool = True, progress: bool = False,
+          describe: Callable[[dict], str] | None = None) -> str:
+    """Train until the configured iterations, a collapse (if ``stop_on_collapse``) or Ctrl-C.
+
+    ``history`` holds the rows already reported (on resume). Returns the stop reason:
+    completed, interrupted, or the collapse kind.
+    """
+    config = trainer.config
+    history = list(history or [])
+    elapsed_before = history[-1]["time_total_s"] if history else 0.0
+    started = time.perf_counter()
+    meter = Progress("training", config.iterations, enabled=progress)
+    window = _Window()
+    latest = ""
+
+    def report(stop_reason: str | None) -> dict:
+        evaluation_started = time.perf_counter()
+        scores, grid = trainer.evaluate()
+        row = {"iteration": trainer.iteration, "training_iteration": len(history) + 1, **window.row(),
+               "frozen": trainer.frozen, "freeze_events": trainer.take_events(), **scores,
+               "eval_s": time.perf_counter() - evaluation_started}
+        if "diversity_per_class" in row:
+            row["diversity_lowest_class"] = trainer.class_names[int(np.argmin(row["diversity_per_class"]))]
+        row = clean(row)
+        verdict = verdict_for([*history, row], config)
+        if stop_reason is None and verdict.collapsed and stop_on_collapse:
+            stop_reason = verdict.kind
+        row.update(verdict=verdict.kind, verdict_evidence=verdict.evidence,
+                   time_total_s=elapsed_before + time.perf_counter() - started,
+                   done=stop_reason is not None, stop_reason=stop_reason)
+        history.append(row)
+        reporter(row, grid, trainer)
+        return row
+
+    try:
+        while trainer.iteration < config.iterations:
+            stats = trainer.step()
+            window.add(stats)
+            finished = trainer.iteration >= config.iterations
+            if trainer.iteration % config.eval_every == 0 or finished or stats.nonfinite:
+                row = report(COMPLETED if finished else None)
+                window = _Window()
+                latest = describe(row) if describe else ""
+                if row["stop_reason"]:
+                    meter.close(trainer.iteration, latest)
+                    return row["stop_reason"]
+            meter.update(trainer.iteration, f"D {stats.d_loss:.3f} G {stats.g_loss:.3f} {latest}")
+    except KeyboardInterrupt:
+        # Ctrl-C: one last report and checkpoint, so the trial can resume from here.
+        if window.count:
+            report(INTERRUPTED)
+        meter.close(trainer.iteration, "interrupted")
+        return INTERRUPTED
+    meter.close(trainer.iteration, latest)
+    return COMPLETED

@@ -1,0 +1,257 @@
+"""Training: one step, evaluation, and exact checkpoint state (the loop lives in trainable/loop.py).
+
+A step is the paper's (section 7): D learns on a real batch, then on a fake batch made with
+random labels (two updates, as Keras' train_on_batch twice); then G learns on a fresh batch
+of random z and labels. z is uniform in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from trainable._io import atomic_path
+from trainable.config import TrainConfig
+from trainable.data import PreparedDataset, denormalize, normalize
+from trainable.errors import UserError
+from trainable.judge import Judge
+from trainable.models import Discriminator, Generator
+
+CHECKPOINT_FILE = "trainer.pt"
+
+
+@dataclasses.dataclass(frozen=True)
+class StepStats:
+    d_loss: float  # mean of the real and fake updates (nan-free unless nonfinite)
+    g_loss: float
+    d_real_accuracy: float
+    d_fake_accuracy: float
+    d_grad_norm: float
+    g_grad_norm: float
+    frozen: bool
+    nonfinite: bool
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device cuda requested but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def _grad_norm(parameters: list[torch.Tensor]) -> torch.Tensor:
+    grads = [p.grad for p in parameters if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else torch.zeros(())
+
+
+class Trainer:
+    """Holds the models, optimizers, data on the device and every random state of one trial."""
+
+    def __init__(self, config: TrainConfig, dataset: PreparedDataset, judge: Judge | None = None,
+                 *, device: str | torch.device | None = None) -> None:
+        self.config = config
+        self.device = torch.device(device) if device is not None else resolve_device(config.device)
+        self.judge = judge
+        self.class_names = dataset.class_names
+        self.num_classes = dataset.num_classes
+        self.size = dataset.size
+        train = dataset.select("train")
+        # The whole training split lives on the device: the fused set at 28x28 is ~0.2 GB.
+        self.images = torch.from_numpy(normalize(train.images, config.normalization)).to(self.device)
+        self.images = self.images.contiguous(memory_format=torch.channels_last)
+        self.labels = torch.from_numpy(train.labels).to(self.device)
+        self.eye = torch.eye(self.num_classes, device=self.device)
+
+        torch.manual_seed(config.seed)
+        self.generator = Generator(config, self.num_classes, self.size).to(self.device, memory_format=torch.channels_last)
+        self.discriminator = Discriminator(config, self.num_classes, self.size).to(self.device, memory_format=torch.channels_last)
+        fused = self.device.type in ("cpu", "cuda")
+        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.g_lr,
+                                            betas=(config.g_beta1, config.g_beta2), eps=1e-7, fused=fused)
+        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.d_lr,
+                                            betas=(config.d_beta1, config.d_beta2), eps=1e-7, fused=fused)
+        self.d_parameters = list(self.discriminator.parameters())
+        self.g_parameters = list(self.generator.parameters())
+        self.rng = torch.Generator(device=self.device).manual_seed(config.seed)
+
+        # Fixed noise per run: evaluation samples and the grid (rows = classes, columns = z).
+        fixed = torch.Generator().manual_seed(config.seed + 1)
+        per_class = config.eval_samples_per_class
+        self.eval_labels = torch.arange(self.num_classes).repeat_interleave(per_class)
+        self.eval_z = torch.rand(len(self.eval_labels), config.latent_size, generator=fixed) * 2 - 1
+        grid_z = torch.rand(config.grid_columns, config.latent_size, generator=fixed) * 2 - 1
+        self.grid_z = grid_z.repeat(self.num_classes, 1)
+        self.grid_labels = torch.arange(self.num_classes).repeat_interleave(config.grid_columns)
+
+        self.iteration = 0
+        self.accuracy_window: collections.deque[float] = collections.deque(maxlen=config.freeze_window)
+        self.frozen = False
+        self.events: list[dict] = []  # freeze / unfreeze, since the last report
+        self.ones = torch.ones(config.batch_size, device=self.device)
+        self.zeros = torch.zeros(config.batch_size, device=self.device)
+        use_bf16 = config.precision == "bf16" or (
+            config.precision == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported())
+        self.precision = "bf16" if use_bf16 else "fp32"
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _noise(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.rand(count, self.config.latent_size, generator=self.rng, device=self.device) * 2 - 1
+        labels = torch.randint(self.num_classes, (count,), generator=self.rng, device=self.device)
+        return z, self.eye[labels]
+
+    def _d_update(self, images: torch.Tensor, labels: torch.Tensor, target: torch.Tensor, train: bool):
+        with torch.set_grad_enabled(train), self._autocast():
+            logits = self.discriminator(images, labels).float()
+            loss = F.binary_cross_entropy_with_logits(logits, target)
+        if train:
+            self.d_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = _grad_norm(self.d_parameters)
+            self.d_optimizer.step()
+        else:
+            norm = torch.zeros((), device=self.device)
+        correct = ((logits > 0) == (target > 0.5)).float().mean()
+        return loss.detach(), correct, norm
+
+    def _update_freeze(self) -> bool:
+        config = self.config
+        reasons = []
+        if config.freeze_after is not None and self.iteration >= config.freeze_after:
+            reasons.append(f"iteration >= {config.freeze_after}")
+        window_full = len(self.accuracy_window) == self.accuracy_window.maxlen
+        if config.freeze_accuracy is not None and window_full:
+            accuracy = sum(self.accuracy_window) / len(self.accuracy_window)
+            if accuracy > config.freeze_accuracy:
+                reasons.append(f"D accuracy {accuracy:.3f} > {config.freeze_accuracy} over {len(self.accuracy_window)} iterations")
+        frozen = bool(reasons)
+        if frozen != self.frozen:
+            self.events.append({"iteration": self.iteration, "event": "freeze" if frozen else "unfreeze",
+                                "reason": "; ".join(reasons) if reasons else "D accuracy back under the threshold"})
+            self.frozen = frozen
+        return frozen
+
+    def step(self) -> StepStats:
+        """One iteration; returns plain numbers and does no I/O."""
+        batch = self.config.batch_size
+        train_d = not self._update_freeze()
+        index = torch.randint(len(self.images), (batch,), generator=self.rng, device=self.device)
+        real_loss, real_correct, real_norm = self._d_update(self.images[index], self.eye[self.labels[index]],
+                                                            self.ones, train_d)
+        z, labels = self._noise(batch)
+        with torch.no_grad(), self._autocast():
+            fake = self.generator(z, labels)
+        fake_loss, fake_correct, fake_norm = self._d_update(fake, labels, self.zeros, train_d)
+
+        # G step: gradients flow through D to G, but D's own weight gradients are not needed.
+        z, labels = self._noise(batch)
+        for parameter in self.d_parameters:
+            parameter.requires_grad_(False)
+        with self._autocast():
+            g_loss = F.binary_cross_entropy_with_logits(
+                self.discriminator(self.generator(z, labels), labels).float(), self.ones)
+        self.g_optimizer.zero_grad(set_to_none=True)
+        g_loss.backward()
+        g_norm = _grad_norm(self.g_parameters)
+        self.g_optimizer.step()
+        for parameter in self.d_parameters:
+            parameter.requires_grad_(True)
+
+        values = torch.stack([(real_loss + fake_loss) / 2, g_loss.detach(), real_correct, fake_correct,
+                              (real_norm + fake_norm) / (2 if train_d else 1), g_norm]).tolist()
+        self.iteration += 1
+        self.accuracy_window.append((values[2] + values[3]) / 2)
+        nonfinite = not all(np.isfinite(values))
+        return StepStats(*values, frozen=not train_d, nonfinite=nonfinite)
+
+    @torch.no_grad()
+    def _generate(self, z: torch.Tensor, labels: torch.Tensor, batch: int = 500) -> torch.Tensor:
+        """Generated images in [0,1] on the CPU, G in inference mode (running batch-norm statistics)."""
+        self.generator.eval()
+        try:
+            chunks = []
+            for start in range(0, len(z), batch):
+                with self._autocast():
+                    out = self.generator(z[start:start + batch].to(self.device),
+                                         self.eye[labels[start:start + batch].to(self.device)])
+                chunks.append(out.float().cpu())
+        finally:
+            self.generator.train()
+        images = torch.cat(chunks)
+        return images if self.config.normalization == "[0,1]" else (images + 1) / 2
+
+    def evaluate(self) -> tuple[dict, np.ndarray]:
+        """Quality metrics from the judge (when there is one) and the sample grid (classes, columns, S, S)."""
+        grid = denormalize(self._generate(self.grid_z, self.grid_labels).numpy(), "[0,1]")
+        grid = grid.reshape(self.num_classes, self.config.grid_columns, self.size, self.size)
+        if self.judge is None:
+            return {}, grid
+        samples = self._generate(self.eval_z, self.eval_labels)
+        scores = self.judge.score(samples, self.eval_labels.numpy())
+        scores["judge_accuracy"] = self.judge.heldout_accuracy
+        return scores, grid
+
+    def take_events(self) -> list[dict]:
+        events, self.events = self.events, []
+        return events
+
+    def state_dict(self) -> dict:
+        return {
+            "iteration": self.iteration,
+            "config": self.config.to_dict(),
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "g_optimizer": self.g_optimizer.state_dict(),
+            "d_optimizer": self.d_optimizer.state_dict(),
+            "rng": self.rng.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
+            "accuracy_window": list(self.accuracy_window),
+            "frozen": self.frozen,
+            "events": list(self.events),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.g_optimizer.load_state_dict(state["g_optimizer"])
+        self.d_optimizer.load_state_dict(state["d_optimizer"])
+        self.rng.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        self.iteration = int(state["iteration"])
+        self.accuracy_window.clear()
+        self.accuracy_window.extend(state["accuracy_window"])
+        self.frozen = bool(state["frozen"])
+        self.events = list(state["events"])
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the checkpoint atomically into ``directory`` (created if needed)."""
+        path = Path(directory) / CHECKPOINT_FILE
+        with atomic_path(path) as tmp:
+            torch.save(self.state_dict(), tmp)
+        return path
+
+    def restore(self, directory: str | Path) -> None:
+        path = Path(directory) / CHECKPOINT_FILE
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except FileNotFoundError:
+            raise UserError(f"{path}: no checkpoint there") from None
+        except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+            reason = next((line.strip() for line in str(exc).splitlines() if "Unsupported global" in line),
+                          str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise UserError(f"{path}: unreadable checkpoint ({reason})") from None
+        self.load_state_dict(state)

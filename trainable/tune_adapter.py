@@ -1,0 +1,74 @@
+"""The Ray Tune function trainable: the one module of ``trainable/`` that imports Ray.
+
+A thin wrapper around the same Trainer and loop a local trial uses. It resumes from
+``ray.tune.get_checkpoint()``, reports a result and a checkpoint at every evaluation with
+``ray.tune.report``, and writes the sample grids into the trial's working folder (synced to
+the study's storage as artifacts). The data set and the judge arrive through the object
+store (``tune.with_parameters``), once per worker node, not once per trial from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from trainable.config import TrainConfig
+from trainable.data import PreparedDataset
+from trainable.judge import Judge
+from trainable.loop import train
+from trainable.training import Trainer
+from trainable.trial_dir import META_KEYS, grid_name, write_grid
+
+SCORE = "score"
+PENALTY = 1e6  # the score of a report with no finite quality value: never NaN, always worst
+HISTORY_FILE = "history.json"
+
+
+def score_of(row: dict, metric: str) -> float:
+    """The finite number the scheduler and searcher see (NaN would leave an Optuna trial RUNNING)."""
+    value = row.get(metric)
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else PENALTY
+
+
+def fail_once_marker(config: dict) -> Path | None:
+    """Tests set ``_fail_once`` to a file path: the trial raises once, after its first checkpoint."""
+    path = config.get("_fail_once")
+    return Path(path) if path else None
+
+
+def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: Judge | None = None,
+                   metric: str = "fid_intra") -> None:
+    from ray import tune
+
+    train_config = TrainConfig.from_dict({k: v for k, v in config.items()
+                                          if k not in META_KEYS and not k.startswith("_")})
+    trainer = Trainer(train_config, dataset, judge)
+    history: list[dict] = []
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            trainer.restore(directory)
+            history = json.loads((Path(directory) / HISTORY_FILE).read_text())
+    trial_dir = Path(os.getcwd())  # Ray runs the function in the trial's working folder
+    fail_marker = fail_once_marker(config)
+
+    def report(row: dict, grid: np.ndarray, trainer: Trainer) -> None:
+        write_grid(trial_dir, row["iteration"], grid)
+        history.append(row)
+        with tempfile.TemporaryDirectory() as directory:
+            trainer.save(directory)
+            (Path(directory) / HISTORY_FILE).write_text(json.dumps(history))
+            metrics = {key: value for key, value in row.items() if key not in ("done",)}
+            metrics.update({SCORE: score_of(row, metric), "grid": f"grids/{grid_name(row['iteration'])}"})
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        if fail_marker is not None and not fail_marker.exists():
+            fail_marker.write_text("failed once")
+            raise RuntimeError("injected failure (_fail_once): the trial must be retried from its checkpoint")
+
+    # Collapse stopping is the study's stoppers' job, so every trial ends the same way.
+    train(trainer, report, history=history, stop_on_collapse=False)
