@@ -53,7 +53,7 @@ class StopLedger:
 
 def _config_of(result: dict) -> TrainConfig:
     config = result.get("config", {})
-    return TrainConfig.from_dict({k: v for k, v in config.items() if k not in META_KEYS and not k.startswith("_")})
+    return TrainConfig.from_dict({k: v for k, v in config.items() if k not in META_KEYS})
 
 
 class CollapseStopper(Stopper):

@@ -53,6 +53,7 @@ class TrainConfig:
     mode_collapse_coverage: float = 0.05
     loss_collapse_d_loss: float = 0.01
     loss_collapse_accuracy: float = 1.0
+    loss_collapse_divergence: float = 25.0
     seed: int = 0
     device: str = "auto"
     # bf16 autocast: twice as fast at the V0 width on a CPU with AVX-512 BF16, slower at small
@@ -89,6 +90,7 @@ class TrainConfig:
         _check_range("mode_collapse_coverage", self.mode_collapse_coverage, 0.0, 1.0)
         _check_range("loss_collapse_d_loss", self.loss_collapse_d_loss, 0.0, 10.0)
         _check_range("loss_collapse_accuracy", self.loss_collapse_accuracy, 0.5, 1.0)
+        _check_range("loss_collapse_divergence", self.loss_collapse_divergence, 1.0, 1e9)
         _check_range("seed", self.seed, 0, 2**63 - 1, integer=True)
         if self.device not in DEVICES:
             raise ConfigError(f"device: expected one of {list(DEVICES)}, got {self.device!r}")

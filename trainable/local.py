@@ -49,13 +49,12 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
         if iterations is not None:
             config = config.replace(iterations=iterations)
         data, judge_steps = meta.get("data", BUILTIN), meta.get("judge_steps", judge_steps)
-    else:
+    dataset = load_data(data)  # bad data fails before anything is written
+    if not resume:
         config = config or TrainConfig()
         params: dict[str, Any] = {**config.to_dict(), "preset": preset, "data": str(data or BUILTIN),
                                   "judge_steps": judge_steps}
         folder.create(params)
-
-    dataset = load_data(data)
     if judge is None:
         judge, trained = load_or_train_judge(dataset, steps=judge_steps, progress=progress)
         if trained and progress:

@@ -35,9 +35,10 @@ def score_of(row: dict, metric: str) -> float:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else PENALTY
 
 
-def fail_once_marker(config: dict) -> Path | None:
-    """Tests set ``_fail_once`` to a file path: the trial raises once, after its first checkpoint."""
-    path = config.get("_fail_once")
+def fail_once_marker() -> Path | None:
+    """Fault injection for the retry test: with CGAN_STUDY_FAIL_ONCE set to a file path, the
+    first trial to report raises once right after its checkpoint (and creates the file)."""
+    path = os.environ.get("CGAN_STUDY_FAIL_ONCE")
     return Path(path) if path else None
 
 
@@ -45,8 +46,7 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
                    metric: str = "fid_intra") -> None:
     from ray import tune
 
-    train_config = TrainConfig.from_dict({k: v for k, v in config.items()
-                                          if k not in META_KEYS and not k.startswith("_")})
+    train_config = TrainConfig.from_dict({k: v for k, v in config.items() if k not in META_KEYS})
     trainer = Trainer(train_config, dataset, judge)
     history: list[dict] = []
     checkpoint = tune.get_checkpoint()
@@ -55,7 +55,7 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
             trainer.restore(directory)
             history = json.loads((Path(directory) / HISTORY_FILE).read_text())
     trial_dir = Path(os.getcwd())  # Ray runs the function in the trial's working folder
-    fail_marker = fail_once_marker(config)
+    fail_marker = fail_once_marker()
 
     def report(row: dict, grid: np.ndarray, trainer: Trainer) -> None:
         write_grid(trial_dir, row["iteration"], grid)
@@ -67,8 +67,8 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
             metrics.update({SCORE: score_of(row, metric), "grid": f"grids/{grid_name(row['iteration'])}"})
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
         if fail_marker is not None and not fail_marker.exists():
-            fail_marker.write_text("failed once")
-            raise RuntimeError("injected failure (_fail_once): the trial must be retried from its checkpoint")
+            fail_marker.write_text(f"{tune.get_context().get_trial_id()} failed at iteration {row['iteration']}")
+            raise RuntimeError("injected failure (CGAN_STUDY_FAIL_ONCE): the trial must be retried from its checkpoint")
 
     # Collapse stopping is the study's stoppers' job, so every trial ends the same way.
     train(trainer, report, history=history, stop_on_collapse=False)

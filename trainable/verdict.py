@@ -16,6 +16,9 @@ Thresholds (TrainConfig defaults), measured with the judge on the synthetic set:
   conditional accuracy 0.45 -> 0.56, FD-intra 7.1 -> 4.6). So loss collapse is D loss under
   0.01, or D right on every sample of every iteration (accuracy 1.0), for 3 reports; a
   non-finite loss is a collapse at once.
+- the other way to fail is divergence: with learning rates of 1.0 the mean D loss reached
+  62-114. Healthy runs peaked at D 1.4 and G 5.4, so a D or G loss above 25 for 3 reports
+  is a loss collapse too.
 - nothing is judged before ``collapse_grace`` iterations: an untrained G makes near-identical
   grey blobs, which look like mode collapse but are only the start.
 """
@@ -46,7 +49,7 @@ def _finite(value: Any) -> bool:
 
 def collapse_verdict(history: Sequence[Mapping[str, Any]], *, patience: int = 3, grace: int = 2000,
                      diversity: float = 0.35, coverage: float = 0.05, d_loss: float = 0.01,
-                     accuracy: float = 1.0) -> Verdict:
+                     accuracy: float = 1.0, divergence: float = 25.0) -> Verdict:
     """none, mode-collapse or loss-collapse, with the evidence, from the reports so far."""
     for row in history:
         if row.get("nonfinite") or not all(_finite(row.get(k)) for k in ("d_loss", "g_loss")):
@@ -66,6 +69,10 @@ def collapse_verdict(history: Sequence[Mapping[str, Any]], *, patience: int = 3,
         accuracies = ", ".join(f"{d_accuracy(row):.3f}" for row in recent)
         return Verdict(LOSS_COLLAPSE, f"D wins over {span}: D loss {losses} (threshold {d_loss}), "
                                       f"D accuracy {accuracies} (threshold {accuracy})", recent[0]["iteration"])
+    if all(max(row["d_loss"], row["g_loss"]) > divergence for row in recent):
+        losses = ", ".join(f"D {row['d_loss']:.3g} G {row['g_loss']:.3g}" for row in recent)
+        return Verdict(LOSS_COLLAPSE, f"losses diverged over {span}: {losses} (threshold {divergence})",
+                       recent[0]["iteration"])
     scored = [row for row in recent if _finite(row.get("diversity_min")) and _finite(row.get("coverage"))]
     if len(scored) == patience and all(row["diversity_min"] < diversity or row["coverage"] < coverage
                                        for row in scored):
@@ -83,4 +90,5 @@ def verdict_for(history: Sequence[Mapping[str, Any]], config) -> Verdict:
     """collapse_verdict with the thresholds of a TrainConfig."""
     return collapse_verdict(history, patience=config.collapse_patience, grace=config.collapse_grace,
                             diversity=config.mode_collapse_diversity, coverage=config.mode_collapse_coverage,
-                            d_loss=config.loss_collapse_d_loss, accuracy=config.loss_collapse_accuracy)
+                            d_loss=config.loss_collapse_d_loss, accuracy=config.loss_collapse_accuracy,
+                            divergence=config.loss_collapse_divergence)

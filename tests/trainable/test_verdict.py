@@ -47,3 +47,13 @@ def test_grace_period_ignores_the_untrained_start():
 def test_rows_without_quality_metrics_never_mode_collapse():
     rows = [{k: v for k, v in row(i * 1000).items() if k not in ("diversity_min", "coverage")} for i in range(3, 6)]
     assert collapse_verdict(rows).kind == NONE
+
+
+def test_diverging_losses_are_loss_collapse():
+    diverged = [dict(row(i * 1000), d_loss=60.0 + i) for i in range(3, 6)]
+    verdict = collapse_verdict(diverged)
+    assert verdict.kind == LOSS_COLLAPSE and "diverged" in verdict.evidence
+    high_g = [dict(row(i * 1000), g_loss=30.0) for i in range(3, 6)]
+    assert collapse_verdict(high_g).kind == LOSS_COLLAPSE
+    # The healthy run's peak (D 1.4, G 5.4) is no divergence.
+    assert collapse_verdict([dict(row(i * 1000), d_loss=1.4, g_loss=5.4) for i in range(3, 6)]).kind == NONE

@@ -1,0 +1,179 @@
+"""End to end on a real local Ray (2 CPUs), real Optuna and real files, with tiny models."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from analysis import read_experiment
+
+pytestmark = pytest.mark.slow
+
+TINY_STUDY = """
+[study]
+samples = {samples}
+grace_period = 1
+seed = 3
+[fixed]
+g_filters = "8,8,4"
+iterations = {iterations}
+eval_every = 20
+eval_samples_per_class = 10
+batch_size = 16
+collapse_grace = {grace}
+{fixed}
+[search]
+latent_size = [8, 80, 100]
+d_filters = ["4,8,8", "16,32,64", "32,64,128"]
+d_dropout = {{low = 0.0, high = 0.5}}
+freeze_accuracy = ["off", 0.95]
+freeze_after = ["off", 50000]
+"""
+
+
+def write_study(tmp_path, samples=5, iterations=60, fixed="", grace=40):
+    path = tmp_path / "study.toml"
+    path.write_text(TINY_STUDY.format(samples=samples, iterations=iterations, fixed=fixed, grace=grace))
+    return path
+
+
+def cli(*args, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "study", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def journal_trials(experiment_dir):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(experiment_dir / "optuna.log")))
+    name = optuna.get_all_study_names(storage)[0]
+    return {t.user_attrs["tune_trial_id"]: t for t in optuna.load_study(study_name=name, storage=storage).trials}
+
+
+def check_optuna_agrees(experiment):
+    trials = journal_trials(experiment.path)
+    assert len(trials) == len(experiment.trials)
+    expected = {"completed": "COMPLETE", "asha": "PRUNED", "mode-collapse": "PRUNED", "loss-collapse": "PRUNED",
+                "error": "FAIL"}
+    for trial in experiment.trials:
+        ours = trials[trial.name.removeprefix("trial_")]
+        assert ours.state.name == expected[trial.stop_reason], (trial.name, trial.stop_reason, ours.state)
+        assert ours.user_attrs["stop_reason"] == trial.stop_reason
+    return trials
+
+
+def test_study_runs_baselines_records_stop_reasons_and_summary(tmp_path):
+    config = write_study(tmp_path)
+    # No GPU here: a GPU share must run on CPU, not leave trials PENDING forever.
+    done = cli("study", "run", "--config", config, "--name", "tiny", "--storage", tmp_path / "studies",
+               "--gpus-per-trial", "0.25")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "no GPU in the cluster: running on CPU" in done.stderr
+    experiment = read_experiment(tmp_path / "studies" / "tiny")
+    assert len(experiment.trials) == 5
+    assert sorted(t.baseline for t in experiment.trials if t.baseline) == ["V0", "V1", "V2"]
+    for trial in experiment.trials:
+        assert trial.stop_reason in ("completed", "asha")
+        assert (trial.path / "stop_reason.json").exists()
+        # Every report's grid was synced from the worker into the study's storage.
+        for row in trial.rows:
+            assert (trial.path / row["grid"]).is_file(), row["grid"]
+    assert any(t.stop_reason == "completed" for t in experiment.trials)
+    check_optuna_agrees(experiment)
+    assert f"study tiny: 5 trials" in done.stdout
+    for name in ("V0", "V1", "V2"):
+        assert f"baseline {name}:" in done.stdout
+    best = min((t for t in experiment.trials if t.score is not None), key=lambda t: t.score)
+    assert f"best: {best.name}" in done.stdout
+    status = cli("study", "status", "tiny", "--storage", tmp_path / "studies")
+    assert status.returncode == 0 and best.name in status.stdout
+    again = cli("study", "run", "--config", config, "--name", "tiny", "--storage", tmp_path / "studies")
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_diverging_trial_ends_as_loss_collapse_and_is_pruned(tmp_path):
+    # Learning rates of 1.0 with no momentum damping: D wins within the first reports.
+    config = write_study(tmp_path, samples=3, iterations=200,
+                         fixed='g_lr = 1.0\nd_lr = 1.0\ncollapse_patience = 2\n')
+    done = cli("study", "run", "--config", config, "--name", "diverge", "--storage", tmp_path / "studies")
+    assert done.returncode == 0, done.stderr[-3000:]
+    experiment = read_experiment(tmp_path / "studies" / "diverge")
+    collapsed = [t for t in experiment.trials if t.stop_reason == "loss-collapse"]
+    assert collapsed, [(t.name, t.stop_reason, t.last.get("d_loss")) for t in experiment.trials]
+    for trial in collapsed:
+        assert trial.evidence and trial.last["iteration"] < 200
+        assert "NaN" not in (trial.path / "result.json").read_text()
+    trials = check_optuna_agrees(experiment)
+    assert {trials[t.name.removeprefix("trial_")].state.name for t in collapsed} == {"PRUNED"}
+
+
+def test_trial_that_raises_once_is_retried_from_its_checkpoint(tmp_path):
+    marker = tmp_path / "failed-once"
+    config = write_study(tmp_path, samples=3, iterations=60)
+    done = cli("study", "run", "--config", config, "--name", "retry", "--storage", tmp_path / "studies",
+               env={"CGAN_STUDY_FAIL_ONCE": str(marker)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    failed_id = marker.read_text().split()[0]
+    experiment = read_experiment(tmp_path / "studies" / "retry")
+    trial = next(t for t in experiment.trials if t.name == f"trial_{failed_id}")
+    iterations = [row["iteration"] for row in trial.rows]
+    # Resumed from the checkpoint at iteration 20: 20 is not trained (or reported) twice.
+    assert iterations == sorted(set(iterations)) and iterations[0] == 20
+    assert trial.stop_reason in ("completed", "asha")
+    check_optuna_agrees(experiment)
+
+
+def _ray_processes(session_marker: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if session_marker in line]
+
+
+def test_killed_driver_is_resumed_with_every_trial_accounted_once(tmp_path):
+    config = write_study(tmp_path, samples=6, iterations=200, grace=100000)
+    storage = tmp_path / "studies"
+    log = open(tmp_path / "driver.log", "w")
+    driver = subprocess.Popen([sys.executable, "-m", "study", "study", "run", "--config", str(config),
+                               "--name", "killed", "--storage", str(storage)],
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    experiment_dir = storage / "killed"
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill once two trials have reported and the study is mid-way
+        reported = [p for p in experiment_dir.glob("trial_*/result.json") if p.stat().st_size > 0]
+        if len(reported) >= 2:
+            break
+        assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+        time.sleep(0.5)
+    else:
+        pytest.fail("the study never got going")
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started, as a crash would
+    driver.wait()
+    resumed = cli("study", "resume", "killed", "--storage", storage)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    experiment = read_experiment(experiment_dir)
+    assert len(experiment.trials) == 6, [t.name for t in experiment.trials]
+    for trial in experiment.trials:
+        assert trial.stop_reason in ("completed", "asha"), (trial.name, trial.stop_reason)
+        iterations = [row["iteration"] for row in trial.rows]
+        assert iterations == sorted(set(iterations)), (trial.name, iterations)  # nothing run twice
+    assert sorted(t.baseline for t in experiment.trials if t.baseline) == ["V0", "V1", "V2"]
+    trials = check_optuna_agrees(experiment)
+    assert len(set(trials)) == 6
+    assert "study killed: 6 trials" in resumed.stdout
+
+
+def test_impossible_request_is_refused_at_once(tmp_path):
+    config = write_study(tmp_path, samples=3)
+    started = time.time()
+    done = cli("study", "run", "--config", config, "--name", "big", "--storage", tmp_path / "studies",
+               "--cpus-per-trial", "64")
+    assert done.returncode == 1
+    assert "--cpus-per-trial 64 can never be satisfied" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert time.time() - started < 60

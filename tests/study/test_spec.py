@@ -1,0 +1,106 @@
+import optuna
+import pytest
+
+from study.runner import Resources, plan_resources, spec_from_dict, _spec_to_dict
+from study.spec import DEFAULT_SEARCH, SearchSpace, load_spec, trial_config
+from trainable.config import preset
+from trainable.errors import ConfigError, UserError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    return path
+
+
+def test_default_space_covers_the_papers_axes_and_holds_the_baselines():
+    spec = load_spec()
+    for key in ("latent_size", "d_filters", "d_dropout", "g_beta1", "g_beta2", "normalization",
+                "freeze_accuracy", "freeze_after"):
+        assert key in spec.search
+    points = spec.baseline_points()
+    assert [p["latent_size"] for p in points] == [100, 80, 80]
+    assert points[0]["d_filters"] == "32,64,128" and points[1]["d_dropout"] == 0.3
+    assert points[2]["freeze_after"] == 50000 and points[0]["freeze_after"] == "off"
+
+
+def test_define_by_run_names_are_config_fields_and_make_valid_configs():
+    spec = load_spec()
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    for point in spec.baseline_points():
+        study.enqueue_trial(point)
+    space = SearchSpace(spec)
+    configs = []
+    for _ in range(6):
+        trial = study.ask()
+        fixed = space(trial)
+        configs.append(trial_config(trial.params, spec))
+        assert set(trial.params) == set(spec.search) and fixed == spec.fixed
+        study.tell(trial, 1.0)
+    # The first three trials are exactly the paper's presets at the study's fixed scale.
+    for config, name in zip(configs, ("V0", "V1", "V2")):
+        expected = preset(name)
+        for key in spec.search:
+            assert getattr(config, key) == getattr(expected, key), (name, key)
+
+
+def test_spec_survives_the_round_trip_through_study_json():
+    spec = load_spec()
+    assert spec_from_dict(_spec_to_dict(spec)) == spec
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[study]\nsampels = 3\n", "unknown key [study].sampels"),
+    ("[serach]\n", "unknown section"),
+    ("[search]\nlatent = [1, 2]\n", "[search].latent: not a config field"),
+    ("[search]\nd_dropout = {low = 0.6, high = 0.2}\n", "low 0.6 must be below high 0.2"),
+    ("[search]\nd_dropout = [0.1, 7.0]\n", "d_dropout: 7.0 out of range"),
+    ("[search]\nlatent_size = [16, 32]\n", "baseline V0: latent_size=100 lies outside the search space"),
+    ("[study]\nsamples = 2\n", "fewer than the 3 baselines"),
+    ("[study]\nmetric = \"loss\"\n", "[study].metric"),
+    ("[fixed]\niterations = -5\n", "iterations: -5 out of range"),
+    ("not toml = = 1", "not valid TOML"),
+])
+def test_bad_study_files_are_refused_with_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as error:
+        load_spec(write(tmp_path, text))
+    assert message in str(error.value)
+
+
+def test_missing_study_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such study file"):
+        load_spec(tmp_path / "nope.toml")
+
+
+def test_study_file_overrides_defaults(tmp_path):
+    spec = load_spec(write(tmp_path, '[study]\nsamples = 7\n[fixed]\niterations = 300\n'
+                                     '[search]\nlatent_size = [80, 100]\nd_filters = ["16,32,64", "32,64,128"]\n'
+                                     'd_dropout = [0.0, 0.3]\nfreeze_after = ["off", 50000]\n'
+                                     'freeze_accuracy = ["off", 0.95]\n'), samples=9)
+    assert spec.samples == 9 and spec.fixed["iterations"] == 300 and set(spec.search) == {
+        "latent_size", "d_filters", "d_dropout", "freeze_after", "freeze_accuracy"}
+    assert set(DEFAULT_SEARCH) > set(spec.search)
+
+
+CPU_NODE = {"Alive": True, "Resources": {"CPU": 8.0}}
+GPU_NODE = {"Alive": True, "Resources": {"CPU": 16.0, "GPU": 1.0}}
+
+
+def test_gpu_share_without_gpus_runs_on_cpu():
+    resources = plan_resources(load_spec(gpus_per_trial=0.25), [CPU_NODE])
+    assert resources.gpus == 0 and "running on CPU" in resources.note
+    waiting = plan_resources(load_spec(gpus_per_trial=0.25), [CPU_NODE], wait_for_gpus=True)
+    assert waiting.gpus == 0.25
+
+
+def test_gpu_share_with_gpus_is_kept():
+    assert plan_resources(load_spec(gpus_per_trial=0.25), [CPU_NODE, GPU_NODE]) == Resources(1.0, 0.25)
+
+
+def test_requests_no_node_can_hold_are_refused():
+    with pytest.raises(UserError, match="--gpus-per-trial 2 can never be satisfied: the largest node has 1 GPU"):
+        plan_resources(load_spec(gpus_per_trial=2), [GPU_NODE])
+    with pytest.raises(UserError, match="--cpus-per-trial 32 can never be satisfied"):
+        plan_resources(load_spec(cpus_per_trial=32), [CPU_NODE, GPU_NODE])
+    with pytest.raises(ConfigError, match="a fraction must be at most 1"):
+        load_spec(gpus_per_trial=1.5)
