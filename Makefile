@@ -3,7 +3,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEMO ?= demo-data
 
 .PHONY: demo test test-fast bench clean
 
@@ -16,12 +15,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	rm -rf $(DEMO)
-	$(BIN)/cgan-study data synth --out $(DEMO)
-	$(BIN)/cgan-study data prepare $(DEMO)/fer2013.csv --out $(DEMO)/fer2013.npz
-	$(BIN)/cgan-study data prepare $(DEMO)/images --out $(DEMO)/folders.npz --name fer2013-folders
-	$(BIN)/cgan-study data fuse $(DEMO)/fer2013.npz $(DEMO)/folders.npz --out $(DEMO)/fuse.npz
-	$(BIN)/cgan-study data info $(DEMO)/fuse.npz --grid $(DEMO)/fuse-grid.png
+	rm -rf runs/studies/demo
+	$(BIN)/cgan-study study run --name demo --samples 6
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
@@ -33,4 +28,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/data_prep.py
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache

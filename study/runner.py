@@ -79,8 +79,9 @@ def _experiment_dir(storage: str, name: str) -> Path:
 
 
 def _build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *, restore: bool):
+    from optuna.samplers import RandomSampler, TPESampler
     from ray import tune
-    from optuna.samplers import TPESampler
+    from ray.tune.schedulers import FIFOScheduler
 
     from study._callbacks import StudyCallback
     from study._search import StudySearcher
@@ -104,11 +105,12 @@ def _build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *
     metric: Any = [SCORE, "diversity_mean"] if spec.multi_objective else SCORE
     mode: Any = ["min", "max"] if spec.multi_objective else "min"
     searcher = StudySearcher(space=define_by_run(spec), metric=metric, mode=mode,
-                             points_to_evaluate=spec.baseline_points(), sampler=TPESampler(seed=spec.seed),
+                             points_to_evaluate=spec.baseline_points() or None,
+                             sampler=(TPESampler if spec.sampler == "tpe" else RandomSampler)(seed=spec.seed),
                              experiment_dir=experiment_dir)
     scheduler = RecordingASHA(experiment_dir, time_attr="training_iteration", metric=SCORE, mode="min",
-                              max_t=evaluations, grace_period=spec.grace_period,
-                              reduction_factor=spec.reduction_factor)
+                              max_t=evaluations, grace_period=min(spec.grace_period, evaluations),
+                              reduction_factor=spec.reduction_factor) if spec.early_stopping else FIFOScheduler()
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=spec.samples,
@@ -116,7 +118,7 @@ def _build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *
                                     trial_name_creator=lambda trial: f"trial_{trial.trial_id}"),
         run_config=tune.RunConfig(
             name=study["name"], storage_path=study["storage"],
-            stop=CollapseStopper(experiment_dir),
+            stop=CollapseStopper(experiment_dir) if spec.early_stopping else None,
             callbacks=[StudyCallback(experiment_dir, spec, study["name"])],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import functools
 import pickle
 from pathlib import Path
 
@@ -45,6 +46,16 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("device cuda requested but no CUDA GPU is available")
     return torch.device(name)
+
+
+@functools.cache
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _grad_norm(parameters: list[torch.Tensor]) -> torch.Tensor:
@@ -97,8 +108,8 @@ class Trainer:
         self.events: list[dict] = []  # freeze / unfreeze, since the last report
         self.ones = torch.ones(config.batch_size, device=self.device)
         self.zeros = torch.zeros(config.batch_size, device=self.device)
-        use_bf16 = config.precision == "bf16" or (
-            config.precision == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported())
+        use_bf16 = config.precision == "bf16" or (config.precision == "auto" and (
+            torch.cuda.is_bf16_supported() if self.device.type == "cuda" else native_bf16_cpu()))
         self.precision = "bf16" if use_bf16 else "fp32"
 
     def _autocast(self):

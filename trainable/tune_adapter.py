@@ -44,8 +44,12 @@ def fail_once_marker() -> Path | None:
 
 def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: Judge | None = None,
                    metric: str = "fid_intra") -> None:
+    import torch
     from ray import tune
 
+    # Use exactly the CPUs this trial was given: two 1-CPU trials must not each start 2 threads.
+    cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
+    torch.set_num_threads(max(1, int(cpus)))
     train_config = TrainConfig.from_dict({k: v for k, v in config.items() if k not in META_KEYS})
     trainer = Trainer(train_config, dataset, judge)
     history: list[dict] = []
