@@ -67,7 +67,8 @@ def _matches(params: dict[str, Any], point: dict[str, Any]) -> bool:
     return all(key in params and params[key] == value for key, value in point.items())
 
 
-def _stop_reason(trial_dir: Path, rows: list[dict], in_study: bool) -> tuple[str, str]:
+def _stop_reason(trial_dir: Path, rows: list[dict]) -> tuple[str, str]:
+    """From the study's stop_reason.json, else the local trial's last row, else Tune's error file."""
     stop_file = trial_dir / STOP_FILE
     if stop_file.exists():
         try:
@@ -76,11 +77,12 @@ def _stop_reason(trial_dir: Path, rows: list[dict], in_study: bool) -> tuple[str
         except (json.JSONDecodeError, KeyError):
             pass
     last = rows[-1] if rows else {}
-    if last.get("stop_reason"):  # a local trial records its own
+    if last.get("stop_reason"):
         return last["stop_reason"], last.get("verdict_evidence", "")
-    if (trial_dir / "error.txt").exists():
-        return "error", (trial_dir / "error.txt").read_text().strip().splitlines()[-1:][0] if \
-            (trial_dir / "error.txt").read_text().strip() else ""
+    error_file = trial_dir / "error.txt"
+    if error_file.exists():
+        lines = error_file.read_text().strip().splitlines()
+        return "error", lines[-1] if lines else ""
     return "running", ""
 
 
@@ -98,7 +100,7 @@ def read_trial(trial_dir: Path, skipped: list[str], baselines: dict[str, dict] |
     rows = _read_rows(trial_dir / "result.json", skipped)
     for row in rows:
         row.pop("config", None)
-    reason, evidence = _stop_reason(trial_dir, rows, in_study)
+    reason, evidence = _stop_reason(trial_dir, rows)
     baseline = params.get("preset") if not in_study else None
     for name, point in (baselines or {}).items():
         if _matches(params, point):

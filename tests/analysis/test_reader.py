@@ -1,0 +1,49 @@
+import json
+
+from analysis import rank, read_experiment
+
+
+def make_trial(root, name, params, rows, stop=None, partial_line=False):
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "params.json").write_text(json.dumps(params))
+    text = "".join(json.dumps(row) + "\n" for row in rows)
+    if partial_line:
+        text += '{"iteration": 99, "fid_in'
+    (folder / "result.json").write_text(text)
+    if stop:
+        (folder / "stop_reason.json").write_text(json.dumps({"stop_reason": stop, "evidence": f"{stop} evidence"}))
+    return folder
+
+
+def test_study_folder_ranks_collapsed_below_healthy_and_marks_baselines(tmp_path):
+    baseline = {"latent_size": 100, "d_filters": "32,64,128"}
+    (tmp_path / "study.json").write_text(json.dumps({"baselines": {"V0": baseline}}))
+    make_trial(tmp_path, "trial_a", {"latent_size": 64, "d_filters": "8,16,32"},
+               [{"iteration": 10, "fid_intra": 1.0}], stop="mode-collapse")
+    make_trial(tmp_path, "trial_b", {**baseline, "g_lr": 2e-4}, [{"iteration": 10, "fid_intra": 9.0}], stop="completed")
+    make_trial(tmp_path, "trial_c", {"latent_size": 80, "d_filters": "8,16,32"},
+               [{"iteration": 10, "fid_intra": 5.0}, {"iteration": 20, "fid_intra": 4.0}], stop="asha",
+               partial_line=True)
+    make_trial(tmp_path, "trial_d", {"latent_size": 80}, [])  # started, nothing reported yet
+    (tmp_path / "trial_e").mkdir()  # created by Ray, no params yet
+    experiment = read_experiment(tmp_path)
+    ranked = [t.name for t in rank(experiment.trials)]
+    # The collapsed trial has the best last score but ranks below every healthy one.
+    assert ranked == ["trial_c", "trial_b", "trial_a", "trial_d"]
+    by_name = {t.name: t for t in experiment.trials}
+    assert by_name["trial_b"].baseline == "V0" and by_name["trial_c"].baseline is None
+    assert by_name["trial_d"].stop_reason == "running"
+    assert by_name["trial_a"].evidence == "mode-collapse evidence"
+    assert len(by_name["trial_c"].rows) == 2
+    assert any("trial_c" in s and "incomplete JSON" in s for s in experiment.skipped)
+    assert any("trial_e" in s and "no params.json" in s for s in experiment.skipped)
+
+
+def test_single_local_trial_folder_reads_the_same_way(tmp_path):
+    folder = make_trial(tmp_path, "one", {"preset": "V1", "latent_size": 80},
+                        [{"iteration": 5, "fid_intra": 3.0, "stop_reason": "completed"}])
+    experiment = read_experiment(folder)
+    assert experiment.study is None and len(experiment.trials) == 1
+    trial = experiment.trials[0]
+    assert trial.stop_reason == "completed" and trial.baseline == "V1" and trial.score == 3.0
