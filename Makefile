@@ -26,6 +26,7 @@ test-fast: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/data_prep.py
+	$(BIN)/python benchmarks/train_speed.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
