@@ -63,6 +63,22 @@ def _read_rows(path: Path, skipped: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def lineage(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of one unbroken training history.
+
+    result.json is append-only: when a trial restarts from a checkpoint older than its last
+    report (a retried worker, a resumed driver), the reports after that checkpoint come again.
+    A row whose iteration does not advance marks such a restart; the abandoned rows it
+    replaces are dropped, so no report is counted twice.
+    """
+    kept: list[dict[str, Any]] = []
+    for row in rows:
+        while kept and kept[-1].get("iteration", 0) >= row.get("iteration", 0):
+            kept.pop()
+        kept.append(row)
+    return kept
+
+
 def _matches(params: dict[str, Any], point: dict[str, Any]) -> bool:
     return all(key in params and params[key] == value for key, value in point.items())
 
@@ -97,7 +113,7 @@ def read_trial(trial_dir: Path, skipped: list[str], baselines: dict[str, dict] |
     except json.JSONDecodeError:
         skipped.append(f"{params_file}: unreadable")
         return None
-    rows = _read_rows(trial_dir / "result.json", skipped)
+    rows = lineage(_read_rows(trial_dir / "result.json", skipped))
     for row in rows:
         row.pop("config", None)
     reason, evidence = _stop_reason(trial_dir, rows)

@@ -18,13 +18,13 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 from ray.tune import Callback
 
+from analysis._reader import STOP_FILE
 from study._stopping import COMPLETED, EARLY, ERROR, StopLedger
 from study.spec import Choice, StudySpec
 from trainable._io import write_text_atomic
 from trainable.tune_adapter import PENALTY, SCORE
 
 JOURNAL_FILE = "optuna.log"
-STOP_FILE = "stop_reason.json"
 
 
 def journal_storage(experiment_dir: str | Path) -> optuna.storages.JournalStorage:

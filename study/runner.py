@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from study.spec import StudySpec, define_by_run, load_spec
+from analysis._reader import STUDY_FILE
+from study.spec import StudySpec, define_by_run
 from trainable._io import write_text_atomic
 from trainable.errors import UserError
 from trainable.local import BUILTIN, load_data
 
 DEFAULT_STORAGE = "runs/studies"
-STUDY_FILE = "study.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,9 +153,10 @@ def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: s
         if resources.note:
             print(f"note: {resources.note}", file=sys.stderr)
         study["resources"] = dataclasses.asdict(resources)
+        tuner = _build_tuner(spec, study, resources, restore=False)
+        # Written only now: a study that failed before this point can simply be run again.
         experiment_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(experiment_dir / STUDY_FILE, json.dumps(study, indent=2) + "\n")
-        tuner = _build_tuner(spec, study, resources, restore=False)
         tuner.fit()
     return study
 

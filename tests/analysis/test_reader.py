@@ -47,3 +47,11 @@ def test_single_local_trial_folder_reads_the_same_way(tmp_path):
     assert experiment.study is None and len(experiment.trials) == 1
     trial = experiment.trials[0]
     assert trial.stop_reason == "completed" and trial.baseline == "V1" and trial.score == 3.0
+
+
+def test_reports_redone_after_a_restart_are_counted_once(tmp_path):
+    rows = [{"iteration": i, "fid_intra": float(i)} for i in (20, 40, 60)]
+    redone = [{"iteration": i, "fid_intra": float(i) + 0.5} for i in (60, 80)]
+    folder = make_trial(tmp_path, "trial_x", {"latent_size": 80}, rows + redone, stop="completed")
+    trial = read_experiment(folder.parent).trials[0]
+    assert [(r["iteration"], r["fid_intra"]) for r in trial.rows] == [(20, 20.0), (40, 40.0), (60, 60.5), (80, 80.5)]
