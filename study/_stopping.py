@@ -14,6 +14,7 @@ from typing import Any
 from ray.tune import Stopper
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
+from analysis._reader import lineage
 from trainable.config import TrainConfig
 from trainable.trial_dir import META_KEYS
 from trainable.verdict import verdict_for
@@ -64,10 +65,9 @@ class CollapseStopper(Stopper):
         self.histories: dict[str, list[dict]] = {}
 
     def __call__(self, trial_id: str, result: dict) -> bool:
-        history = self.histories.setdefault(trial_id, [])
-        # After a resume the trial's rows restart from its checkpoint: keep rows before it.
-        history[:] = [row for row in history if row["iteration"] < result["iteration"]]
-        history.append({k: v for k, v in result.items() if k != "config"})
+        # After a restart from an older checkpoint, the reports after it come again: one lineage.
+        history = lineage([*self.histories.get(trial_id, []), {k: v for k, v in result.items() if k != "config"}])
+        self.histories[trial_id] = history
         verdict = verdict_for(history, _config_of(result))
         if verdict.collapsed:
             self.ledger.record(trial_id, verdict.kind, verdict.evidence, result["iteration"])
