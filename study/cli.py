@@ -125,7 +125,7 @@ def _trial(args: argparse.Namespace) -> int:
         outcome = run_local_trial(args.resume, resume=True, iterations=iterations, progress=True)
     else:
         name = args.preset or "V0"
-        config = preset(name, **overrides) if overrides else preset(name)
+        config = preset(name, **overrides)
         out = args.out or Path("runs") / f"trial-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         outcome = run_local_trial(out, config=config, preset=name, data=args.data,
                                   judge_steps=args.judge_steps, progress=True)
@@ -329,10 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except UserError as exc:
-        print(f"cgan-study: error: {exc}", file=sys.stderr)
-        return 1
-    except FileExistsError as exc:
+    except (UserError, FileExistsError) as exc:
         print(f"cgan-study: error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `cgan-study ... | head`: the reader left, nothing to report

@@ -67,16 +67,9 @@ class Judge:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    @torch.no_grad()
-    def embed(self, images_unit: torch.Tensor, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    def embed(self, images_unit: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Images in [0,1], (N, 1, S, S) -> (features (N, F), predicted labels (N,))."""
-        device = next(self.net.parameters()).device
-        features, predicted = [], []
-        for start in range(0, len(images_unit), batch):
-            f, logits = self.net(images_unit[start:start + batch].to(device, torch.float32))
-            features.append(f.cpu().numpy())
-            predicted.append(logits.argmax(1).cpu().numpy())
-        return np.concatenate(features).astype(np.float64), np.concatenate(predicted)
+        return _embed(self.net, images_unit)
 
     def score(self, images_unit: torch.Tensor, intended: np.ndarray) -> dict[str, object]:
         """Every quality metric for generated images made for the ``intended`` classes."""
@@ -124,6 +117,17 @@ class Judge:
                    payload["content_hash"])
 
 
+@torch.no_grad()
+def _embed(net: JudgeNet, images_unit: torch.Tensor, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    device = next(net.parameters()).device
+    features, predicted = [], []
+    for start in range(0, len(images_unit), batch):
+        f, logits = net(images_unit[start:start + batch].to(device, torch.float32))
+        features.append(f.cpu().numpy())
+        predicted.append(logits.argmax(1).cpu().numpy())
+    return np.concatenate(features).astype(np.float64), np.concatenate(predicted)
+
+
 def _heldout_split(dataset: PreparedDataset, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Train on the training split, measure on valid + test; with neither, hold out 10 % of train."""
     train = np.flatnonzero(dataset.split == "train")
@@ -163,13 +167,11 @@ def train_judge(dataset: PreparedDataset, *, steps: int = 1500, batch_size: int 
         meter.update(step + 1, f"loss {loss.item():.3f}")
     meter.close(steps)
     net.eval()
-    partial = Judge.__new__(Judge)  # embed() only needs the network
-    partial.net = net
-    _, predicted = Judge.embed(partial, images[torch.from_numpy(heldout).to(device)])
+    _, predicted = _embed(net, images[torch.from_numpy(heldout).to(device)])
     heldout_accuracy = float((predicted == dataset.labels[heldout]).mean())
     reference = np.concatenate([rng.permutation(train[dataset.labels[train] == c])[:REFERENCE_PER_CLASS]
                                 for c in range(dataset.num_classes)])
-    features, _ = Judge.embed(partial, images[torch.from_numpy(reference).to(device)])
+    features, _ = _embed(net, images[torch.from_numpy(reference).to(device)])
     return Judge(net, dataset.class_names, heldout_accuracy, features, dataset.labels[reference], dataset.content_hash)
 
 
