@@ -113,6 +113,10 @@ def read_trial(trial_dir: Path, skipped: list[str], baselines: dict[str, dict] |
     except json.JSONDecodeError:
         skipped.append(f"{params_file}: unreadable")
         return None
+    # A local trial writes its config as is (lists, null); a study writes search values ("a,b,c",
+    # "off"). Read both the study's way, so they compare and display alike.
+    params = {key: ",".join(map(str, value)) if isinstance(value, list) else "off" if value is None else value
+              for key, value in params.items()}
     rows = lineage(_read_rows(trial_dir / "result.json", skipped))
     for row in rows:
         row.pop("config", None)

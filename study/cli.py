@@ -179,21 +179,71 @@ def _study_resume(args: argparse.Namespace) -> int:
 
 
 def _study_status(args: argparse.Namespace) -> int:
-    from analysis import rank, read_experiment
+    from analysis import read_experiment
+    from analysis._leaderboard import format_ranking, get_leaderboard_info
     from study.runner import load_study, summary
 
     path = load_study(args.name, args.storage)
-    experiment = read_experiment(path)
-    print(f"{'trial':<20} {'state':<14} {'iter':>7} {'FD-intra':>9} {'acc':>6} {'div':>6}  baseline")
-    for trial in rank(experiment.trials):
-        last = trial.last
-        score = f"{trial.score:9.3f}" if trial.score is not None else f"{'-':>9}"
-        accuracy = last.get("cond_accuracy")
-        diversity = last.get("diversity_min")
-        print(f"{trial.name:<20} {trial.stop_reason:<14} {last.get('iteration', 0):>7} {score} "
-              f"{accuracy if accuracy is None else format(accuracy, '6.3f'):>6} "
-              f"{diversity if diversity is None else format(diversity, '6.3f'):>6}  {trial.baseline or ''}")
+    print(format_ranking(get_leaderboard_info(read_experiment(path))))
     print(summary(path))
+    return 0
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    import webbrowser
+
+    from analysis import read_experiment
+    from analysis._leaderboard import format_ranking, get_leaderboard_info
+    from analysis._replay import format_replay, get_replay_info
+    from analysis.dashboard import build_dashboard
+
+    if not Path(args.dir).is_dir():
+        raise UserError(f"{args.dir}: no such folder (give a study folder or a trial folder)")
+    experiment = read_experiment(args.dir)
+    if not experiment.trials:
+        raise UserError(f"{args.dir}: no trials found (a study folder holds trial_* folders; "
+                        "a trial folder holds params.json)")
+    if args.max_mb <= 6:
+        raise UserError("--max-mb must be above 6 (plotly's JavaScript alone is about 5 MB)")
+    replay = get_replay_info(experiment)
+    if replay is not None:
+        print(format_replay(replay))
+    print(format_ranking(get_leaderboard_info(experiment), top=args.top))
+    result = build_dashboard(args.dir, args.out, max_mb=args.max_mb, progress=True)
+    shown = (f"{result.frames_shown} of {result.frames_total} evaluations' grids as thumbnails"
+             if result.frame_level == "thumbnail" else f"{result.frames_shown} grids")
+    print(f"dashboard: {result.path} ({result.bytes / 1e6:.1f} MB, {shown}, {result.seconds:.1f} s)")
+    for line in result.skipped[:5]:
+        print(f"skipped: {line}", file=sys.stderr)
+    if len(result.skipped) > 5:
+        print(f"skipped: ... {len(result.skipped) - 5} more (listed in the dashboard)", file=sys.stderr)
+    if args.screenshot:
+        from analysis._browser import open_page
+
+        report = open_page(result.path, full_page=args.full_page)
+        args.screenshot.write_bytes(report.screenshot)
+        print(f"screenshot: {args.screenshot}")
+        for error in report.errors:
+            print(f"browser error: {error}", file=sys.stderr)
+    if args.open:
+        webbrowser.open(result.path.resolve().as_uri())
+    return 0
+
+
+def _analyze_replay(args: argparse.Namespace) -> int:
+    from analysis import read_experiment
+    from analysis._replay import format_replay, get_replay_info
+    from study.replay import run_replay
+
+    try:
+        path = run_replay(args.dir, top=args.top, seeds=args.seeds, name=args.name, storage=args.storage,
+                          address=args.address)
+    except KeyboardInterrupt:
+        print("interrupted; continue with: cgan-study study resume NAME --storage STORAGE "
+              "(the name and storage printed above)", file=sys.stderr)
+        return 130
+    print(format_replay(get_replay_info(read_experiment(path))))
+    print(f"re-run study: {path} (cgan-study analyze {path} draws its dashboard)")
     return 0
 
 
@@ -321,11 +371,54 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("name", help="study name or folder")
     status.add_argument("--storage", default="runs/studies")
     status.set_defaults(handler=_study_status)
+
+    analyze = commands.add_parser(
+        "analyze", help="rank trials and write the offline HTML dashboard (or: analyze replay ...)",
+        description="Rank the trials of a study folder or a single trial folder, print the top of the ranking, "
+                    "and write one self-contained HTML dashboard (works offline: plotly and the sample grids "
+                    "are inside the file). No Ray needed; a study still running is read as it is.",
+        epilog="examples: cgan-study analyze runs/studies/demo --open\n"
+               "          cgan-study analyze runs/trial-V1-20261125-101500 --out v1.html\n"
+               "          cgan-study analyze replay runs/studies/demo --top 3 --seeds 5   (see: analyze replay --help)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    analyze.add_argument("dir", type=Path, metavar="DIR", help="a study folder or a trial folder")
+    analyze.add_argument("--out", type=Path, help="HTML file to write (default DIR/dashboard.html)")
+    analyze.add_argument("--open", action="store_true", help="open the dashboard in the web browser")
+    analyze.add_argument("--top", type=int, default=10, help="trials of the ranking printed here (default 10)")
+    analyze.add_argument("--max-mb", type=float, default=45.0,
+                         help="size budget of the HTML file; grids become thumbnails, then fewer (default 45)")
+    analyze.add_argument("--screenshot", type=Path, metavar="PNG",
+                         help="also render the dashboard in headless Chromium (network off) and save a PNG")
+    analyze.add_argument("--full-page", action="store_true", help="with --screenshot: the whole page, not the top")
+    analyze.set_defaults(handler=_analyze)
+
+    replay = commands.add_parser(
+        REPLAY_COMMAND, help="the same as `analyze replay`: re-train a study's best configurations with new "
+                             "seeds and rank them by the median",
+        prog="cgan-study analyze replay",
+        description="Re-train the top K configurations of a study with S new seeds each, as a new study run by "
+                    "the same machinery (locally, or on a cluster with --address), and rank them by the median "
+                    "score with the spread. GAN results vary with the seed about as much as between models.",
+        epilog="example: cgan-study analyze replay runs/studies/demo --top 3 --seeds 5",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    replay.add_argument("dir", type=Path, metavar="DIR", help="the study folder to re-run")
+    replay.add_argument("--top", type=int, default=3, help="configurations to re-run (default 3)")
+    replay.add_argument("--seeds", type=int, default=3, help="new seeds per configuration (default 3)")
+    replay.add_argument("--name", help="name of the re-run study (default: DIR's name + '-replay')")
+    replay.add_argument("--storage", help="where the re-run study goes (default: beside DIR)")
+    replay.add_argument("--address", help="Ray cluster address; default: start Ray here")
+    replay.set_defaults(handler=_analyze_replay)
     return parser
+
+
+REPLAY_COMMAND = "analyze-replay"  # typed as two words: `cgan-study analyze replay DIR`
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["analyze", "replay"]:
+        argv = [REPLAY_COMMAND, *argv[2:]]
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)

@@ -105,7 +105,7 @@ def _build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *
     metric: Any = [SCORE, "diversity_mean"] if spec.multi_objective else SCORE
     mode: Any = ["min", "max"] if spec.multi_objective else "min"
     searcher = StudySearcher(space=define_by_run(spec), metric=metric, mode=mode,
-                             points_to_evaluate=spec.baseline_points() or None,
+                             points_to_evaluate=spec.start_points() or None,
                              sampler=(TPESampler if spec.sampler == "tpe" else RandomSampler)(seed=spec.seed),
                              experiment_dir=experiment_dir)
     scheduler = RecordingASHA(experiment_dir, time_attr="training_iteration", metric=SCORE, mode="min",
@@ -134,7 +134,9 @@ def _build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *
 
 
 def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: str = DEFAULT_STORAGE,
-              address: str | None = None, judge_steps: int = 1500, wait_for_gpus: bool = False) -> dict[str, Any]:
+              address: str | None = None, judge_steps: int = 1500, wait_for_gpus: bool = False,
+              extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run a study; ``extra`` entries go into study.json (a seed re-run records its source there)."""
     experiment_dir = _experiment_dir(storage, name)
     if (experiment_dir / STUDY_FILE).exists():
         raise UserError(f"study {name!r} already exists in {storage}; continue it with: cgan-study study resume {name}")
@@ -144,7 +146,7 @@ def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: s
     study = {"name": name, "storage": storage_path, "storage_uri": f"{storage_path.rstrip('/')}/{name}",
              "experiment_dir": str(experiment_dir), "data": str(Path(data).resolve()) if data and data != BUILTIN else BUILTIN,
              "judge_steps": judge_steps, "spec": _spec_to_dict(spec),
-             "baselines": dict(zip(spec.baselines, spec.baseline_points()))}
+             "baselines": dict(zip(spec.baselines, spec.baseline_points())), **(extra or {})}
     load_data(study["data"])  # bad data fails before Ray starts
     with ray_session(address):
         import ray
@@ -198,6 +200,7 @@ def _spec_to_dict(spec: StudySpec) -> dict[str, Any]:
     raw["search"] = {key: ({"values": list(domain.values)} if hasattr(domain, "values") else dataclasses.asdict(domain))
                      for key, domain in spec.search.items()}
     raw["baselines"] = list(spec.baselines)
+    raw["points"] = [dict(point) for point in spec.points]
     return raw
 
 
@@ -206,7 +209,8 @@ def spec_from_dict(raw: dict[str, Any]) -> StudySpec:
 
     search = {key: Choice(tuple(value["values"])) if "values" in value else Range(**value)
               for key, value in raw["search"].items()}
-    return StudySpec(**{**raw, "search": search, "baselines": tuple(raw["baselines"])})
+    return StudySpec(**{**raw, "search": search, "baselines": tuple(raw["baselines"]),
+                        "points": tuple(raw.get("points", ()))})
 
 
 def load_study(name_or_path: str, storage: str = DEFAULT_STORAGE) -> Path:
@@ -224,13 +228,14 @@ def summary(experiment_dir: Path) -> str:
     from collections import Counter
 
     from analysis import rank, read_experiment
+    from analysis._common import healthy as is_healthy
 
     experiment = read_experiment(experiment_dir)
     ranked = rank(experiment.trials)
     lines = [f"study {experiment_dir.name}: {len(experiment.trials)} trials in {experiment_dir}"]
     counts = Counter(trial.stop_reason for trial in experiment.trials)
     lines.append("stop reasons: " + ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items())))
-    healthy = [t for t in ranked if not t.collapsed and t.stop_reason != "error" and t.score is not None]
+    healthy = [t for t in ranked if is_healthy(t)]
     if healthy:
         best = healthy[0]
         lines.append(f"best: {best.name} FD-intra {best.score:.3f}, conditional accuracy "

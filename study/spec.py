@@ -93,6 +93,7 @@ class StudySpec:
     baselines: tuple[str, ...] = ("V0", "V1", "V2")
     sampler: str = "tpe"  # or "random"
     early_stopping: bool = True  # ASHA and the collapse stoppers; false runs every trial to the end
+    points: tuple[dict[str, Any], ...] = ()  # further points run first, after the baselines (seed re-runs)
 
     def base_config(self) -> TrainConfig:
         return TrainConfig.from_dict(self.fixed)
@@ -111,6 +112,10 @@ class StudySpec:
                 point[key] = value
             points.append(point)
         return points
+
+    def start_points(self) -> list[dict[str, Any]]:
+        """What the searcher runs before sampling: the baselines, then any given points."""
+        return self.baseline_points() + [dict(point) for point in self.points]
 
 
 def _param_value(value: Any) -> Any:
@@ -155,7 +160,7 @@ def _domain(key: str, raw: Any) -> Choice | Range:
     raise ConfigError(f"[search].{key}: expected a list of choices or a table with low and high")
 
 
-_STUDY_KEYS = {f.name for f in dataclasses.fields(StudySpec)} - {"search", "fixed"}
+_STUDY_KEYS = {f.name for f in dataclasses.fields(StudySpec)} - {"search", "fixed", "points"}
 
 
 def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:

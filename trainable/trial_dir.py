@@ -5,6 +5,7 @@
     progress.csv          the same rows as a table
     checkpoint_NNNNNN/    trainer.pt (the last CHECKPOINTS_KEPT are kept)
     grids/iteration_NNNNNNN.png   the sample grid at each evaluation (rows = classes)
+    grids/iteration_NNNNNNN.thumb.png   its small version for dashboards
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from trainable._io import write_text_atomic
+from trainable._io import atomic_path, write_text_atomic
 from trainable.config import TrainConfig
 from trainable.errors import UserError
-from trainable.grid import save_grid
+from trainable.grid import save_grid, thumbnail_png
 
 CHECKPOINTS_KEPT = 2
 META_KEYS = ("preset", "data", "judge_steps")
@@ -37,8 +38,18 @@ def grid_name(iteration: int) -> str:
     return f"iteration_{iteration:07d}.png"
 
 
+def thumb_name(grid: str) -> str:
+    """grids/iteration_0001000.png -> grids/iteration_0001000.thumb.png"""
+    return grid[:-len(".png")] + ".thumb.png"
+
+
 def write_grid(directory: Path, iteration: int, grid: np.ndarray) -> Path:
-    return save_grid(grid, Path(directory) / "grids" / grid_name(iteration))
+    """The sample grid and, beside it, its dashboard thumbnail (made here, from the array in
+    memory, so a dashboard of thousands of grids never decodes them)."""
+    path = save_grid(grid, Path(directory) / "grids" / grid_name(iteration))
+    with atomic_path(path.with_name(thumb_name(path.name))) as tmp:
+        Path(tmp).write_bytes(thumbnail_png(grid))
+    return path
 
 
 def flatten(row: dict) -> dict:

@@ -1,0 +1,70 @@
+"""What every figure needs: which parameters were searched, trial order, health, colours."""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+from analysis._reader import Experiment, TrialRecord
+
+# The paper's axes: shown for a single local trial, or a study folder without its study.json.
+PAPER_AXES = ("latent_size", "d_filters", "d_dropout", "normalization", "freeze_accuracy", "freeze_after")
+REASONS = ("completed", "asha", "mode-collapse", "loss-collapse", "error", "interrupted", "running")
+REASON_COLORS = {"completed": "#2e7d32", "asha": "#7aa6c2", "mode-collapse": "#d62728",
+                 "loss-collapse": "#ff7f0e", "error": "#7f7f7f", "interrupted": "#bcbd22", "running": "#9467bd"}
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22")
+
+
+def finite(value: Any) -> float | None:
+    """A number a figure can show, or None (missing, NaN, infinite, not a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def healthy(trial: TrialRecord) -> bool:
+    return not trial.collapsed and trial.stop_reason != "error" and trial.score is not None
+
+
+def searched_params(experiment: Experiment) -> list[str]:
+    """The study's searched parameters in the study file's order; else the paper's axes present."""
+    search = ((experiment.study or {}).get("spec") or {}).get("search")
+    if search:
+        return list(search)
+    present = {key for trial in experiment.trials for key in trial.params}
+    return [key for key in PAPER_AXES if key in present]
+
+
+def start_time(trial: TrialRecord) -> float:
+    """When the trial started: its first report's clock time less its running time, else when
+    its params.json was written (Tune and the local trial both write it at the start)."""
+    first = trial.rows[0] if trial.rows else {}
+    stamp, elapsed = finite(first.get("timestamp")), finite(first.get("time_total_s"))
+    if stamp is not None:
+        return stamp - (elapsed or 0.0)
+    try:
+        return (trial.path / "params.json").stat().st_mtime
+    except OSError:
+        return math.inf
+
+
+def in_start_order(experiment: Experiment) -> list[TrialRecord]:
+    return sorted(experiment.trials, key=lambda trial: (start_time(trial), trial.name))
+
+
+def sort_values(values: list[Any]) -> list[Any]:
+    """Distinct parameter values in a readable order: numbers ascending, then text ("off")."""
+    distinct = list(dict.fromkeys(values))
+    return sorted(distinct, key=lambda v: (isinstance(v, str), v if not isinstance(v, str) else 0, str(v)))
+
+
+def label(trial: TrialRecord) -> str:
+    return f"{trial.name} ({trial.baseline})" if trial.baseline else trial.name
+
+
+def escape(text: Any) -> str:
+    """Text from trial folders (names, parameter values, error messages) made safe for HTML and
+    for plotly's labels, which read a few HTML tags."""
+    return html.escape(str(text), quote=True)

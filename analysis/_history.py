@@ -1,0 +1,62 @@
+"""Optimization history: each trial's score in the order trials started, and the best so far."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from analysis._common import REASON_COLORS, REASONS, escape, healthy, in_start_order
+from analysis._reader import Experiment
+
+
+class HistoryInfo(NamedTuple):
+    numbers: list[int]  # 1 = the first trial started
+    names: list[str]
+    scores: list[float | None]
+    reasons: list[str]
+    baselines: list[str | None]
+    best_so_far: list[float | None]  # over healthy trials only: a collapsed trial is never "best"
+
+
+def get_history_info(experiment: Experiment) -> HistoryInfo:
+    numbers, names, scores, reasons, baselines, best_so_far = [], [], [], [], [], []
+    best = None
+    for number, trial in enumerate(in_start_order(experiment), 1):
+        if healthy(trial) and (best is None or trial.score < best):
+            best = trial.score
+        numbers.append(number)
+        names.append(trial.name)
+        scores.append(trial.score)
+        reasons.append(trial.stop_reason)
+        baselines.append(trial.baseline)
+        best_so_far.append(best)
+    return HistoryInfo(numbers, names, scores, reasons, baselines, best_so_far)
+
+
+def plot_history(info: HistoryInfo) -> dict[str, Any]:
+    """One marker group per stop reason (collapsed ones as crosses); trials without a score sit
+    on a 'no score' line above the others."""
+    known = [s for s in info.scores if s is not None]
+    ceiling = max(known) * 1.1 if known else 1.0
+    data: list[dict[str, Any]] = []
+    for reason in REASONS:
+        index = [i for i, r in enumerate(info.reasons) if r == reason]
+        if not index:
+            continue
+        collapsed = reason.endswith("collapse") or reason == "error"
+        data.append({
+            "type": "scatter", "mode": "markers", "name": reason,
+            "x": [info.numbers[i] for i in index],
+            "y": [info.scores[i] if info.scores[i] is not None else ceiling for i in index],
+            "text": [escape(info.names[i]) + (f" ({escape(info.baselines[i])})" if info.baselines[i] else "")
+                     + ("" if info.scores[i] is not None else "<br>no score") for i in index],
+            "hovertemplate": "trial %{x}: %{text}<br>FD-intra %{y:.3f}<extra>" + reason + "</extra>",
+            "marker": {"color": REASON_COLORS[reason], "size": 9,
+                       "symbol": "x" if collapsed else "circle",
+                       "line": {"width": [2 if info.baselines[i] else 0 for i in index], "color": "black"}},
+        })
+    data.append({"type": "scatter", "mode": "lines", "name": "best so far (healthy)", "x": info.numbers,
+                 "y": info.best_so_far, "line": {"shape": "hv", "color": "black"}, "hoverinfo": "skip"})
+    layout = {"title": {"text": "Optimization history"}, "xaxis": {"title": {"text": "trial (start order)"}},
+              "yaxis": {"title": {"text": "intra-class FD (lower is better)"}, "type": "log" if known and min(known) > 0 else "linear"},
+              "legend": {"orientation": "h"}, "margin": {"t": 40}}
+    return {"data": data, "layout": layout}

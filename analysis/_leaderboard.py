@@ -1,0 +1,111 @@
+"""The ranking: every trial with its parameters and scores, healthy ones first (a table, not a plot)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from analysis._common import escape, finite, healthy, searched_params
+from analysis._reader import Experiment, rank
+
+
+class LeaderboardRow(NamedTuple):
+    rank: int
+    name: str
+    baseline: str | None
+    stop_reason: str
+    evidence: str
+    healthy: bool
+    score: float | None  # intra-class judge Frechet distance, lower is better
+    cond_accuracy: float | None
+    diversity_min: float | None
+    coverage: float | None
+    iteration: int
+    time_s: float | None
+    params: dict[str, Any]
+
+
+class LeaderboardInfo(NamedTuple):
+    params: list[str]
+    rows: list[LeaderboardRow]
+
+
+def get_leaderboard_info(experiment: Experiment) -> LeaderboardInfo:
+    params = searched_params(experiment)
+    rows = []
+    for position, trial in enumerate(rank(experiment.trials), 1):
+        last = trial.last
+        rows.append(LeaderboardRow(
+            rank=position, name=trial.name, baseline=trial.baseline, stop_reason=trial.stop_reason,
+            evidence=trial.evidence, healthy=healthy(trial), score=trial.score,
+            cond_accuracy=finite(last.get("cond_accuracy")), diversity_min=finite(last.get("diversity_min")),
+            coverage=finite(last.get("coverage")), iteration=int(last.get("iteration", 0)),
+            time_s=finite(last.get("time_total_s")),
+            params={key: trial.params.get(key) for key in params}))
+    return LeaderboardInfo(params, rows)
+
+
+_METRICS = (("score", "FD-intra", 3), ("cond_accuracy", "acc", 3), ("diversity_min", "div", 3),
+            ("coverage", "cov", 3))
+
+
+def _cell(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if abs(value) >= 10 ** -digits or value == 0 else f"{value:.2e}"
+    return str(value)
+
+
+def format_ranking(info: LeaderboardInfo, top: int | None = None) -> str:
+    """The ranking as a terminal table."""
+    rows = info.rows[:top] if top else info.rows
+    header = f"{'#':>3} {'trial':<22} {'stop':<13} {'iter':>7} {'FD-intra':>9} {'acc':>6} {'div':>6} {'cov':>6}  params"
+    lines = [header]
+    for row in rows:
+        params = " ".join(f"{key}={_cell(value)}" for key, value in row.params.items())
+        name = row.name + (f" ({row.baseline})" if row.baseline else "")
+        lines.append(f"{row.rank:>3} {name:<22} {row.stop_reason:<13} {row.iteration:>7} "
+                     f"{_cell(row.score):>9} {_cell(row.cond_accuracy):>6} {_cell(row.diversity_min):>6} "
+                     f"{_cell(row.coverage):>6}  {params}")
+    if top and len(info.rows) > top:
+        lines.append(f"... {len(info.rows) - top} more")
+    return "\n".join(lines)
+
+
+def leaderboard_html(info: LeaderboardInfo) -> str:
+    """A sortable table (the dashboard's script sorts on a header click, by data-value).
+    Every text from a trial folder is escaped."""
+    heads = [("rank", "#", "num"), ("compare", "compare", "none"), ("name", "trial", "text"),
+             ("stop_reason", "stop reason", "text")]
+    heads += [(key, title, "num") for key, title, _ in _METRICS]
+    heads += [("iteration", "iterations", "num"), ("time_s", "time (s)", "num")]
+    heads += [(f"param:{key}", key, "mixed") for key in info.params]
+    out = ['<table id="leaderboard" class="leaderboard"><thead><tr>']
+    for key, title, kind in heads:
+        sortable = ' class="sortable"' if kind != "none" else ""
+        out.append(f'<th data-key="{escape(key)}" data-kind="{kind}"{sortable}>{escape(title)}</th>')
+    out.append("</tr></thead><tbody>")
+    for row in info.rows:
+        classes = ["baseline"] if row.baseline else []
+        classes.append("healthy" if row.healthy else "unhealthy")
+        out.append(f'<tr class="{" ".join(classes)}" data-trial="{escape(row.name)}">')
+        out.append(f'<td data-value="{row.rank}">{row.rank}</td>')
+        out.append(f'<td><input type="checkbox" class="compare" value="{escape(row.name)}" '
+                   f'aria-label="compare {escape(row.name)}"></td>')
+        mark = f' <span class="mark">{escape(row.baseline)}</span>' if row.baseline else ""
+        out.append(f'<td data-value="{escape(row.name)}"><a href="#samples" class="pick">{escape(row.name)}</a>{mark}</td>')
+        title = f' title="{escape(row.evidence)}"' if row.evidence else ""
+        out.append(f'<td data-value="{escape(row.stop_reason)}"{title}>'
+                   f'<span class="reason r-{escape(row.stop_reason)}">{escape(row.stop_reason)}</span></td>')
+        for key, _, digits in _METRICS:
+            value = getattr(row, key)
+            out.append(f'<td data-value="{"" if value is None else repr(value)}">{_cell(value, digits)}</td>')
+        out.append(f'<td data-value="{row.iteration}">{row.iteration}</td>')
+        out.append(f'<td data-value="{"" if row.time_s is None else round(row.time_s, 1)}">'
+                   f'{_cell(row.time_s, 0) if row.time_s is not None else "-"}</td>')
+        for key in info.params:
+            value = row.params.get(key)
+            out.append(f'<td data-value="{escape("" if value is None else value)}">{escape(_cell(value))}</td>')
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)

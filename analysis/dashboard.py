@@ -1,0 +1,337 @@
+"""One self-contained HTML dashboard for a study or a single trial: plotly's JavaScript, the
+figures' data and the sample grids are all inside the file, so it opens offline, anywhere.
+
+Each figure is computed by a ``get_*_info`` function (plain data, tested) and drawn by a
+``plot_*`` function; this module only puts them on one page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from analysis._common import PALETTE, escape, healthy
+from analysis._curves import curve_traces, curves_layout, get_curves_info
+from analysis._grids import data_uri, get_grids_info, plan_frames, thumbnail_bytes
+from analysis._history import get_history_info, plot_history
+from analysis._importance import get_importance_info, plot_importance
+from analysis._leaderboard import get_leaderboard_info, leaderboard_html
+from analysis._parallel import get_parallel_info, plot_parallel
+from analysis._reader import Experiment, rank, read_experiment
+from analysis._replay import get_replay_info, plot_replay
+from analysis._stops import get_stops_info, plot_collapse_map, plot_stop_counts
+from trainable._io import write_text_atomic
+from trainable._progress import Progress
+
+DEFAULT_MAX_MB = 45.0  # the whole file stays under 50 MB for a 1000-trial study
+DEFAULT_COMPARE = 5  # trials drawn in the learning curves when the page opens (baselines besides)
+
+
+@dataclasses.dataclass
+class DashboardResult:
+    path: Path
+    bytes: int
+    trials: int
+    frames_shown: int
+    frames_total: int
+    frame_level: str
+    seconds: float
+    skipped: list[str]
+
+
+def script_json(value: Any) -> str:
+    """JSON safe inside a <script> element: no '<', '>' or '&' survives, so no text from a trial
+    folder can close the element or start markup, and NaN is refused (JSON has none)."""
+    text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _grid_shape(experiment: Experiment, name: str) -> tuple[int, int]:
+    """(rows, columns) of a trial's grids: one row per class, grid_columns samples (default 8)."""
+    trial = next(t for t in experiment.trials if t.name == name)
+    classes = next((len(r["fid_per_class"]) for r in trial.rows if isinstance(r.get("fid_per_class"), list)), 7)
+    return classes, int(trial.params.get("grid_columns", 8))
+
+
+def _frames_data(experiment: Experiment, max_bytes: float, progress: Progress | None) -> tuple[dict, Any]:
+    info = get_grids_info(experiment)
+    showcase = [{"name": s.name, "label": s.label, "kind": s.kind,
+                 "src": data_uri(s.grid.read_bytes()) if s.grid else None} for s in info.showcase]
+    budget = plan_frames(info.timelines, int(max_bytes - sum(len(s["src"] or "") for s in showcase)))
+    frames: dict[str, dict[str, Any]] = {}
+    done = 0
+    for name, timeline in info.timelines.items():
+        shape = _grid_shape(experiment, name) if timeline else (7, 8)
+        kept = [timeline[i] for i in budget.keep[name]]
+        sources = [data_uri(f.grid.read_bytes() if budget.level == "full" else thumbnail_bytes(f, *shape))
+                   for f in kept]
+        frames[name] = {"it": [f.iteration for f in kept], "verdict": [f.verdict for f in kept],
+                        "src": sources, "total": len(timeline)}
+        done += len(kept)
+        if progress:
+            progress.update(done, "grids")
+    return {"frames": frames, "showcase": showcase}, budget
+
+
+def _showcase_html(showcase: list[dict[str, Any]]) -> str:
+    if not showcase:
+        return "<p>No sample grids yet.</p>"
+    cells = []
+    for item in showcase:
+        image = (f'<img src="{item["src"]}" alt="last sample grid of {escape(item["label"])}">' if item["src"]
+                 else "<p>no grid yet</p>")
+        cells.append(f'<figure class="{item["kind"]}">{image}<figcaption>{escape(item["kind"])}: '
+                     f'{escape(item["label"])}</figcaption></figure>')
+    return "".join(cells)
+
+
+def _figure(fig_id: str, figure: dict[str, Any]) -> str:
+    return f'<div class="figure" id="{fig_id}"></div><script type="application/json" class="fig" ' \
+           f'data-target="{fig_id}">{script_json(figure)}</script>'
+
+
+def build_dashboard(path: str | Path, out: str | Path | None = None, *, max_mb: float = DEFAULT_MAX_MB,
+                    progress: bool = False) -> DashboardResult:
+    """Read the experiment at ``path`` and write its dashboard (default: PATH/dashboard.html)."""
+    started = time.perf_counter()
+    experiment = read_experiment(path)
+    out = Path(out) if out else Path(path) / "dashboard.html"
+    total_frames = sum(len(t.rows) for t in experiment.trials)
+    bar = Progress(f"dashboard {Path(path).name}", total_frames, enabled=progress)
+
+    leaderboard = get_leaderboard_info(experiment)
+    ranked = rank(experiment.trials)
+    colors = {trial.name: PALETTE[i % len(PALETTE)] for i, trial in enumerate(ranked)}
+    curves = get_curves_info(experiment)
+    default = [t.name for t in ranked if healthy(t)][:DEFAULT_COMPARE]
+    default += [t.name for t in ranked if t.baseline and t.name not in default]
+    if not default:
+        default = [t.name for t in ranked[:DEFAULT_COMPARE]]
+    data = {
+        "curves": {name: curve_traces(c, colors[name]) for name, c in curves.items()},
+        "curves_layout": curves_layout(),
+        "default_compare": default,
+        "order": [t.name for t in ranked],
+        "labels": {t.name: (f"#{i} " + t.name + (f" ({t.baseline})" if t.baseline else "") + f" - {t.stop_reason}")
+                   for i, t in enumerate(ranked, 1)},
+    }
+    figures = {
+        "history": plot_history(get_history_info(experiment)),
+        "stops": plot_stop_counts(get_stops_info(experiment)),
+        "collapse": plot_collapse_map(get_stops_info(experiment)),
+        "parallel": plot_parallel(get_parallel_info(experiment)),
+        "importance": plot_importance(get_importance_info(experiment)),
+    }
+    replay = get_replay_info(experiment)
+    if replay is not None:
+        figures["replay"] = plot_replay(replay)
+    table = leaderboard_html(leaderboard)
+    # The grids get what the rest of the page leaves of the size budget (showcase grids included).
+    rest = len(_page(experiment, table, "", figures, data, {}, None))
+    grids, budget = _frames_data(experiment, max_mb * 1e6 - rest - 100_000, bar)
+    page = _page(experiment, table, _showcase_html(grids["showcase"]), figures, data, grids["frames"], budget)
+    write_text_atomic(out, page)
+    bar.close(budget.shown, "grids")
+    return DashboardResult(out, out.stat().st_size, len(experiment.trials), budget.shown, budget.total,
+                           budget.level, time.perf_counter() - started, experiment.skipped)
+
+
+def _page(experiment: Experiment, table: str, showcase: str, figures: dict[str, dict], data: dict,
+          frames: dict, budget) -> str:
+    import plotly.offline
+
+    study = experiment.study or {}
+    title = f"cgan-study: {study.get('name') or experiment.path.name}"
+    kind = "study" if experiment.study else "trial folder"
+    counts: dict[str, int] = {}
+    for trial in experiment.trials:
+        counts[trial.stop_reason] = counts.get(trial.stop_reason, 0) + 1
+    summary = ", ".join(f"{escape(reason)} {count}" for reason, count in sorted(counts.items()))
+    skipped = ""
+    if experiment.skipped:
+        items = "".join(f"<li>{escape(s)}</li>" for s in experiment.skipped[:50])
+        more = f"<li>... {len(experiment.skipped) - 50} more</li>" if len(experiment.skipped) > 50 else ""
+        skipped = f'<details class="skipped"><summary>{len(experiment.skipped)} entries skipped while reading' \
+                  f'</summary><ul>{items}{more}</ul></details>'
+    if budget is None:
+        frames_note = ""
+    else:
+        frames_note = ("every evaluation at full size" if budget.level == "full" and budget.shown == budget.total else
+                       f"thumbnails, {budget.shown} of {budget.total} evaluations (to keep the file small)"
+                       if budget.shown < budget.total else "thumbnails of every evaluation")
+    figure_html = {key: _figure(f"fig-{key}", fig) for key, fig in figures.items()}
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title>
+<style>{_CSS}</style>
+<script>{plotly.offline.get_plotlyjs()}</script>
+</head><body>
+<header><h1>{escape(title)}</h1>
+<p>{kind} <code>{escape(experiment.path)}</code>: {len(experiment.trials)} trials ({summary}).
+Score: intra-class judge Fr&eacute;chet distance (lower is better). Collapsed trials rank below all
+healthy ones whatever their score. Written {escape(time.strftime('%Y-%m-%d %H:%M'))}.</p>{skipped}
+<nav><a href="#ranking">ranking</a> <a href="#samples">samples</a> <a href="#curves">learning curves</a>
+<a href="#history">history</a> <a href="#stops">stop reasons</a> <a href="#space">parameters</a></nav></header>
+{_replay_section(figure_html)}
+<section id="ranking"><h2>Ranking</h2>
+<p>Click a column to sort; tick <em>compare</em> to draw trials in the learning curves; click a trial for its samples.
+Baselines (the paper's V0/V1/V2) are marked.</p>
+<div class="scroll">{table}</div></section>
+<section id="samples"><h2>Samples</h2>
+<p>Last grids of the best healthy searched trials and of the paper's baselines (rows: classes {escape(', '.join(_classes(experiment)))}).</p>
+<div class="showcase">{showcase}</div>
+<h3>Timeline of one trial</h3>
+<p class="note">Grids across evaluations ({escape(frames_note)}): slide to see when a trial collapsed.</p>
+<div class="timeline"><label>trial <select id="timeline-trial"></select></label>
+<label>evaluation <input type="range" id="timeline-slider" min="0" max="0" value="0"></label>
+<span id="timeline-caption"></span><div><img id="timeline-image" alt="sample grid"></div></div></section>
+<section id="curves"><h2>Learning curves</h2>
+<p><span id="compare-list"></span> <button id="compare-reset" type="button">reset to the best</button></p>
+<div class="figure" id="fig-curves"></div></section>
+<section id="history"><h2>Optimization history</h2>{figure_html['history']}</section>
+<section id="stops"><h2>Stop reasons</h2>{figure_html['stops']}{figure_html['collapse']}</section>
+<section id="space"><h2>Parameters</h2>{figure_html['parallel']}{figure_html['importance']}</section>
+<script type="application/json" id="dashboard-data">{script_json(data)}</script>
+<script type="application/json" id="dashboard-frames">{script_json(frames)}</script>
+<script>{_JS}</script>
+</body></html>
+"""
+
+
+def _replay_section(figure_html: dict[str, str]) -> str:
+    if "replay" not in figure_html:
+        return ""
+    return ('<section id="replay"><h2>Seed re-runs</h2><p>The configurations ranked by their median score '
+            'over the new seeds; the spread shows how much of a difference between them is luck.</p>'
+            f'{figure_html["replay"]}</section>')
+
+
+def _classes(experiment: Experiment) -> list[str]:
+    from trainable.data import EXPRESSIONS
+
+    for trial in experiment.trials:
+        for row in trial.rows:
+            if isinstance(row.get("fid_per_class"), list):
+                count = len(row["fid_per_class"])
+                return list(EXPRESSIONS) if count == len(EXPRESSIONS) else [str(i) for i in range(count)]
+    return list(EXPRESSIONS)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:0 16px;color:#222}
+header p{margin:4px 0}nav a{margin-right:12px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}
+.scroll{max-height:480px;overflow:auto;border:1px solid #ddd}
+table.leaderboard{border-collapse:collapse;font-size:13px;white-space:nowrap}
+.leaderboard th{position:sticky;top:0;background:#f4f4f4;padding:4px 8px;text-align:left;border-bottom:1px solid #ccc}
+.leaderboard th.sortable{cursor:pointer}.leaderboard th.sorted-asc:after{content:" \\25B2"}
+.leaderboard th.sorted-desc:after{content:" \\25BC"}
+.leaderboard td{padding:3px 8px;border-bottom:1px solid #eee}
+.leaderboard tr.unhealthy{color:#777}.leaderboard tr.baseline{background:#fff8e1}
+.mark{background:#f9a825;color:#000;border-radius:3px;padding:0 4px;font-size:11px;font-weight:bold}
+.reason{border-radius:3px;padding:0 4px;color:#fff}
+.r-completed{background:#2e7d32}.r-asha{background:#7aa6c2}.r-mode-collapse{background:#d62728}
+.r-loss-collapse{background:#ff7f0e}.r-error{background:#7f7f7f}.r-interrupted{background:#bcbd22}.r-running{background:#9467bd}
+.showcase{display:flex;flex-wrap:wrap;gap:12px}.showcase figure{margin:0;text-align:center;font-size:12px}
+.showcase img{image-rendering:pixelated;width:231px;border:3px solid #1f77b4}
+.showcase figure.baseline img{border-color:#f9a825}
+.timeline label{margin-right:16px}#timeline-image{image-rendering:pixelated;min-width:231px;max-width:100%;margin-top:8px}
+#timeline-slider{width:320px;vertical-align:middle}.note{color:#555;font-size:13px}
+.figure{min-height:200px}.skipped{font-size:13px;color:#a33}
+"""
+
+_JS = r"""
+(function () {
+  "use strict";
+  var DATA = JSON.parse(document.getElementById("dashboard-data").textContent);
+  DATA.frames = JSON.parse(document.getElementById("dashboard-frames").textContent);
+  var CONFIG = {responsive: true, displaylogo: false};
+  document.querySelectorAll("script.fig").forEach(function (node) {
+    var fig = JSON.parse(node.textContent);
+    Plotly.newPlot(node.getAttribute("data-target"), fig.data, fig.layout, CONFIG);
+  });
+
+  // Ranking table: sort on a header click (numbers as numbers, empty cells last).
+  var table = document.getElementById("leaderboard");
+  var body = table.tBodies[0];
+  table.querySelectorAll("th.sortable").forEach(function (th, _) {
+    th.addEventListener("click", function () {
+      var column = Array.prototype.indexOf.call(th.parentNode.children, th);
+      var ascending = !th.classList.contains("sorted-asc");
+      table.querySelectorAll("th").forEach(function (h) { h.classList.remove("sorted-asc", "sorted-desc"); });
+      th.classList.add(ascending ? "sorted-asc" : "sorted-desc");
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[column].getAttribute("data-value"), y = b.cells[column].getAttribute("data-value");
+        if (x === "" || y === "") { return (x === "") - (y === ""); }
+        var nx = Number(x), ny = Number(y), cmp;
+        if (!isNaN(nx) && !isNaN(ny)) { cmp = nx - ny; } else { cmp = x.localeCompare(y, undefined, {numeric: true}); }
+        return ascending ? cmp : -cmp;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+
+  // Learning curves of the trials ticked in the table.
+  var boxes = Array.prototype.slice.call(document.querySelectorAll("input.compare"));
+  function drawCurves() {
+    var chosen = boxes.filter(function (b) { return b.checked; }).map(function (b) { return b.value; });
+    var traces = [];
+    chosen.forEach(function (name) { traces = traces.concat(DATA.curves[name] || []); });
+    document.getElementById("compare-list").textContent = chosen.length ?
+      "Showing " + chosen.length + " trial(s): " + chosen.join(", ") + "." : "Tick trials in the ranking to draw them.";
+    Plotly.react("fig-curves", traces, DATA.curves_layout, CONFIG);
+  }
+  function resetCompare() {
+    boxes.forEach(function (b) { b.checked = DATA.default_compare.indexOf(b.value) >= 0; });
+    drawCurves();
+  }
+  boxes.forEach(function (b) { b.addEventListener("change", drawCurves); });
+  document.getElementById("compare-reset").addEventListener("click", resetCompare);
+  resetCompare();
+
+  // Timeline: one trial's grids across its evaluations.
+  var select = document.getElementById("timeline-trial");
+  var slider = document.getElementById("timeline-slider");
+  var image = document.getElementById("timeline-image");
+  var caption = document.getElementById("timeline-caption");
+  DATA.order.forEach(function (name) {
+    var option = document.createElement("option");
+    option.value = name;
+    option.textContent = DATA.labels[name];
+    select.appendChild(option);
+  });
+  function showFrame() {
+    var frames = DATA.frames[select.value];
+    if (!frames || !frames.src.length) {
+      image.removeAttribute("src");
+      caption.textContent = "no grids for this trial yet";
+      return;
+    }
+    var i = Number(slider.value);
+    image.src = frames.src[i];
+    var text = "iteration " + frames.it[i] + " (" + (i + 1) + " of " + frames.src.length + " shown";
+    if (frames.total > frames.src.length) { text += ", " + frames.total + " evaluations"; }
+    text += ")";
+    if (frames.verdict[i] && frames.verdict[i] !== "none") { text += " - verdict: " + frames.verdict[i]; }
+    caption.textContent = text;
+  }
+  function pickTrial(name) {
+    select.value = name;
+    var frames = DATA.frames[name];
+    slider.max = frames && frames.src.length ? frames.src.length - 1 : 0;
+    slider.value = slider.max;
+    showFrame();
+  }
+  select.addEventListener("change", function () { pickTrial(select.value); });
+  slider.addEventListener("input", showFrame);
+  document.querySelectorAll("a.pick").forEach(function (link) {
+    link.addEventListener("click", function () { pickTrial(link.closest("tr").getAttribute("data-trial")); });
+  });
+  if (DATA.order.length) { pickTrial(DATA.order[0]); }
+  document.body.setAttribute("data-ready", "1");
+})();
+"""

@@ -1,0 +1,225 @@
+"""Each figure's data on a generated study folder whose outcomes are known, and a local trial."""
+
+import json
+import math
+import shutil
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from analysis import read_experiment
+from analysis._curves import curve_traces, get_curves_info
+from analysis._grids import get_grids_info, plan_frames, thumbnail_bytes
+from analysis._history import get_history_info, plot_history
+from analysis._importance import get_importance_info
+from analysis._leaderboard import format_ranking, get_leaderboard_info
+from analysis._parallel import get_parallel_info
+from analysis._stops import get_stops_info, plot_collapse_map
+from analysis._synthetic import write_synthetic_study
+from analysis.dashboard import build_dashboard, script_json
+from study.spec import DEFAULT_SEARCH
+
+COLLAPSED = ("mode-collapse", "loss-collapse")
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    path = tmp_path_factory.mktemp("synthetic") / "study"
+    truth = write_synthetic_study(path, trials=24, evaluations=6)
+    return path, truth
+
+
+def test_leaderboard_ranks_healthy_by_score_then_collapsed_with_baselines_marked(synthetic):
+    path, truth = synthetic
+    info = get_leaderboard_info(read_experiment(path))
+    names = [row.name for row in info.rows]
+    healthy = sorted((n for n, t in truth.items() if t["reason"] not in COLLAPSED), key=lambda n: truth[n]["score"])
+    assert names[:len(healthy)] == healthy
+    assert {row.name for row in info.rows[len(healthy):]} == {n for n, t in truth.items() if t["reason"] in COLLAPSED}
+    # a collapsed trial with a better score than some healthy one still ranks below it
+    worst_healthy = max(truth[n]["score"] for n in healthy)
+    assert any(truth[n]["score"] < worst_healthy for n in names[len(healthy):])
+    assert {row.name: row.baseline for row in info.rows if row.baseline} == {
+        n: t["baseline"] for n, t in truth.items() if t["baseline"]}
+    assert info.params == list(DEFAULT_SEARCH)
+    assert [row.rank for row in info.rows] == list(range(1, len(truth) + 1))
+    row = info.rows[0]
+    assert row.score == pytest.approx(truth[row.name]["score"]) and row.iteration == 600
+    table = format_ranking(info, top=3)
+    assert table.splitlines()[1].split()[1] == names[0] and f"... {len(truth) - 3} more" in table
+
+
+def test_history_follows_start_order_and_best_so_far_counts_healthy_trials_only(synthetic):
+    path, truth = synthetic
+    info = get_history_info(read_experiment(path))
+    assert info.names == sorted(truth)  # the generator starts trial k at minute k
+    best, expected = None, []
+    for name in info.names:
+        if truth[name]["reason"] not in COLLAPSED and (best is None or truth[name]["score"] < best):
+            best = truth[name]["score"]
+        expected.append(best)
+    assert info.best_so_far == pytest.approx(expected)
+    figure = plot_history(info)
+    groups = {trace["name"]: len(trace["x"]) for trace in figure["data"] if trace["mode"] == "markers"}
+    assert groups == dict(Counter(t["reason"] for t in truth.values()))
+
+
+def test_stop_counts_and_collapse_map_points(synthetic):
+    path, truth = synthetic
+    info = get_stops_info(read_experiment(path))
+    counts = dict(zip(info.reasons, info.counts))
+    assert {k: v for k, v in counts.items() if v} == dict(Counter(t["reason"] for t in truth.values()))
+    assert {p.name: p.iteration for p in info.points} == {n: t["evaluations"] * 100 for n, t in truth.items()}
+    figure = plot_collapse_map(info)
+    shown = sum(len(trace["x"]) for trace in figure["data"] if trace["xaxis"] == "x")
+    assert shown == len(truth)  # every trial on the first parameter's panel
+
+
+def test_curves_carry_every_report_freeze_events_and_the_stop(synthetic):
+    path, truth = synthetic
+    experiment = read_experiment(path)
+    curves = get_curves_info(experiment)
+    for trial in experiment.trials:
+        c = curves[trial.name]
+        assert c.iterations == [row["iteration"] for row in trial.rows]
+        assert c.d_accuracy == pytest.approx([(r["d_real_accuracy"] + r["d_fake_accuracy"]) / 2 for r in trial.rows])
+        assert c.stop_reason == truth[trial.name]["reason"] and c.stop_iteration == c.iterations[-1]
+        number = int(trial.name.split("_")[1])
+        assert c.freeze_events == ([(150, "freeze")] if number % 3 == 0 else [])
+    traces = curve_traces(curves["trial_00000"], "#000")
+    assert any(t.get("text") == ["freeze"] for t in traces)
+    stop = traces[-1]
+    assert stop["x"] == [600] and stop["y"] == [pytest.approx(truth["trial_00000"]["score"], rel=1e-4)]
+
+
+def test_parallel_coordinates_map_choices_to_their_positions(synthetic):
+    path, truth = synthetic
+    experiment = read_experiment(path)
+    info = get_parallel_info(experiment)
+    assert [d.name for d in info.dimensions] == [*DEFAULT_SEARCH, "stop reason"]
+    filters = next(d for d in info.dimensions if d.name == "d_filters")
+    by_name = {t.name: t for t in experiment.trials}
+    for name, position in zip(info.names, filters.values):
+        assert filters.ticktext[int(position)] == by_name[name].params["d_filters"]
+    lr = next(d for d in info.dimensions if d.name == "g_lr")
+    assert lr.ticktext is None and lr.log
+    assert info.scores == pytest.approx([truth[n]["score"] for n in info.names])
+
+
+def test_importance_uses_finished_trials_and_needs_enough_of_them(synthetic, tmp_path):
+    path, truth = synthetic
+    info = get_importance_info(read_experiment(path))
+    assert sorted(info.params) == sorted(DEFAULT_SEARCH)
+    assert sum(info.importances) == pytest.approx(1.0)
+    assert info.importances == sorted(info.importances, reverse=True)
+    assert info.trials_used == len(truth)
+    small = tmp_path / "small"
+    write_synthetic_study(small, trials=3, evaluations=2)
+    few = get_importance_info(read_experiment(small))
+    assert few.params == [] and "at least 4" in few.note
+
+
+def test_grids_budget_full_then_thumbnails_then_fewer(synthetic):
+    path, truth = synthetic
+    info = get_grids_info(read_experiment(path))
+    assert [s.kind for s in info.showcase] == ["best"] * 4 + ["baseline"] * 3
+    searched = sorted((n for n, t in truth.items() if t["reason"] not in COLLAPSED and not t["baseline"]),
+                      key=lambda n: truth[n]["score"])
+    assert [s.name for s in info.showcase[:4]] == searched[:4]
+    assert [s.label.split("(")[-1] for s in info.showcase[4:]] == ["V0)", "V1)", "V2)"]
+    total = sum(t["evaluations"] for t in truth.values())
+    assert plan_frames(info.timelines, 10**9) .level == "full"
+    tight = plan_frames(info.timelines, 2 * total * 3000)
+    assert tight.level == "thumbnail" and tight.shown == total
+    small = plan_frames(info.timelines, total * 1500)
+    assert 0 < small.shown < total
+    for name, kept in small.keep.items():
+        frames = info.timelines[name]
+        assert kept[0] == 0 and kept[-1] == len(frames) - 1
+        first_collapsed = next((i for i, f in enumerate(frames) if f.verdict != "none"), None)
+        if first_collapsed is not None:
+            assert first_collapsed in kept
+
+
+def test_thumbnail_made_from_an_old_grid_equals_the_stored_one(synthetic, tmp_path):
+    path, _ = synthetic
+    frame = get_grids_info(read_experiment(path)).timelines["trial_00003"][0]
+    stored = frame.thumb.read_bytes()
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.copy(frame.grid, old / "grid.png")
+    legacy = frame._replace(grid=old / "grid.png", thumb=old / "missing.thumb.png")
+    assert thumbnail_bytes(legacy, 7, 8) == stored
+
+
+def test_dashboard_escapes_text_from_trial_folders(synthetic, tmp_path):
+    path, _ = synthetic
+    study = tmp_path / "evil"
+    shutil.copytree(path, study)
+    params_file = study / "trial_00004" / "params.json"
+    params = json.loads(params_file.read_text())
+    params["d_filters"] = '<img src=x onerror="alert(1)">'
+    params_file.write_text(json.dumps(params))
+    victim = study / "trial_00006"
+    (victim / "stop_reason.json").unlink()
+    (victim / "result.json").write_text("")
+    (victim / "error.txt").write_text('Traceback\nRuntimeError: </script><script>alert("x")</script>\n')
+    result = build_dashboard(study, tmp_path / "evil.html")
+    page = result.path.read_text()
+    assert "onerror=\"alert(1)\"" not in page and '<script>alert("x")' not in page
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page  # shown as text in the table
+    assert "RuntimeError: &lt;/script&gt;" in page
+    assert "\\u003c/script\\u003e" in script_json("</script>")
+
+
+def test_dashboard_stays_in_its_size_budget(synthetic, tmp_path):
+    path, truth = synthetic
+    result = build_dashboard(path, tmp_path / "small.html", max_mb=7.5)  # full grids would need ~15 MB
+    assert result.bytes <= 7.5e6
+    assert result.frame_level == "thumbnail"
+    full = build_dashboard(path, tmp_path / "full.html")
+    assert full.frame_level == "full" and full.frames_shown == full.frames_total == sum(
+        t["evaluations"] for t in truth.values())
+
+
+def test_a_single_local_trial_reads_and_draws_like_a_study(tmp_path, tiny_data):
+    from tests.conftest import TINY
+    from trainable.config import TrainConfig
+    from trainable.local import run_local_trial
+
+    data_path, _, judge = tiny_data
+    config = TrainConfig.from_dict({**TINY, "iterations": 30})
+    run_local_trial(tmp_path / "trial", config=config, preset="V1", data=data_path, judge=judge)
+    experiment = read_experiment(tmp_path / "trial")
+    (row,) = get_leaderboard_info(experiment).rows
+    assert row.baseline == "V1" and row.stop_reason == "completed" and row.iteration == 30
+    frames = get_grids_info(experiment).timelines["trial"]
+    assert [f.iteration for f in frames] == [10, 20, 30] and all(f.thumb.is_file() for f in frames)
+    assert "needs a study" in get_importance_info(experiment).note
+    result = build_dashboard(tmp_path / "trial")
+    assert result.path == tmp_path / "trial" / "dashboard.html" and result.frames_shown == 3
+    assert math.isfinite(result.seconds)
+
+
+def test_analyze_cli_prints_ranking_and_writes_dashboard(synthetic, tmp_path, run_cli):
+    path, truth = synthetic
+    code, out, err = run_cli("analyze", path, "--out", tmp_path / "d.html", "--top", "5")
+    assert code == 0, err
+    best = min((n for n, t in truth.items() if t["reason"] not in COLLAPSED), key=lambda n: truth[n]["score"])
+    assert out.splitlines()[1].split()[1] == best
+    assert (tmp_path / "d.html").is_file() and "dashboard:" in out
+    code, _, err = run_cli("analyze", tmp_path / "nothing")
+    assert code == 1 and "no such folder" in err
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli("analyze", tmp_path / "empty")
+    assert code == 1 and "no trials found" in err
+
+
+def test_thumbnail_is_small_and_keeps_the_grid_layout():
+    from trainable.grid import THUMB_COLUMNS, thumbnail_array
+
+    grid = np.random.default_rng(0).integers(0, 256, (7, 8, 28, 28), dtype=np.uint8)
+    thumb = thumbnail_array(grid)
+    assert thumb.shape == (7 * 15 - 1, THUMB_COLUMNS * 15 - 1)
+    assert len(np.unique(thumb[:14, :14])) <= 16

@@ -1,0 +1,127 @@
+"""Analysis of a real tiny study run in this session (real Ray, Optuna, trainer, files), and
+seed re-runs of its best configurations through the same study machinery."""
+
+import pytest
+
+from analysis import read_experiment
+from analysis._browser import find_browser, open_page
+from analysis._curves import get_curves_info
+from analysis._grids import get_grids_info
+from analysis._history import get_history_info
+from analysis._importance import get_importance_info
+from analysis._leaderboard import get_leaderboard_info
+from analysis._replay import get_replay_info
+from analysis._stops import get_stops_info
+from tests.e2e.test_study import cli
+
+pytestmark = pytest.mark.slow
+
+# Learning rates of 1.0 make a trial's losses diverge within a few reports (loss-collapse);
+# the baselines keep the paper's 2e-4, so the study holds healthy and collapsed trials.
+MIXED_STUDY = """
+[study]
+samples = 6
+grace_period = 2
+seed = 5
+sampler = "random"
+[fixed]
+g_filters = "8,8,4"
+iterations = 100
+eval_every = 20
+eval_samples_per_class = 10
+batch_size = 16
+collapse_grace = 40
+collapse_patience = 2
+[search]
+latent_size = [8, 80, 100]
+d_filters = ["4,8,8", "16,32,64", "32,64,128"]
+d_dropout = {low = 0.0, high = 0.5}
+freeze_accuracy = ["off", 0.95]
+freeze_after = ["off", 50000]
+g_lr = [0.0002, 1.0]
+d_lr = [0.0002, 1.0]
+"""
+
+
+@pytest.fixture(scope="module")
+def real_study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("analysis-study")
+    (root / "study.toml").write_text(MIXED_STUDY)
+    done = cli("study", "run", "--config", root / "study.toml", "--name", "mixed", "--storage", root / "studies")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root / "studies" / "mixed"
+
+
+def test_ranking_of_a_real_study(real_study):
+    experiment = read_experiment(real_study)
+    info = get_leaderboard_info(experiment)
+    assert len(info.rows) == 6
+    assert sorted(r.baseline for r in info.rows if r.baseline) == ["V0", "V1", "V2"]
+    reasons = [r.stop_reason for r in info.rows]
+    assert any(r.endswith("collapse") for r in reasons), reasons
+    healthy = [r for r in info.rows if r.healthy]
+    assert healthy and info.rows[:len(healthy)] == healthy  # every collapsed trial below every healthy one
+    assert [r.score for r in healthy] == sorted(r.score for r in healthy)
+    by_name = {t.name: t for t in experiment.trials}
+    for row in info.rows:
+        assert row.params == {key: by_name[row.name].params[key] for key in info.params}
+        assert row.iteration == by_name[row.name].rows[-1]["iteration"]
+
+
+def test_figure_data_of_a_real_study(real_study):
+    experiment = read_experiment(real_study)
+    history = get_history_info(experiment)
+    assert sorted(history.names) == sorted(t.name for t in experiment.trials)
+    assert history.names[:3] == [t.name for t in sorted(experiment.trials, key=lambda t: t.baseline or "Z")][:3]
+    best = [s for s in history.best_so_far if s is not None]
+    assert best == sorted(best, reverse=True)
+    stops = get_stops_info(experiment)
+    assert sum(stops.counts) == 6
+    curves = get_curves_info(experiment)
+    for trial in experiment.trials:
+        assert curves[trial.name].iterations == [r["iteration"] for r in trial.rows]
+        assert curves[trial.name].stop_reason == trial.stop_reason
+    timelines = get_grids_info(experiment).timelines
+    for trial in experiment.trials:  # every report's grid and thumbnail synced from the workers
+        assert len(timelines[trial.name]) == len(trial.rows)
+        assert all(frame.thumb.is_file() for frame in timelines[trial.name])
+    importance = get_importance_info(experiment)
+    finished = [t for t in experiment.trials if t.score is not None]
+    assert importance.trials_used == len(finished)
+    if len(finished) >= 4:
+        assert sorted(importance.params) == sorted(experiment.study["spec"]["search"])
+
+
+def test_analyze_a_real_study_and_open_it_offline(real_study, tmp_path):
+    done = cli("analyze", real_study, "--out", tmp_path / "d.html")
+    assert done.returncode == 0, done.stderr[-3000:]
+    best = get_leaderboard_info(read_experiment(real_study)).rows[0]
+    assert done.stdout.splitlines()[1].split()[1] == best.name
+    if find_browser():
+        report = open_page(tmp_path / "d.html", evaluate="document.querySelectorAll('.main-svg').length")
+        assert report.errors == [] and report.evaluated >= 6
+
+
+def test_replay_reruns_the_best_with_new_seeds_and_ranks_by_median(real_study):
+    done = cli("analyze", "replay", real_study, "--top", "2", "--seeds", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    replay_dir = real_study.parent / "mixed-replay"
+    experiment = read_experiment(replay_dir)
+    assert len(experiment.trials) == 4
+    info = get_replay_info(experiment)
+    source = get_leaderboard_info(read_experiment(real_study)).rows[:2]
+    assert sorted(g.source_name for g in info.groups) == sorted(r.name for r in source)
+    for group in info.groups:
+        assert group.seeds == [1, 2] and len(group.scores) == 2
+        known = [s for s in group.scores if s is not None]
+        if known:
+            assert group.low == min(known) and group.high == max(known) and group.low <= group.median <= group.high
+    medians = [g.median for g in info.groups if g.median is not None]
+    assert medians == sorted(medians)
+    assert "ranked by median" in done.stdout
+    # the replays ran to the end: no ASHA cut a seed short
+    assert all(t.rows[-1]["iteration"] == 100 or t.collapsed for t in experiment.trials)
+    dashboard = cli("analyze", replay_dir)
+    assert dashboard.returncode == 0 and "Seed re-runs" in (replay_dir / "dashboard.html").read_text()
+    again = cli("analyze", "replay", replay_dir)
+    assert again.returncode == 1 and "itself a seed re-run" in again.stderr
