@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	rm -rf runs/studies/demo
 	$(BIN)/cgan-study study run --name demo --samples 6
+	$(BIN)/cgan-study analyze runs/studies/demo
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

@@ -253,4 +253,5 @@ def summary(experiment_dir: Path) -> str:
     if experiment.skipped:
         lines.append(f"skipped {len(experiment.skipped)} unreadable entries (first: {experiment.skipped[0]})")
     lines.append(f"optuna journal: {experiment_dir / 'optuna.log'} (optuna-dashboard can open it)")
+    lines.append(f"dashboard: cgan-study analyze {experiment_dir}")
     return "\n".join(lines)

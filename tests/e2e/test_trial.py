@@ -25,7 +25,8 @@ def test_small_model_learns_conditional_expressions(tmp_path, capsys):
     assert final["cond_accuracy"] >= 2 / 7, final
     assert final["fid_intra"] < rows[0]["fid_intra"]
     assert final["diversity_min"] > 0.5
-    grids = sorted((out / "grids").glob("iteration_*.png"))
+    grids = sorted((out / "grids").glob("iteration_???????.png"))  # not the .thumb.png beside each
+    assert len(list((out / "grids").glob("*.thumb.png"))) == 6
     assert len(grids) == 6 and all(grid.stat().st_size > 1000 for grid in grids)
     assert (out / "progress.csv").read_text().count("\n") == 7
     printed = capsys.readouterr().out
