@@ -6,7 +6,7 @@ import html
 import math
 from typing import Any
 
-from analysis._reader import Experiment, TrialRecord
+from analysis._reader import Experiment, TrialRecord, finite
 
 # The paper's axes: shown for a single local trial, or a study folder without its study.json.
 PAPER_AXES = ("latent_size", "d_filters", "d_dropout", "normalization", "freeze_accuracy", "freeze_after")
@@ -15,13 +15,6 @@ REASON_COLORS = {"completed": "#2e7d32", "asha": "#7aa6c2", "mode-collapse": "#d
                  "loss-collapse": "#ff7f0e", "error": "#7f7f7f", "interrupted": "#bcbd22", "running": "#9467bd"}
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22")
-
-
-def finite(value: Any) -> float | None:
-    """A number a figure can show, or None (missing, NaN, infinite, not a number)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def healthy(trial: TrialRecord) -> bool:

@@ -34,11 +34,6 @@ class GridsInfo(NamedTuple):
 def get_grids_info(experiment: Experiment, *, best: int = 4) -> GridsInfo:
     """The showcase holds the ``best`` healthy searched trials, then the baselines (V0, V1, V2)."""
     ranked = rank(experiment.trials)
-    showcase = []
-    for trial in [t for t in ranked if healthy(t) and not t.baseline][:best]:
-        showcase.append(Showcase(trial.name, label(trial), "best", _last_grid(trial.path, trial.rows)))
-    for trial in sorted((t for t in ranked if t.baseline), key=lambda t: t.baseline):
-        showcase.append(Showcase(trial.name, label(trial), "baseline", _last_grid(trial.path, trial.rows)))
     timelines = {}
     for trial in ranked:
         frames = []
@@ -49,14 +44,14 @@ def get_grids_info(experiment: Experiment, *, best: int = 4) -> GridsInfo:
             frames.append(Frame(int(row.get("iteration", 0)), trial.path / grid, trial.path / thumb_name(grid),
                                 str(row.get("verdict") or "none")))
         timelines[trial.name] = frames
+
+    def shown(trial, kind: str) -> Showcase:
+        frames = timelines[trial.name]
+        return Showcase(trial.name, label(trial), kind, frames[-1].grid if frames else None)
+
+    showcase = [shown(t, "best") for t in ranked if healthy(t) and not t.baseline][:best]
+    showcase += [shown(t, "baseline") for t in sorted((t for t in ranked if t.baseline), key=lambda t: t.baseline)]
     return GridsInfo(showcase, timelines)
-
-
-def _last_grid(path: Path, rows: list[dict]) -> Path | None:
-    for row in reversed(rows):
-        if row.get("grid") and (path / row["grid"]).is_file():
-            return path / row["grid"]
-    return None
 
 
 class FrameBudget(NamedTuple):

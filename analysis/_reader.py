@@ -12,9 +12,18 @@ import math
 from pathlib import Path
 from typing import Any
 
+from trainable.config import param_value
+
 STUDY_FILE = "study.json"
 STOP_FILE = "stop_reason.json"
 HEALTHY = ("completed", "asha", "running", "interrupted")
+
+
+def finite(value: Any) -> float | None:
+    """A number a figure can show, or None (missing, NaN, infinite, not a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 @dataclasses.dataclass
@@ -33,8 +42,7 @@ class TrialRecord:
 
     @property
     def score(self) -> float | None:
-        value = self.last.get("fid_intra")
-        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+        return finite(self.last.get("fid_intra"))
 
     @property
     def collapsed(self) -> bool:
@@ -115,8 +123,7 @@ def read_trial(trial_dir: Path, skipped: list[str], baselines: dict[str, dict] |
         return None
     # A local trial writes its config as is (lists, null); a study writes search values ("a,b,c",
     # "off"). Read both the study's way, so they compare and display alike.
-    params = {key: ",".join(map(str, value)) if isinstance(value, list) else "off" if value is None else value
-              for key, value in params.items()}
+    params = {key: param_value(value) for key, value in params.items()}
     rows = lineage(_read_rows(trial_dir / "result.json", skipped))
     for row in rows:
         row.pop("config", None)

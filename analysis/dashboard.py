@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from analysis._history import get_history_info, plot_history
 from analysis._importance import get_importance_info, plot_importance
 from analysis._leaderboard import get_leaderboard_info, leaderboard_html
 from analysis._parallel import get_parallel_info, plot_parallel
-from analysis._reader import Experiment, rank, read_experiment
+from analysis._reader import Experiment, TrialRecord, rank, read_experiment
 from analysis._replay import get_replay_info, plot_replay
 from analysis._stops import get_stops_info, plot_collapse_map, plot_stop_counts
 from trainable._io import write_text_atomic
@@ -49,11 +50,14 @@ def script_json(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _grid_shape(experiment: Experiment, name: str) -> tuple[int, int]:
+def _class_count(trial: TrialRecord) -> int | None:
+    """Classes a trial was trained on, from its per-class scores (None before its first report)."""
+    return next((len(r["fid_per_class"]) for r in trial.rows if isinstance(r.get("fid_per_class"), list)), None)
+
+
+def _grid_shape(trial: TrialRecord) -> tuple[int, int]:
     """(rows, columns) of a trial's grids: one row per class, grid_columns samples (default 8)."""
-    trial = next(t for t in experiment.trials if t.name == name)
-    classes = next((len(r["fid_per_class"]) for r in trial.rows if isinstance(r.get("fid_per_class"), list)), 7)
-    return classes, int(trial.params.get("grid_columns", 8))
+    return _class_count(trial) or 7, int(trial.params.get("grid_columns", 8))
 
 
 def _frames_data(experiment: Experiment, max_bytes: float, progress: Progress | None) -> tuple[dict, Any]:
@@ -61,10 +65,11 @@ def _frames_data(experiment: Experiment, max_bytes: float, progress: Progress | 
     showcase = [{"name": s.name, "label": s.label, "kind": s.kind,
                  "src": data_uri(s.grid.read_bytes()) if s.grid else None} for s in info.showcase]
     budget = plan_frames(info.timelines, int(max_bytes - sum(len(s["src"] or "") for s in showcase)))
+    trials = {trial.name: trial for trial in experiment.trials}
     frames: dict[str, dict[str, Any]] = {}
     done = 0
     for name, timeline in info.timelines.items():
-        shape = _grid_shape(experiment, name) if timeline else (7, 8)
+        shape = _grid_shape(trials[name])
         kept = [timeline[i] for i in budget.keep[name]]
         sources = [data_uri(f.grid.read_bytes() if budget.level == "full" else thumbnail_bytes(f, *shape))
                    for f in kept]
@@ -93,14 +98,15 @@ def _figure(fig_id: str, figure: dict[str, Any]) -> str:
            f'data-target="{fig_id}">{script_json(figure)}</script>'
 
 
-def build_dashboard(path: str | Path, out: str | Path | None = None, *, max_mb: float = DEFAULT_MAX_MB,
-                    progress: bool = False) -> DashboardResult:
-    """Read the experiment at ``path`` and write its dashboard (default: PATH/dashboard.html)."""
+def build_dashboard(source: str | Path | Experiment, out: str | Path | None = None, *,
+                    max_mb: float = DEFAULT_MAX_MB, progress: bool = False) -> DashboardResult:
+    """Write the dashboard of an experiment, given as its folder or as already read
+    (default file: FOLDER/dashboard.html)."""
     started = time.perf_counter()
-    experiment = read_experiment(path)
-    out = Path(out) if out else Path(path) / "dashboard.html"
+    experiment = source if isinstance(source, Experiment) else read_experiment(source)
+    out = Path(out) if out else experiment.path / "dashboard.html"
     total_frames = sum(len(t.rows) for t in experiment.trials)
-    bar = Progress(f"dashboard {Path(path).name}", total_frames, enabled=progress)
+    bar = Progress(f"dashboard {experiment.path.name}", total_frames, enabled=progress)
 
     leaderboard = get_leaderboard_info(experiment)
     ranked = rank(experiment.trials)
@@ -118,10 +124,11 @@ def build_dashboard(path: str | Path, out: str | Path | None = None, *, max_mb: 
         "labels": {t.name: (f"#{i} " + t.name + (f" ({t.baseline})" if t.baseline else "") + f" - {t.stop_reason}")
                    for i, t in enumerate(ranked, 1)},
     }
+    stops = get_stops_info(experiment)
     figures = {
         "history": plot_history(get_history_info(experiment)),
-        "stops": plot_stop_counts(get_stops_info(experiment)),
-        "collapse": plot_collapse_map(get_stops_info(experiment)),
+        "stops": plot_stop_counts(stops),
+        "collapse": plot_collapse_map(stops),
         "parallel": plot_parallel(get_parallel_info(experiment)),
         "importance": plot_importance(get_importance_info(experiment)),
     }
@@ -146,9 +153,7 @@ def _page(experiment: Experiment, table: str, showcase: str, figures: dict[str, 
     study = experiment.study or {}
     title = f"cgan-study: {study.get('name') or experiment.path.name}"
     kind = "study" if experiment.study else "trial folder"
-    counts: dict[str, int] = {}
-    for trial in experiment.trials:
-        counts[trial.stop_reason] = counts.get(trial.stop_reason, 0) + 1
+    counts = Counter(trial.stop_reason for trial in experiment.trials)
     summary = ", ".join(f"{escape(reason)} {count}" for reason, count in sorted(counts.items()))
     skipped = ""
     if experiment.skipped:
@@ -158,10 +163,12 @@ def _page(experiment: Experiment, table: str, showcase: str, figures: dict[str, 
                   f'</summary><ul>{items}{more}</ul></details>'
     if budget is None:
         frames_note = ""
+    elif budget.level == "full":  # full grids are embedded only when all of them fit
+        frames_note = "every evaluation at full size"
+    elif budget.shown < budget.total:
+        frames_note = f"thumbnails, {budget.shown} of {budget.total} evaluations (to keep the file small)"
     else:
-        frames_note = ("every evaluation at full size" if budget.level == "full" and budget.shown == budget.total else
-                       f"thumbnails, {budget.shown} of {budget.total} evaluations (to keep the file small)"
-                       if budget.shown < budget.total else "thumbnails of every evaluation")
+        frames_note = "thumbnails of every evaluation"
     figure_html = {key: _figure(f"fig-{key}", fig) for key, fig in figures.items()}
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -213,12 +220,8 @@ def _replay_section(figure_html: dict[str, str]) -> str:
 def _classes(experiment: Experiment) -> list[str]:
     from trainable.data import EXPRESSIONS
 
-    for trial in experiment.trials:
-        for row in trial.rows:
-            if isinstance(row.get("fid_per_class"), list):
-                count = len(row["fid_per_class"])
-                return list(EXPRESSIONS) if count == len(EXPRESSIONS) else [str(i) for i in range(count)]
-    return list(EXPRESSIONS)
+    count = next((c for c in map(_class_count, experiment.trials) if c is not None), len(EXPRESSIONS))
+    return list(EXPRESSIONS) if count == len(EXPRESSIONS) else [str(i) for i in range(count)]
 
 
 _CSS = """

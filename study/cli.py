@@ -209,7 +209,7 @@ def _analyze(args: argparse.Namespace) -> int:
     if replay is not None:
         print(format_replay(replay))
     print(format_ranking(get_leaderboard_info(experiment), top=args.top))
-    result = build_dashboard(args.dir, args.out, max_mb=args.max_mb, progress=True)
+    result = build_dashboard(experiment, args.out, max_mb=args.max_mb, progress=True)
     shown = (f"{result.frames_shown} of {result.frames_total} evaluations' grids as thumbnails"
              if result.frame_level == "thumbnail" else f"{result.frames_shown} grids")
     print(f"dashboard: {result.path} ({result.bytes / 1e6:.1f} MB, {shown}, {result.seconds:.1f} s)")

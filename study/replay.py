@@ -5,23 +5,22 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 from analysis._common import healthy
-from analysis._reader import read_experiment, rank
+from analysis._reader import Experiment, rank, read_experiment
 from trainable.errors import UserError
 
 
-def replay_spec(source: str | Path, *, top: int, seeds: int):
-    """(spec, extra study.json entries) for re-running ``source``'s best ``top`` trials ``seeds``
+def replay_spec(experiment: Experiment, *, top: int, seeds: int):
+    """(spec, extra study.json entries) for re-running a study's best ``top`` trials ``seeds``
     times each. Replays run to the end (no ASHA: trials compared by their median must have had
     the same budget) and the searched parameters become fixed choices holding only those points."""
     from study.runner import spec_from_dict
     from study.spec import Choice
 
+    source = experiment.path
     if top < 1 or seeds < 1:
         raise UserError("--top and --seeds must be at least 1")
-    experiment = read_experiment(source)
     if not experiment.study:
         raise UserError(f"{source}: not a study folder (no study.json); replay re-runs a study's best trials")
     if experiment.study.get("replay_of"):
@@ -31,10 +30,11 @@ def replay_spec(source: str | Path, *, top: int, seeds: int):
     if not best:
         raise UserError(f"{source}: no healthy trial with a score to re-run")
     keys = list(spec.search)
+    searched = {trial.name: {key: trial.params[key] for key in keys} for trial in best}
     default_seed = int(spec.fixed.get("seed", 0))
     used = {int(trial.params.get("seed", default_seed)) for trial in best}
     new_seeds = [seed for seed in range(1, seeds + len(used) + 1) if seed not in used][:seeds]
-    points = [{**{key: trial.params[key] for key in keys}, "seed": seed} for trial in best for seed in new_seeds]
+    points = [{**searched[trial.name], "seed": seed} for trial in best for seed in new_seeds]
     search = {key: Choice(tuple(dict.fromkeys(point[key] for point in points))) for key in [*keys, "seed"]}
     fixed = {key: value for key, value in spec.fixed.items() if key != "seed"}
     replay = dataclasses.replace(spec, search=search, fixed=fixed, samples=len(points), baselines=(),
@@ -43,10 +43,10 @@ def replay_spec(source: str | Path, *, top: int, seeds: int):
         "replay_of": str(experiment.path),
         "replayed": [{"name": trial.name, "rank": position, "score": trial.score, "baseline": trial.baseline,
                       "seed": int(trial.params.get("seed", default_seed)),
-                      "params": {key: trial.params[key] for key in keys}}
+                      "params": searched[trial.name]}
                      for position, trial in enumerate(best, 1)],
         # the paper's points keep their mark in the re-run
-        "baselines": {trial.baseline: {key: trial.params[key] for key in keys} for trial in best if trial.baseline},
+        "baselines": {trial.baseline: searched[trial.name] for trial in best if trial.baseline},
     }
     return replay, extra
 
@@ -59,8 +59,8 @@ def run_replay(source: str | Path, *, top: int, seeds: int, name: str | None = N
                address: str | None = None) -> Path:
     from study.runner import _experiment_dir, run_study
 
-    spec, extra = replay_spec(source, top=top, seeds=seeds)
     experiment = read_experiment(source)
+    spec, extra = replay_spec(experiment, top=top, seeds=seeds)
     storage = storage or experiment.study.get("storage") or str(Path(source).resolve().parent)
     name = name or replay_name(source)
     run_study(spec, name=name, data=experiment.study.get("data"), storage=storage, address=address,

@@ -36,7 +36,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from trainable.config import PRESETS, TrainConfig
+from trainable.config import PRESETS, TrainConfig, param_value
 from trainable.errors import ConfigError
 
 SEARCHABLE_METRICS = ("fid_intra", "fid")
@@ -105,7 +105,7 @@ class StudySpec:
             config = TrainConfig.from_dict(PRESETS[name], base=self.base_config())
             point = {}
             for key, domain in self.search.items():
-                value = _param_value(getattr(config, key))
+                value = param_value(getattr(config, key))
                 if not _contains(domain, value):
                     raise ConfigError(f"baseline {name}: {key}={value!r} lies outside the search space "
                                       f"{_describe(domain)}; widen [search].{key} so the paper's {name} can run")
@@ -116,13 +116,6 @@ class StudySpec:
     def start_points(self) -> list[dict[str, Any]]:
         """What the searcher runs before sampling: the baselines, then any given points."""
         return self.baseline_points() + [dict(point) for point in self.points]
-
-
-def _param_value(value: Any) -> Any:
-    """A config value as an Optuna parameter value (tuples as "a,b,c", None as "off")."""
-    if isinstance(value, tuple):
-        return ",".join(str(v) for v in value)
-    return "off" if value is None else value
 
 
 def _contains(domain: Choice | Range, value: Any) -> bool:

@@ -15,6 +15,14 @@ PRECISIONS = ("auto", "fp32", "bf16")
 OFF = ("off", "none", "null", "")
 
 
+def param_value(value: Any) -> Any:
+    """A config value in the form a study's search space and params.json use: a sequence of
+    filters as "a,b,c" (a tuple in a config, a list once read back from JSON), None as "off"."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    return "off" if value is None else value
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     # Model (paper section 7). The generator projects [z, one-hot label] to a 7x7 map of
