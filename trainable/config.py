@@ -12,6 +12,10 @@ from trainable.errors import ConfigError
 NORMALIZATIONS = ("[0,1]", "[-1,1]")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
+D_NORMS = ("batch", "spectral", "none")
+CONDITIONINGS = ("concat", "projection")
+LOSSES = ("bce", "hinge", "least-squares")
+AUGMENTATIONS = ("off", "translation", "translation,cutout")
 OFF = ("off", "none", "null", "")
 
 
@@ -43,6 +47,20 @@ class TrainConfig:
     d_beta2: float = 0.999
     batch_size: int = 64
     iterations: int = 400_000
+    # Remedies from the GAN literature for the paper's failures (D overpowering G, mode
+    # collapse). Each default is the paper's behaviour; each is cited where it is used
+    # (trainable/models.py, trainable/training.py, trainable/augment.py).
+    d_norm: str = "batch"  # batch (paper) | spectral (Miyato et al. 2018) | none
+    g_spectral_norm: bool = False  # spectral norm in G too (Zhang et al. 2019, SAGAN)
+    conditioning: str = "concat"  # concat (paper's label map) | projection (Miyato & Koyama 2018)
+    loss: str = "bce"  # bce (paper; non-saturating G) | hinge (Lim & Ye 2017) | least-squares (Mao et al. 2017)
+    r1_gamma: float = 0.0  # R1 penalty on real images (Mescheder et al. 2018); 0 = off
+    diffaugment: str = "off"  # DiffAugment (Zhao et al. 2020) on real and fake: off | translation | translation,cutout
+    g_ema: float = 0.0  # decay of an exponential moving average of G (Yazici et al. 2019); 0 = off
+    label_smoothing: float = 0.0  # one-sided: real targets 1 - s (Salimans et al. 2016); bce and least-squares
+    instance_noise: float = 0.0  # std of Gaussian noise on D's inputs, annealed to 0 (Sonderby et al. 2017)
+    minibatch_std: bool = False  # a batch-spread feature map in D (Karras et al. 2018)
+    d_steps: int = 1  # D updates per G update (Goodfellow et al. 2014's k)
     # Freeze rule (V2): D is not updated after freeze_after iterations, or while its accuracy
     # over the last freeze_window iterations exceeds freeze_accuracy. None switches a rule off.
     freeze_after: int | None = None
@@ -59,7 +77,8 @@ class TrainConfig:
     collapse_grace: int = 2000
     mode_collapse_diversity: float = 0.35
     mode_collapse_coverage: float = 0.05
-    loss_collapse_d_loss: float = 0.01
+    # None: the measured default of the chosen loss (trainable/verdict.py LOSS_COLLAPSE_D_LOSS).
+    loss_collapse_d_loss: float | None = None
     loss_collapse_accuracy: float = 1.0
     loss_collapse_divergence: float = 25.0
     seed: int = 0
@@ -84,6 +103,20 @@ class TrainConfig:
             _check_range(name, getattr(self, name), 1e-7, 1.0)
         for name in ("g_beta1", "d_beta1", "g_beta2", "d_beta2"):
             _check_range(name, getattr(self, name), 0.0, 0.99999)
+        for name, allowed in (("d_norm", D_NORMS), ("conditioning", CONDITIONINGS), ("loss", LOSSES),
+                              ("diffaugment", AUGMENTATIONS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name}: expected one of {list(allowed)}, got {getattr(self, name)!r}")
+        for name in ("g_spectral_norm", "minibatch_std"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}: expected true or false, got {getattr(self, name)!r}")
+        _check_range("r1_gamma", self.r1_gamma, 0.0, 1000.0)
+        _check_range("g_ema", self.g_ema, 0.0, 0.99999)
+        if 0 < self.g_ema < 0.5:
+            raise ConfigError(f"g_ema: {self.g_ema!r} is no average; use 0 (off) or a decay in [0.5, 0.99999]")
+        _check_range("label_smoothing", self.label_smoothing, 0.0, 0.5)
+        _check_range("instance_noise", self.instance_noise, 0.0, 1.0)
+        _check_range("d_steps", self.d_steps, 1, 10, integer=True)
         _check_range("batch_size", self.batch_size, 2, 65536, integer=True)
         _check_range("iterations", self.iterations, 1, 10**9, integer=True)
         if self.freeze_after is not None:
@@ -98,7 +131,8 @@ class TrainConfig:
         _check_range("collapse_grace", self.collapse_grace, 0, 10**9, integer=True)
         _check_range("mode_collapse_diversity", self.mode_collapse_diversity, 0.0, 10.0)
         _check_range("mode_collapse_coverage", self.mode_collapse_coverage, 0.0, 1.0)
-        _check_range("loss_collapse_d_loss", self.loss_collapse_d_loss, 0.0, 10.0)
+        if self.loss_collapse_d_loss is not None:
+            _check_range("loss_collapse_d_loss", self.loss_collapse_d_loss, 0.0, 10.0)
         _check_range("loss_collapse_accuracy", self.loss_collapse_accuracy, 0.5, 1.0)
         _check_range("loss_collapse_divergence", self.loss_collapse_divergence, 1.0, 1e9)
         _check_range("seed", self.seed, 0, 2**63 - 1, integer=True)
@@ -169,6 +203,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "V2": {"latent_size": 80, "d_filters": (16, 32, 64), "d_dropout": 0.3,
            "freeze_after": 50_000, "freeze_accuracy": 0.95},
 }
+
+
+# A reference point that is not the paper's: the remedies that measured best together on the
+# built-in set (benchmarks/remedies.py; the README's table). Runs beside V0/V1/V2 in every study.
+RECIPE: dict[str, Any] = {"d_norm": "spectral", "conditioning": "projection", "loss": "hinge", "g_ema": 0.999}
+PRESETS["recipe"] = RECIPE
+PAPER_PRESETS = ("V0", "V1", "V2")
 
 
 def preset(name: str, **overrides: Any) -> TrainConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from trainable.config import TrainConfig
 
@@ -15,6 +16,18 @@ def _keras_init(module: nn.Module) -> None:
             nn.init.xavier_uniform_(layer.weight)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
+
+
+def _spectral(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) on every weight layer: each layer's largest
+    singular value is kept near 1 by one power iteration per forward pass, so D stays Lipschitz
+    and cannot overpower G by growing its weights."""
+    for name, child in module.named_children():
+        if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            setattr(module, name, spectral_norm(child))
+        else:
+            _spectral(child)
+    return module
 
 
 class Generator(nn.Module):
@@ -48,19 +61,33 @@ class Generator(nn.Module):
             nn.ConvTranspose2d(f3, 1, 5, 1, padding=2),
             nn.Sigmoid() if config.normalization == "[0,1]" else nn.Tanh())
         _keras_init(self)
+        if config.g_spectral_norm:
+            _spectral(self)
 
     def forward(self, z: torch.Tensor, labels_one_hot: torch.Tensor) -> torch.Tensor:
         x = self.project(torch.cat([z, labels_one_hot], dim=1))
         return self.body(x.view(-1, self.f1, self.base, self.base))
 
 
+class MinibatchStd(nn.Module):
+    """Appends one feature map holding the mean over features of the batch's standard deviation
+    (Karras et al. 2018, section 3): a batch of near-identical fakes stands out to D."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spread = x.float().std(dim=0, unbiased=False).mean().to(x.dtype)
+        return torch.cat([x, spread.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
+
+
 class Discriminator(nn.Module):
     """(image, one-hot label) -> one logit (the sigmoid lives in the loss, for stability).
 
-    The label goes through a dense layer to a 28x28x1 map, concatenated with the image;
-    three 5x5 stride-2 convolutions follow, batch-normalised except the first (section 7).
-    Its batch norm always uses the statistics of the batch it sees, as in training: D is
-    never run in inference mode, so it keeps no running statistics.
+    The paper's conditioning (``concat``): the label goes through a dense layer to a 28x28x1
+    map, concatenated with the image; three 5x5 stride-2 convolutions follow, batch-normalised
+    except the first (section 7). With ``projection`` (Miyato & Koyama 2018) the image alone
+    goes through the convolutions and the logit is psi(h) + <embed(y), h> for D's features h:
+    the label enters as an inner product, which keeps D from ignoring it.
+    Batch norm always uses the statistics of the batch it sees, as in training: D is never
+    run in inference mode, so it keeps no running statistics.
     """
 
     def __init__(self, config: TrainConfig, num_classes: int, size: int = 28) -> None:
@@ -68,7 +95,8 @@ class Discriminator(nn.Module):
         f1, f2, f3 = config.d_filters
         slope, dropout = config.leaky_slope, config.d_dropout
         self.size = size
-        self.embed = nn.Linear(num_classes, size * size)
+        self.projection = config.conditioning == "projection"
+        batch_norm = config.d_norm == "batch"
 
         def down(cin: int, cout: int, norm: bool) -> list[nn.Module]:
             layers: list[nn.Module] = [nn.Conv2d(cin, cout, 5, 2, padding=2, bias=not norm)]
@@ -79,13 +107,24 @@ class Discriminator(nn.Module):
                 layers.append(nn.Dropout(dropout))
             return layers
 
-        self.body = nn.Sequential(*down(2, f1, False), *down(f1, f2, True), *down(f2, f3, True), nn.Flatten())
+        channels = 1 if self.projection else 2
+        body = [*down(channels, f1, False), *down(f1, f2, batch_norm), *down(f2, f3, batch_norm)]
+        if config.minibatch_std:
+            body.append(MinibatchStd())
+        self.body = nn.Sequential(*body, nn.Flatten())
         side = size
         for _ in range(3):
             side = (side - 1) // 2 + 1
-        self.head = nn.Linear(f3 * side * side, 1)
+        features = (f3 + config.minibatch_std) * side * side
+        self.head = nn.Linear(features, 1)
+        self.embed = nn.Linear(num_classes, features if self.projection else size * size, bias=not self.projection)
         _keras_init(self)
+        if config.d_norm == "spectral":
+            _spectral(self)
 
     def forward(self, images: torch.Tensor, labels_one_hot: torch.Tensor) -> torch.Tensor:
+        if self.projection:
+            features = self.body(images)
+            return (self.head(features).squeeze(1) + (self.embed(labels_one_hot) * features).sum(1))
         label_map = self.embed(labels_one_hot).view(-1, 1, self.size, self.size)
         return self.head(self.body(torch.cat([images, label_map], dim=1))).squeeze(1)

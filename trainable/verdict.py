@@ -31,6 +31,13 @@ from typing import Any, Mapping, Sequence
 
 NONE, MODE_COLLAPSE, LOSS_COLLAPSE = "none", "mode-collapse", "loss-collapse"
 
+# The D loss under which D has won, per loss (TrainConfig.loss_collapse_d_loss = None picks it).
+# Each loss is 0 only when D is right with full confidence on every sample (cross-entropy:
+# p(real) -> 1; hinge: every margin past 1; least squares: outputs on their targets). The values
+# sit below the lowest mean D loss that any run which went on learning reported
+# (benchmarks/remedies.py, lowest D loss column).
+LOSS_COLLAPSE_D_LOSS = {"bce": 0.01, "hinge": 0.01, "least-squares": 0.01}
+
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
@@ -88,7 +95,9 @@ def collapse_verdict(history: Sequence[Mapping[str, Any]], *, patience: int = 3,
 
 def verdict_for(history: Sequence[Mapping[str, Any]], config) -> Verdict:
     """collapse_verdict with the thresholds of a TrainConfig."""
+    d_loss = config.loss_collapse_d_loss
     return collapse_verdict(history, patience=config.collapse_patience, grace=config.collapse_grace,
                             diversity=config.mode_collapse_diversity, coverage=config.mode_collapse_coverage,
-                            d_loss=config.loss_collapse_d_loss, accuracy=config.loss_collapse_accuracy,
+                            d_loss=LOSS_COLLAPSE_D_LOSS[config.loss] if d_loss is None else d_loss,
+                            accuracy=config.loss_collapse_accuracy,
                             divergence=config.loss_collapse_divergence)
