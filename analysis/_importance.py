@@ -6,8 +6,9 @@ from typing import Any, NamedTuple
 
 from analysis._common import escape
 from analysis._reader import Experiment
+from trainable.experiment import COMPLETED, EARLY
 
-FINISHED = ("completed", "asha", "mode-collapse", "loss-collapse")
+FINISHED = (COMPLETED, *EARLY)
 MIN_TRIALS = 4
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from analysis._common import REASONS, escape, searched_params, sort_values
+from analysis._common import escape, searched_params, sort_values
 from analysis._reader import Experiment
+from trainable.experiment import STOP_REASONS
 
 
 class Dimension(NamedTuple):
@@ -36,7 +37,7 @@ def get_parallel_info(experiment: Experiment) -> ParallelInfo:
     dimensions = [_dimension(key, [t.params[key] for t in trials], bool(search.get(key, {}).get("log")))
                   for key in params]
     reasons = [t.stop_reason for t in trials]
-    order = [r for r in REASONS if r in reasons]
+    order = [r for r in STOP_REASONS if r in reasons]
     dimensions.append(Dimension("stop reason", [float(order.index(r)) for r in reasons], order, False))
     return ParallelInfo([t.name for t in trials], [t.score for t in trials], dimensions)
 

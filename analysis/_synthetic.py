@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from trainable.trial_dir import grid_name, thumb_name, write_grid
+from trainable.experiment import grid_name, thumb_name
+from trainable.trial_dir import write_grid
 
 POOL = 24
 CLASSES = 7

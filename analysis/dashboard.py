@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from analysis._common import PALETTE, escape, healthy
+from analysis._common import PALETTE, REASON_COLORS, escape
 from analysis._curves import curve_traces, curves_layout, get_curves_info
 from analysis._grids import data_uri, get_grids_info, plan_frames, thumbnail_bytes
 from analysis._history import get_history_info, plot_history
@@ -112,7 +112,7 @@ def build_dashboard(source: str | Path | Experiment, out: str | Path | None = No
     ranked = rank(experiment.trials)
     colors = {trial.name: PALETTE[i % len(PALETTE)] for i, trial in enumerate(ranked)}
     curves = get_curves_info(experiment)
-    default = [t.name for t in ranked if healthy(t)][:DEFAULT_COMPARE]
+    default = [t.name for t in ranked if t.healthy][:DEFAULT_COMPARE]
     default += [t.name for t in ranked if t.baseline and t.name not in default]
     if not default:
         default = [t.name for t in ranked[:DEFAULT_COMPARE]]
@@ -174,7 +174,7 @@ def _page(experiment: Experiment, table: str, showcase: str, figures: dict[str, 
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title>
-<style>{_CSS}</style>
+<style>{_CSS}{_reason_css()}</style>
 <script>{plotly.offline.get_plotlyjs()}</script>
 </head><body>
 <header><h1>{escape(title)}</h1>
@@ -217,6 +217,11 @@ def _replay_section(figure_html: dict[str, str]) -> str:
             f'{figure_html["replay"]}</section>')
 
 
+def _reason_css() -> str:
+    """A stop reason's badge in the ranking has the colour the figures give that reason."""
+    return "".join(f".r-{reason}{{background:{color}}}" for reason, color in REASON_COLORS.items()) + "\n"
+
+
 def _classes(experiment: Experiment) -> list[str]:
     from trainable.data import EXPRESSIONS
 
@@ -236,8 +241,6 @@ table.leaderboard{border-collapse:collapse;font-size:13px;white-space:nowrap}
 .leaderboard tr.unhealthy{color:#777}.leaderboard tr.baseline{background:#fff8e1}
 .mark{background:#f9a825;color:#000;border-radius:3px;padding:0 4px;font-size:11px;font-weight:bold}
 .reason{border-radius:3px;padding:0 4px;color:#fff}
-.r-completed{background:#2e7d32}.r-asha{background:#7aa6c2}.r-mode-collapse{background:#d62728}
-.r-loss-collapse{background:#ff7f0e}.r-error{background:#7f7f7f}.r-interrupted{background:#bcbd22}.r-running{background:#9467bd}
 .showcase{display:flex;flex-wrap:wrap;gap:12px}.showcase figure{margin:0;text-align:center;font-size:12px}
 .showcase img{image-rendering:pixelated;width:231px;border:3px solid #1f77b4}
 .showcase figure.baseline img{border-color:#f9a825}

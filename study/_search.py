@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ray.tune.search.optuna import OptunaSearch
 
-from study._stopping import EARLY, StopLedger
+from study._stopping import StopLedger
+from trainable.experiment import EARLY
 
 
 class StudySearcher(OptunaSearch):

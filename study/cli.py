@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from trainable.errors import UserError
+from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED
 
 
 def _data_synth(args: argparse.Namespace) -> int:
@@ -133,14 +134,14 @@ def _trial(args: argparse.Namespace) -> int:
     print(f"stopped: {outcome.stop_reason} at iteration {last.get('iteration', 0)}")
     if last.get("verdict_evidence"):
         print(f"evidence: {last['verdict_evidence']}")
-    if last.get("fid_intra") is not None:
-        print(f"intra-class judge FD {last['fid_intra']:.3f}, conditional accuracy {last['cond_accuracy']:.3f}, "
-              f"lowest diversity {last['diversity_min']:.3f}, coverage {last['coverage']:.3f} "
+    if last.get(FID_INTRA) is not None:
+        print(f"intra-class judge FD {last[FID_INTRA]:.3f}, conditional accuracy {last[COND_ACCURACY]:.3f}, "
+              f"lowest diversity {last[DIVERSITY_MIN]:.3f}, coverage {last[COVERAGE]:.3f} "
               f"(judge held-out accuracy {last['judge_accuracy']:.3f})")
     print(f"trial folder: {outcome.directory}")
     if last.get("grid"):
         print(f"latest grid: {outcome.directory / last['grid']}")
-    if outcome.stop_reason == "interrupted":
+    if outcome.stop_reason == INTERRUPTED:
         print(f"resume with: cgan-study trial --resume {outcome.directory}")
         return 130
     return 0

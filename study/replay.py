@@ -6,8 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from analysis._common import healthy
-from analysis._reader import Experiment, rank, read_experiment
+from analysis import Experiment, rank, read_experiment
 from trainable.errors import UserError
 
 
@@ -26,7 +25,7 @@ def replay_spec(experiment: Experiment, *, top: int, seeds: int):
     if experiment.study.get("replay_of"):
         raise UserError(f"{source} is itself a seed re-run; replay its source study {experiment.study['replay_of']}")
     spec = spec_from_dict(experiment.study["spec"])
-    best = [trial for trial in rank(experiment.trials) if healthy(trial)][:top]
+    best = [trial for trial in rank(experiment.trials) if trial.healthy][:top]
     if not best:
         raise UserError(f"{source}: no healthy trial with a score to re-run")
     keys = list(spec.search)

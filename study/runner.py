@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from analysis._reader import STUDY_FILE
 from study.spec import StudySpec, define_by_run
-from trainable._io import write_text_atomic
 from trainable.errors import UserError
+from trainable.experiment import (COND_ACCURACY, DIVERSITY_MEAN, DIVERSITY_MIN, FID_INTRA, JOURNAL_FILE, SCORE,
+                                  STUDY_FILE, TRIAL_PREFIX, is_study, read_study, trial_dir_name, write_study)
 from trainable.local import BUILTIN, load_data
 
 DEFAULT_STORAGE = "runs/studies"
@@ -87,7 +86,7 @@ def _build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *
     from study._search import StudySearcher
     from study._stopping import CollapseStopper, RecordingASHA
     from trainable.judge import load_or_train_judge
-    from trainable.tune_adapter import SCORE, cgan_trainable
+    from trainable.tune_adapter import cgan_trainable
 
     experiment_dir = Path(study["experiment_dir"])
     dataset = load_data(study["data"])
@@ -102,7 +101,7 @@ def _build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *
         return tune.Tuner.restore(study["storage_uri"], trainable=trainable, resume_unfinished=True,
                                   resume_errored=True)
     evaluations = -(-spec.base_config().iterations // spec.base_config().eval_every)
-    metric: Any = [SCORE, "diversity_mean"] if spec.multi_objective else SCORE
+    metric: Any = [SCORE, DIVERSITY_MEAN] if spec.multi_objective else SCORE
     mode: Any = ["min", "max"] if spec.multi_objective else "min"
     searcher = StudySearcher(space=define_by_run(spec), metric=metric, mode=mode,
                              points_to_evaluate=spec.start_points() or None,
@@ -114,8 +113,8 @@ def _build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=spec.samples,
-                                    trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
-                                    trial_name_creator=lambda trial: f"trial_{trial.trial_id}"),
+                                    trial_dirname_creator=lambda trial: trial_dir_name(trial.trial_id),
+                                    trial_name_creator=lambda trial: trial_dir_name(trial.trial_id)),
         run_config=tune.RunConfig(
             name=study["name"], storage_path=study["storage"],
             stop=CollapseStopper(experiment_dir) if spec.early_stopping else None,
@@ -125,8 +124,8 @@ def _build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *
             # Sample grids are written in the trial's working folder: sync them to storage too.
             sync_config=tune.SyncConfig(sync_artifacts=True),
             progress_reporter=tune.CLIReporter(
-                metric_columns={"iteration": "iter", "fid_intra": "FD-intra", "cond_accuracy": "acc",
-                                "diversity_min": "div", "verdict": "verdict"},
+                metric_columns={"iteration": "iter", FID_INTRA: "FD-intra", COND_ACCURACY: "acc",
+                                DIVERSITY_MIN: "div", "verdict": "verdict"},
                 parameter_columns=list(spec.search)[:6], max_report_frequency=15),
             verbose=1,
         ),
@@ -138,7 +137,7 @@ def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: s
               extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run a study; ``extra`` entries go into study.json (a seed re-run records its source there)."""
     experiment_dir = _experiment_dir(storage, name)
-    if (experiment_dir / STUDY_FILE).exists():
+    if is_study(experiment_dir):
         raise UserError(f"study {name!r} already exists in {storage}; continue it with: cgan-study study resume {name}")
     if data and data != BUILTIN and not Path(data).is_file():
         raise UserError(f"{data}: no such prepared data file")
@@ -158,17 +157,16 @@ def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: s
         tuner = _build_tuner(spec, study, resources, restore=False)
         # Written only now: a study that failed before this point can simply be run again.
         experiment_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(experiment_dir / STUDY_FILE, json.dumps(study, indent=2) + "\n")
+        write_study(experiment_dir, study)
         tuner.fit()
     return study
 
 
 def resume_study(name: str, *, storage: str = DEFAULT_STORAGE, address: str | None = None) -> dict[str, Any]:
     experiment_dir = _experiment_dir(storage, name)
-    try:
-        study = json.loads((experiment_dir / STUDY_FILE).read_text())
-    except FileNotFoundError:
-        raise UserError(f"no study {name!r} in {storage} (looked for {experiment_dir / STUDY_FILE})") from None
+    study = read_study(experiment_dir)
+    if study is None:
+        raise UserError(f"no study {name!r} in {storage} (looked for {experiment_dir / STUDY_FILE})")
     spec = spec_from_dict(study["spec"])
     from ray import tune
 
@@ -186,7 +184,7 @@ def resume_study(name: str, *, storage: str = DEFAULT_STORAGE, address: str | No
 def _set_aside_orphans(experiment_dir: Path, known: set[str]) -> None:
     """A trial folder Tune's restored state does not know was started after its last save:
     Tune ran that point again under a new id, so the folder is moved aside, not counted twice."""
-    for trial_dir in experiment_dir.glob("trial_*"):
+    for trial_dir in experiment_dir.glob(f"{TRIAL_PREFIX}*"):
         if trial_dir.is_dir() and trial_dir.name not in known:
             target = experiment_dir / "orphaned" / trial_dir.name
             target.parent.mkdir(exist_ok=True)
@@ -215,10 +213,10 @@ def spec_from_dict(raw: dict[str, Any]) -> StudySpec:
 
 def load_study(name_or_path: str, storage: str = DEFAULT_STORAGE) -> Path:
     path = Path(name_or_path)
-    if (path / STUDY_FILE).exists():
+    if is_study(path):
         return path
     path = _experiment_dir(storage, name_or_path)
-    if not (path / STUDY_FILE).exists():
+    if not is_study(path):
         raise UserError(f"no study {name_or_path!r} in {storage}")
     return path
 
@@ -228,18 +226,17 @@ def summary(experiment_dir: Path) -> str:
     from collections import Counter
 
     from analysis import rank, read_experiment
-    from analysis._common import healthy as is_healthy
 
     experiment = read_experiment(experiment_dir)
     ranked = rank(experiment.trials)
     lines = [f"study {experiment_dir.name}: {len(experiment.trials)} trials in {experiment_dir}"]
     counts = Counter(trial.stop_reason for trial in experiment.trials)
     lines.append("stop reasons: " + ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items())))
-    healthy = [t for t in ranked if is_healthy(t)]
+    healthy = [t for t in ranked if t.healthy]
     if healthy:
         best = healthy[0]
         lines.append(f"best: {best.name} FD-intra {best.score:.3f}, conditional accuracy "
-                     f"{best.last.get('cond_accuracy', float('nan')):.3f} at iteration {best.last.get('iteration')}"
+                     f"{best.last.get(COND_ACCURACY, float('nan')):.3f} at iteration {best.last.get('iteration')}"
                      + (f" (the paper's {best.baseline})" if best.baseline else ""))
         searched = (experiment.study or {}).get("spec", {}).get("search", {})
         lines.append("  params: " + ", ".join(f"{k}={best.params[k]}" for k in searched if k in best.params))
@@ -252,6 +249,6 @@ def summary(experiment_dir: Path) -> str:
                          + (f" ({trial.evidence})" if trial.evidence and trial.collapsed else ""))
     if experiment.skipped:
         lines.append(f"skipped {len(experiment.skipped)} unreadable entries (first: {experiment.skipped[0]})")
-    lines.append(f"optuna journal: {experiment_dir / 'optuna.log'} (optuna-dashboard can open it)")
+    lines.append(f"optuna journal: {experiment_dir / JOURNAL_FILE} (optuna-dashboard can open it)")
     lines.append(f"dashboard: cgan-study analyze {experiment_dir}")
     return "\n".join(lines)

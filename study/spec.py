@@ -38,8 +38,9 @@ from typing import Any
 
 from trainable.config import PRESETS, TrainConfig, param_value
 from trainable.errors import ConfigError
+from trainable.experiment import FID, FID_INTRA
 
-SEARCHABLE_METRICS = ("fid_intra", "fid")
+SEARCHABLE_METRICS = (FID_INTRA, FID)
 
 # Defaults: the paper's axes, each wide enough to hold the V0/V1/V2 baselines.
 DEFAULT_SEARCH: dict[str, Any] = {
@@ -82,7 +83,7 @@ class StudySpec:
     search: dict[str, Choice | Range]
     fixed: dict[str, Any]
     samples: int = 20
-    metric: str = "fid_intra"
+    metric: str = FID_INTRA
     multi_objective: bool = False
     seed: int = 0
     grace_period: int = 2

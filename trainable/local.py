@@ -10,10 +10,11 @@ from typing import Any
 from trainable.config import TrainConfig
 from trainable.data import PreparedDataset, builtin_dataset, load_prepared
 from trainable.errors import UserError
+from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED, split_params
 from trainable.judge import Judge, load_or_train_judge
 from trainable.loop import train
 from trainable.training import Trainer
-from trainable.trial_dir import LocalReporter, TrialDirectory, split_params
+from trainable.trial_dir import LocalReporter, TrialDirectory
 
 BUILTIN = "builtin:synthetic"
 DEFAULT_JUDGE_STEPS = 1500
@@ -24,10 +25,10 @@ def load_data(data: str | Path | None) -> PreparedDataset:
 
 
 def describe(row: dict) -> str:
-    if row.get("fid_intra") is None:
+    if row.get(FID_INTRA) is None:
         return ""
-    return (f"| FD-intra {row['fid_intra']:.2f} acc {row['cond_accuracy']:.2f} "
-            f"div {row['diversity_min']:.2f} cov {row['coverage']:.2f}")
+    return (f"| FD-intra {row[FID_INTRA]:.2f} acc {row[COND_ACCURACY]:.2f} "
+            f"div {row[DIVERSITY_MIN]:.2f} cov {row[COVERAGE]:.2f}")
 
 
 @dataclasses.dataclass
@@ -44,8 +45,8 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
     """Run (or, with ``resume``, continue) one trial writing into ``directory``."""
     folder = TrialDirectory(directory)
     if resume:
-        params = folder.params()
-        config, meta = split_params(params)
+        values, meta = split_params(folder.params())
+        config = TrainConfig.from_dict(values)
         if iterations is not None:
             config = config.replace(iterations=iterations)
         data, judge_steps = meta.get("data", BUILTIN), meta.get("judge_steps", judge_steps)
@@ -69,7 +70,7 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
         trainer.restore(checkpoints[-1])
         history = [row for row in folder.results() if row["iteration"] <= trainer.iteration]
         folder.rewrite(history)
-        finished = history and history[-1].get("stop_reason") not in (None, "interrupted")
+        finished = history and history[-1].get("stop_reason") not in (None, INTERRUPTED)
         if finished and (iterations is None or trainer.iteration >= config.iterations):
             return TrialOutcome(folder.path, history[-1]["stop_reason"], history)  # nothing left to do
     stop_reason = train(trainer, LocalReporter(folder), history=history, progress=progress, describe=describe)

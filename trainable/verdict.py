@@ -29,7 +29,7 @@ import dataclasses
 import math
 from typing import Any, Mapping, Sequence
 
-NONE, MODE_COLLAPSE, LOSS_COLLAPSE = "none", "mode-collapse", "loss-collapse"
+from trainable.experiment import LOSS_COLLAPSE, MODE_COLLAPSE, NONE
 
 
 @dataclasses.dataclass(frozen=True)
