@@ -20,7 +20,7 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8
 
 def searched_params(experiment: Experiment) -> list[str]:
     """The study's searched parameters in the study file's order; else the paper's axes present."""
-    search = ((experiment.study or {}).get("spec") or {}).get("search")
+    search = experiment.search
     if search:
         return list(search)
     present = {key for trial in experiment.trials for key in trial.params}

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from study.spec import Domain, domain_from_dict
 from trainable.config import param_value
 from trainable.experiment import (COLLAPSES, ERROR, FID_INTRA, PARAMS_FILE, TRIAL_PREFIX, read_results,
                                   read_stop_reason, read_study)
@@ -59,6 +60,12 @@ class Experiment:
     trials: list[TrialRecord]
     study: dict[str, Any] | None  # study.json for a study, None for a single local trial
     skipped: list[str]
+
+    @property
+    def search(self) -> dict[str, Domain]:
+        """The study's search space in the study file's order; empty for a single trial."""
+        raw = ((self.study or {}).get("spec") or {}).get("search") or {}
+        return {key: domain_from_dict(domain) for key, domain in raw.items()}
 
 
 def _matches(params: dict[str, Any], point: dict[str, Any]) -> bool:

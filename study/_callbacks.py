@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 from ray.tune import Callback
 
 from study._stopping import StopLedger
-from study.spec import Choice, StudySpec
+from study.spec import StudySpec
 from trainable.experiment import COMPLETED, DIVERSITY_MEAN, EARLY, ERROR, JOURNAL_FILE, SCORE, write_stop
 from trainable.tune_adapter import PENALTY
 
@@ -27,18 +26,6 @@ def journal_storage(experiment_dir: str | Path) -> optuna.storages.JournalStorag
     from optuna.storages.journal import JournalFileBackend
 
     return optuna.storages.JournalStorage(JournalFileBackend(str(Path(experiment_dir) / JOURNAL_FILE)))
-
-
-def distributions(spec: StudySpec) -> dict[str, Any]:
-    result = {}
-    for key, domain in spec.search.items():
-        if isinstance(domain, Choice):
-            result[key] = CategoricalDistribution(list(domain.values))
-        elif domain.integer:
-            result[key] = IntDistribution(int(domain.low), int(domain.high), log=domain.log, step=domain.step or 1)
-        else:
-            result[key] = FloatDistribution(domain.low, domain.high, log=domain.log)
-    return result
 
 
 class StudyCallback(Callback):
@@ -89,7 +76,7 @@ class StudyCallback(Callback):
                 values.append(float(diversity) if isinstance(diversity, (int, float)) and math.isfinite(diversity) else 0.0)
         intermediate = self.scores.get(trial.trial_id, {})
         frozen = optuna.trial.create_trial(
-            params=params, distributions={k: v for k, v in distributions(self.spec).items() if k in params},
+            params=params, distributions={k: v for k, v in self.spec.distributions().items() if k in params},
             values=values, state=state, intermediate_values=intermediate if not self.spec.multi_objective else {},
             user_attrs={"tune_trial_id": trial.trial_id, "stop_reason": reason, "evidence": record["evidence"],
                         "iteration": record["iteration"]})

@@ -14,8 +14,7 @@ def replay_spec(experiment: Experiment, *, top: int, seeds: int):
     """(spec, extra study.json entries) for re-running a study's best ``top`` trials ``seeds``
     times each. Replays run to the end (no ASHA: trials compared by their median must have had
     the same budget) and the searched parameters become fixed choices holding only those points."""
-    from study.runner import spec_from_dict
-    from study.spec import Choice
+    from study.spec import Choice, StudySpec
 
     source = experiment.path
     if top < 1 or seeds < 1:
@@ -24,7 +23,7 @@ def replay_spec(experiment: Experiment, *, top: int, seeds: int):
         raise UserError(f"{source}: not a study folder (no study.json); replay re-runs a study's best trials")
     if experiment.study.get("replay_of"):
         raise UserError(f"{source} is itself a seed re-run; replay its source study {experiment.study['replay_of']}")
-    spec = spec_from_dict(experiment.study["spec"])
+    spec = StudySpec.from_dict(experiment.study["spec"])
     best = [trial for trial in rank(experiment.trials) if trial.healthy][:top]
     if not best:
         raise UserError(f"{source}: no healthy trial with a score to re-run")

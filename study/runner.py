@@ -100,7 +100,7 @@ def _build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *
     if restore:
         return tune.Tuner.restore(study["storage_uri"], trainable=trainable, resume_unfinished=True,
                                   resume_errored=True)
-    evaluations = -(-spec.base_config().iterations // spec.base_config().eval_every)
+    evaluations = spec.evaluations
     metric: Any = [SCORE, DIVERSITY_MEAN] if spec.multi_objective else SCORE
     mode: Any = ["min", "max"] if spec.multi_objective else "min"
     searcher = StudySearcher(space=define_by_run(spec), metric=metric, mode=mode,
@@ -144,7 +144,7 @@ def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: s
     storage_path = storage if "://" in storage else str(Path(storage).expanduser().resolve())
     study = {"name": name, "storage": storage_path, "storage_uri": f"{storage_path.rstrip('/')}/{name}",
              "experiment_dir": str(experiment_dir), "data": str(Path(data).resolve()) if data and data != BUILTIN else BUILTIN,
-             "judge_steps": judge_steps, "spec": _spec_to_dict(spec),
+             "judge_steps": judge_steps, "spec": spec.to_dict(),
              "baselines": dict(zip(spec.baselines, spec.baseline_points())), **(extra or {})}
     load_data(study["data"])  # bad data fails before Ray starts
     with ray_session(address):
@@ -167,7 +167,7 @@ def resume_study(name: str, *, storage: str = DEFAULT_STORAGE, address: str | No
     study = read_study(experiment_dir)
     if study is None:
         raise UserError(f"no study {name!r} in {storage} (looked for {experiment_dir / STUDY_FILE})")
-    spec = spec_from_dict(study["spec"])
+    spec = StudySpec.from_dict(study["spec"])
     from ray import tune
 
     if not tune.Tuner.can_restore(study["storage_uri"]):
@@ -191,24 +191,6 @@ def _set_aside_orphans(experiment_dir: Path, known: set[str]) -> None:
             shutil.move(str(trial_dir), target)
             print(f"note: {trial_dir.name} was started after the driver's last save; moved to {target}",
                   file=sys.stderr)
-
-
-def _spec_to_dict(spec: StudySpec) -> dict[str, Any]:
-    raw = dataclasses.asdict(spec)
-    raw["search"] = {key: ({"values": list(domain.values)} if hasattr(domain, "values") else dataclasses.asdict(domain))
-                     for key, domain in spec.search.items()}
-    raw["baselines"] = list(spec.baselines)
-    raw["points"] = [dict(point) for point in spec.points]
-    return raw
-
-
-def spec_from_dict(raw: dict[str, Any]) -> StudySpec:
-    from study.spec import Choice, Range
-
-    search = {key: Choice(tuple(value["values"])) if "values" in value else Range(**value)
-              for key, value in raw["search"].items()}
-    return StudySpec(**{**raw, "search": search, "baselines": tuple(raw["baselines"]),
-                        "points": tuple(raw.get("points", ()))})
 
 
 def load_study(name_or_path: str, storage: str = DEFAULT_STORAGE) -> Path:

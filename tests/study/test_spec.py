@@ -1,8 +1,8 @@
 import optuna
 import pytest
 
-from study.runner import Resources, plan_resources, spec_from_dict, _spec_to_dict
-from study.spec import DEFAULT_SEARCH, SearchSpace, load_spec, trial_config
+from study.runner import Resources, plan_resources
+from study.spec import DEFAULT_SEARCH, SearchSpace, StudySpec, load_spec, trial_config
 from trainable.config import preset
 from trainable.errors import ConfigError, UserError
 
@@ -46,7 +46,7 @@ def test_define_by_run_names_are_config_fields_and_make_valid_configs():
 
 def test_spec_survives_the_round_trip_through_study_json():
     spec = load_spec()
-    assert spec_from_dict(_spec_to_dict(spec)) == spec
+    assert StudySpec.from_dict(spec.to_dict()) == spec
 
 
 @pytest.mark.parametrize("text,message", [
