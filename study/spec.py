@@ -36,7 +36,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar
 
-from trainable.config import PRESETS, TrainConfig, param_value
+from trainable.config import PRESETS, TrainConfig, field_types, param_value
 from trainable.errors import ConfigError
 from trainable.experiment import FID, FID_INTRA
 
@@ -133,7 +133,7 @@ class Range:
         unknown = set(raw) - {"low", "high", "log", "step"}
         if unknown or "low" not in raw or "high" not in raw:
             raise ConfigError(f"[search].{key}: a range needs low and high (optional log, step), got {sorted(raw)}")
-        integer = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}[key].startswith("int")
+        integer = field_types()[key].base is int
         low, high = raw["low"], raw["high"]
         if not low < high:
             raise ConfigError(f"[search].{key}: low {low} must be below high {high}")
