@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from ray.tune import Stopper
-from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
-from trainable.experiment import ASHA, COMPLETED, LEDGER_FILE, NONE, read_json_lines
+from study.spec import StudySpec
+from trainable.experiment import ASHA, COMPLETED, LEDGER_FILE, NONE, SCORE, read_json_lines
 
 
 class StopLedger:
@@ -76,3 +77,17 @@ class RecordingASHA(ASHAScheduler):
                                                      f"{result.get('training_iteration')} (score {result.get('score'):.4g})",
                                result.get("iteration"))
         return decision
+
+
+def make_scheduler(spec: StudySpec, experiment_dir: str | Path) -> TrialScheduler:
+    """ASHA over the evaluations (``training_iteration``), or no early stopping at all."""
+    if not spec.early_stopping:
+        return FIFOScheduler()
+    evaluations = spec.evaluations
+    return RecordingASHA(experiment_dir, time_attr="training_iteration", metric=SCORE, mode="min",
+                         max_t=evaluations, grace_period=min(spec.grace_period, evaluations),
+                         reduction_factor=spec.reduction_factor)
+
+
+def make_stopper(spec: StudySpec, experiment_dir: str | Path) -> Stopper | None:
+    return CollapseStopper(experiment_dir) if spec.early_stopping else None

@@ -150,7 +150,8 @@ def _trial(args: argparse.Namespace) -> int:
 def _study_run(args: argparse.Namespace) -> int:
     import time
 
-    from study.runner import load_study, run_study, summary
+    from study._summary import summary
+    from study.runner import load_study, run_study
     from study.spec import load_spec
 
     spec = load_spec(args.config, samples=args.samples, gpus_per_trial=args.gpus_per_trial,
@@ -167,7 +168,8 @@ def _study_run(args: argparse.Namespace) -> int:
 
 
 def _study_resume(args: argparse.Namespace) -> int:
-    from study.runner import load_study, resume_study, summary
+    from study._summary import summary
+    from study.runner import load_study, resume_study
 
     try:
         resume_study(args.name, storage=args.storage, address=args.address)
@@ -182,7 +184,8 @@ def _study_resume(args: argparse.Namespace) -> int:
 def _study_status(args: argparse.Namespace) -> int:
     from analysis import read_experiment
     from analysis._leaderboard import format_ranking, get_leaderboard_info
-    from study.runner import load_study, summary
+    from study._summary import summary
+    from study.runner import load_study
 
     path = load_study(args.name, args.storage)
     print(format_ranking(get_leaderboard_info(read_experiment(path))))

@@ -55,7 +55,7 @@ def replay_name(source: str | Path) -> str:
 
 def run_replay(source: str | Path, *, top: int, seeds: int, name: str | None = None, storage: str | None = None,
                address: str | None = None) -> Path:
-    from study.runner import _experiment_dir, run_study
+    from study.runner import run_study, study_dir
 
     experiment = read_experiment(source)
     spec, extra = replay_spec(experiment, top=top, seeds=seeds)
@@ -63,5 +63,5 @@ def run_replay(source: str | Path, *, top: int, seeds: int, name: str | None = N
     name = name or replay_name(source)
     run_study(spec, name=name, data=experiment.study.get("data"), storage=storage, address=address,
               judge_steps=int(experiment.study.get("judge_steps", 1500)), extra=extra)
-    return _experiment_dir(storage, name)
+    return study_dir(storage, name)
 

@@ -1,7 +1,7 @@
 import optuna
 import pytest
 
-from study.runner import Resources, plan_resources
+from study._session import Resources, plan_resources
 from study.spec import DEFAULT_SEARCH, SearchSpace, StudySpec, load_spec, trial_config
 from trainable.config import preset
 from trainable.errors import ConfigError, UserError
