@@ -64,6 +64,13 @@ def _print_info(path: str | Path, dataset) -> None:
         print(f"{name:<{width}} " + " ".join(f"{per_split[s][label]:>7}" for s in per_split))
 
 
+def _save(dataset, out: Path) -> int:
+    """Write a prepared file and say what it holds."""
+    dataset.save(out)
+    _print_info(out, dataset)
+    return 0
+
+
 class DataSynth(Command):
     help = "write the built-in synthetic expression set in FER-2013's published forms"
     description = ("Draw the built-in synthetic faces and write them as fer2013.csv, as image folders "
@@ -119,9 +126,7 @@ class DataPrepare(Command):
         from trainable.data import read_any
 
         dataset = read_any(args.source, fmt=args.format, size=args.size, source=args.name, progress=True)
-        dataset.save(args.out)
-        _print_info(args.out, dataset)
-        return 0
+        return _save(dataset, args.out)
 
 
 class DataFuse(Command):
@@ -136,9 +141,7 @@ class DataFuse(Command):
         from trainable.data import fuse, load_prepared
 
         dataset = fuse([load_prepared(path) for path in args.inputs], names=[str(p) for p in args.inputs])
-        dataset.save(args.out)
-        _print_info(args.out, dataset)
-        return 0
+        return _save(dataset, args.out)
 
 
 class DataInfo(Command):
@@ -198,9 +201,7 @@ class DataImportPickle(Command):
 
         class_names = tuple(args.class_names.split(",")) if args.class_names else None
         dataset = import_pickle(args.images, args.labels, class_names=class_names, source=args.name)
-        dataset.save(args.out)
-        _print_info(args.out, dataset)
-        return 0
+        return _save(dataset, args.out)
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, str]:
