@@ -26,6 +26,7 @@ from analysis._replay import get_replay_info, plot_replay
 from analysis._stops import get_stops_info, plot_collapse_map, plot_stop_counts
 from trainable._io import write_text_atomic
 from trainable._progress import Progress
+from trainable.experiment import NONE
 
 DEFAULT_MAX_MB = 45.0  # the whole file stays under 50 MB for a 1000-trial study
 DEFAULT_COMPARE = 5  # trials drawn in the learning curves when the page opens (baselines besides)
@@ -73,7 +74,8 @@ def _frames_data(experiment: Experiment, max_bytes: float, progress: Progress | 
         kept = [timeline[i] for i in budget.keep[name]]
         sources = [data_uri(f.grid.read_bytes() if budget.level == "full" else thumbnail_bytes(f, *shape))
                    for f in kept]
-        frames[name] = {"it": [f.iteration for f in kept], "verdict": [f.verdict for f in kept],
+        frames[name] = {"it": [f.iteration for f in kept], "verdict": [f.verdict if f.verdict != NONE else ""
+                                                                       for f in kept],
                         "src": sources, "total": len(timeline)}
         done += len(kept)
         if progress:
@@ -322,7 +324,7 @@ _JS = r"""
     var text = "iteration " + frames.it[i] + " (" + (i + 1) + " of " + frames.src.length + " shown";
     if (frames.total > frames.src.length) { text += ", " + frames.total + " evaluations"; }
     text += ")";
-    if (frames.verdict[i] && frames.verdict[i] !== "none") { text += " - verdict: " + frames.verdict[i]; }
+    if (frames.verdict[i]) { text += " - verdict: " + frames.verdict[i]; }
     caption.textContent = text;
   }
   function pickTrial(name) {

@@ -31,6 +31,7 @@ def _trainable(spec: StudySpec, study: dict[str, Any], resources: Resources):
 
 
 def build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *, restore: bool):
+    # Ray and Optuna are imported only once a study really starts: `study status` needs neither.
     from ray import tune
 
     from study._callbacks import StudyCallback

@@ -7,6 +7,8 @@ import dataclasses
 from pathlib import Path
 
 from analysis import Experiment, rank, read_experiment
+from study.runner import run_study, study_dir
+from study.spec import Choice, StudySpec
 from trainable.errors import UserError
 
 
@@ -14,8 +16,6 @@ def replay_spec(experiment: Experiment, *, top: int, seeds: int):
     """(spec, extra study.json entries) for re-running a study's best ``top`` trials ``seeds``
     times each. Replays run to the end (no ASHA: trials compared by their median must have had
     the same budget) and the searched parameters become fixed choices holding only those points."""
-    from study.spec import Choice, StudySpec
-
     source = experiment.path
     if top < 1 or seeds < 1:
         raise UserError("--top and --seeds must be at least 1")
@@ -55,8 +55,6 @@ def replay_name(source: str | Path) -> str:
 
 def run_replay(source: str | Path, *, top: int, seeds: int, name: str | None = None, storage: str | None = None,
                address: str | None = None) -> Path:
-    from study.runner import run_study, study_dir
-
     experiment = read_experiment(source)
     spec, extra = replay_spec(experiment, top=top, seeds=seeds)
     storage = storage or experiment.study.get("storage") or str(Path(source).resolve().parent)
