@@ -83,8 +83,8 @@ def read_trial(trial_dir: Path, skipped: list[str], baselines: dict[str, dict] |
     except json.JSONDecodeError:
         skipped.append(f"{params_file}: unreadable")
         return None
-    # A local trial writes its config as is (lists, null); a study writes search values ("a,b,c",
-    # "off"). Read both the study's way, so they compare and display alike.
+    # Both trials write the study's form (trainable.experiment.trial_params); a local trial written
+    # before that holds its config as is (lists, null): read every folder the study's way.
     params = {key: param_value(value) for key, value in params.items()}
     rows = read_results(trial_dir, skipped)
     reason, evidence = read_stop_reason(trial_dir, rows)

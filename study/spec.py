@@ -36,9 +36,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar
 
-from trainable.config import PRESETS, TrainConfig, field_types, param_value
+from trainable.config import PRESETS, TrainConfig, field_types
 from trainable.errors import ConfigError
-from trainable.experiment import FID, FID_INTRA
+from trainable.experiment import FID, FID_INTRA, trial_params
 
 SEARCHABLE_METRICS = (FID_INTRA, FID)
 
@@ -188,8 +188,9 @@ class StudySpec:
         for name in self.baselines:
             config = TrainConfig.from_dict(PRESETS[name], base=self.base_config())
             point = {}
+            values = trial_params(config)
             for key, domain in self.search.items():
-                value = param_value(getattr(config, key))
+                value = values[key]
                 if not domain.contains(value):
                     raise ConfigError(f"baseline {name}: {key}={value!r} lies outside the search space "
                                       f"{domain.describe()}; widen [search].{key} so the paper's {name} can run")
@@ -289,9 +290,12 @@ class SearchSpace:
         self.spec = spec
 
     def __call__(self, trial) -> dict[str, Any]:
+        """Suggests the searched fields; returns every other field, which Tune adds to the trial's
+        config: its params.json then holds the whole config, in the form a local trial writes."""
         for key, domain in self.spec.search.items():
             domain.suggest(trial, key)
-        return dict(self.spec.fixed)
+        return {key: value for key, value in trial_params(self.spec.base_config()).items()
+                if key not in self.spec.search}
 
 
 def define_by_run(spec: StudySpec) -> SearchSpace:

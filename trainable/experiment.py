@@ -18,7 +18,8 @@ are read alike.
             grids/iteration_NNNNNNN.png        the sample grid at each evaluation (rows = classes)
             grids/iteration_NNNNNNN.thumb.png  its small version for dashboards
 
-It imports nothing of the project but the atomic file writer, so every module may import it.
+It imports nothing of the project but the config and the atomic file writer, so every module
+may import it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from trainable._io import write_text_atomic
+from trainable.config import TrainConfig, param_value
 
 STUDY_FILE = "study.json"
 LEDGER_FILE = "stop_reasons.jsonl"
@@ -65,6 +67,13 @@ SCORE = "score"  # what a study's scheduler and searcher see: its metric, finite
 
 # params.json keys that are the trial's context, not config fields.
 META_KEYS = ("preset", "data", "judge_steps")
+
+
+def trial_params(config: TrainConfig, **meta: Any) -> dict[str, Any]:
+    """What params.json holds, the same for a local trial and a study trial: every config field
+    in the study's form (``param_value``: filters as "a,b,c", a switched-off rule as "off"),
+    then the meta keys given."""
+    return {**{key: param_value(value) for key, value in config.to_dict().items()}, **meta}
 
 
 def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

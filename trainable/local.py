@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
 
 from trainable.config import TrainConfig
 from trainable.data import PreparedDataset, builtin_dataset, load_prepared
 from trainable.errors import UserError
-from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED, split_params
+from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED, split_params,
+                                  trial_params)
 from trainable.judge import Judge, load_or_train_judge
 from trainable.loop import train
 from trainable.training import Trainer
@@ -53,9 +53,7 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
     dataset = load_data(data)  # bad data fails before anything is written
     if not resume:
         config = config or TrainConfig()
-        params: dict[str, Any] = {**config.to_dict(), "preset": preset, "data": str(data or BUILTIN),
-                                  "judge_steps": judge_steps}
-        folder.create(params)
+        folder.create(trial_params(config, preset=preset, data=str(data or BUILTIN), judge_steps=judge_steps))
     if judge is None:
         judge, trained = load_or_train_judge(dataset, steps=judge_steps, progress=progress)
         if trained and progress:

@@ -1,8 +1,9 @@
 import json
 
 from analysis import read_experiment
+from trainable.config import TrainConfig, preset
 from trainable.experiment import (COMPLETED, ERROR, INTERRUPTED, MODE_COLLAPSE, RUNNING, read_results,
-                                  read_stop_reason, write_stop)
+                                  read_stop_reason, split_params, trial_params, write_stop)
 from trainable.trial_dir import TrialDirectory
 
 
@@ -40,3 +41,12 @@ def test_stop_reason_from_the_driver_then_the_last_row_then_the_error_file(tmp_p
     assert read_stop_reason(folder, [last]) == (MODE_COLLAPSE, "alike")
     (folder / "stop_reason.json").write_text('{"stop_rea')  # cut by a kill: the next source counts
     assert read_stop_reason(folder, [{**last, "stop_reason": COMPLETED}]) == (COMPLETED, "")
+
+
+def test_params_hold_the_study_form_and_read_back_to_the_same_config():
+    config = preset("V2", freeze_after=None)
+    params = trial_params(config, preset="V2", data="builtin:synthetic", judge_steps=10)
+    assert params["d_filters"] == "16,32,64" and params["freeze_after"] == "off" and params["latent_size"] == 80
+    values, meta = split_params(json.loads(json.dumps(params)))
+    assert TrainConfig.from_dict(values) == config
+    assert meta == {"preset": "V2", "data": "builtin:synthetic", "judge_steps": 10}
