@@ -67,9 +67,14 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
             raise UserError(f"{folder.path}: no checkpoint to resume from")
         trainer.restore(checkpoints[-1])
         history = [row for row in folder.results() if row["iteration"] <= trainer.iteration]
+        stopped = history[-1].get("stop_reason") if history else None
+        if stopped not in (None, INTERRUPTED) and (iterations is None or trainer.iteration >= config.iterations):
+            folder.rewrite(history)
+            return TrialOutcome(folder.path, stopped, history)  # nothing left to do
+        if stopped:
+            # Training goes on from the row it stopped at (Ctrl-C, or more iterations): that row no
+            # longer ends the trial, so only the history's last row says why the trial stopped.
+            history[-1] = {**history[-1], "stop_reason": None, "done": False}
         folder.rewrite(history)
-        finished = history and history[-1].get("stop_reason") not in (None, INTERRUPTED)
-        if finished and (iterations is None or trainer.iteration >= config.iterations):
-            return TrialOutcome(folder.path, history[-1]["stop_reason"], history)  # nothing left to do
     stop_reason = train(trainer, LocalReporter(folder), history=history, progress=progress, describe=describe)
     return TrialOutcome(folder.path, stop_reason, folder.results())
