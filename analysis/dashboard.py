@@ -25,7 +25,7 @@ from analysis._reader import Experiment, TrialRecord, rank, read_experiment
 from analysis._replay import get_replay_info, plot_replay
 from analysis._stops import get_stops_info, plot_collapse_map, plot_stop_counts
 from trainable._io import write_text_atomic
-from trainable._progress import Progress
+from trainable.progress import Progress
 from trainable.experiment import NONE
 
 DEFAULT_MAX_MB = 45.0  # the whole file stays under 50 MB for a 1000-trial study

@@ -18,7 +18,7 @@ from torch import nn
 
 from trainable import metrics
 from trainable._io import atomic_path, cache_dir
-from trainable._progress import Progress
+from trainable.progress import Progress
 from trainable.data import PreparedDataset, normalize
 from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MEAN, DIVERSITY_MIN, FID, FID_INTRA
 

@@ -6,7 +6,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from trainable.config import TrainConfig
+from trainable.config import TrainConfig, preset
 from trainable.data import PreparedDataset, builtin_dataset, load_prepared
 from trainable.errors import UserError
 from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED, split_params,
@@ -18,6 +18,7 @@ from trainable.trial_dir import LocalReporter, TrialDirectory
 
 BUILTIN = "builtin:synthetic"
 DEFAULT_JUDGE_STEPS = 1500
+CPU_PAPER_WIDTH_RATE = 1.5  # iterations/s of the paper's V0 width on a CPU (measured 1-2)
 
 
 def load_data(data: str | Path | None) -> PreparedDataset:
@@ -29,6 +30,17 @@ def describe(row: dict) -> str:
         return ""
     return (f"| FD-intra {row[FID_INTRA]:.2f} acc {row[COND_ACCURACY]:.2f} "
             f"div {row[DIVERSITY_MIN]:.2f} cov {row[COVERAGE]:.2f}")
+
+
+def warn_if_slow(config: TrainConfig) -> None:
+    """The paper's generator width is days of training on a CPU: say so before it starts."""
+    paper = preset("V0").g_filters
+    if config.g_filters != paper:
+        return
+    hours = config.iterations / CPU_PAPER_WIDTH_RATE / 3600
+    print(f"note: on a CPU the paper's full width (g_filters {','.join(map(str, paper))}) trains at about 1-2 "
+          f"iterations/s: {config.iterations} iterations take about {hours:.0f} h. A smaller generator learns in "
+          "minutes: --set g_filters=32,16,8 (see the README's examples)", file=sys.stderr)
 
 
 @dataclasses.dataclass
@@ -60,6 +72,8 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
             print(f"judge trained: held-out accuracy {judge.heldout_accuracy:.3f} (cached for this data set)",
                   file=sys.stderr)
     trainer = Trainer(config, dataset, judge)
+    if progress and trainer.device.type == "cpu":
+        warn_if_slow(config)
     history: list[dict] = []
     if resume:
         checkpoints = folder.checkpoints()

@@ -13,7 +13,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from trainable._progress import Progress
+from trainable.progress import Progress
 from trainable.experiment import COMPLETED, INTERRUPTED
 from trainable.training import StepStats, Trainer
 from trainable.verdict import verdict_for
