@@ -1,5 +1,13 @@
-"""Reading, ranking and drawing the results of studies and single trials (no Ray needed)."""
+"""Reading, ranking and drawing the results of studies and single trials (no Ray needed).
 
+The figures are in private modules, each a ``get_*_info`` (plain data) and a ``plot_*``;
+``analysis.dashboard`` puts them on one page and ``analysis.browser`` opens that page in
+headless Chromium.
+"""
+
+from analysis._leaderboard import LeaderboardInfo, LeaderboardRow, format_ranking, get_leaderboard_info
 from analysis._reader import Experiment, TrialRecord, rank, read_experiment
+from analysis._replay import ReplayInfo, format_replay, get_replay_info
 
-__all__ = ["Experiment", "TrialRecord", "rank", "read_experiment"]
+__all__ = ["Experiment", "LeaderboardInfo", "LeaderboardRow", "ReplayInfo", "TrialRecord", "format_ranking",
+           "format_replay", "get_leaderboard_info", "get_replay_info", "rank", "read_experiment"]

@@ -7,23 +7,20 @@ import math
 from typing import Any
 
 from analysis._reader import Experiment, TrialRecord, finite
+from trainable.experiment import (ASHA, COMPLETED, ERROR, INTERRUPTED, LOSS_COLLAPSE, MODE_COLLAPSE, PARAMS_FILE,
+                                  RUNNING)
 
 # The paper's axes: shown for a single local trial, or a study folder without its study.json.
 PAPER_AXES = ("latent_size", "d_filters", "d_dropout", "normalization", "freeze_accuracy", "freeze_after")
-REASONS = ("completed", "asha", "mode-collapse", "loss-collapse", "error", "interrupted", "running")
-REASON_COLORS = {"completed": "#2e7d32", "asha": "#7aa6c2", "mode-collapse": "#d62728",
-                 "loss-collapse": "#ff7f0e", "error": "#7f7f7f", "interrupted": "#bcbd22", "running": "#9467bd"}
+REASON_COLORS = {COMPLETED: "#2e7d32", ASHA: "#7aa6c2", MODE_COLLAPSE: "#d62728", LOSS_COLLAPSE: "#ff7f0e",
+                 ERROR: "#7f7f7f", INTERRUPTED: "#bcbd22", RUNNING: "#9467bd"}
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22")
 
 
-def healthy(trial: TrialRecord) -> bool:
-    return not trial.collapsed and trial.stop_reason != "error" and trial.score is not None
-
-
 def searched_params(experiment: Experiment) -> list[str]:
     """The study's searched parameters in the study file's order; else the paper's axes present."""
-    search = ((experiment.study or {}).get("spec") or {}).get("search")
+    search = experiment.search
     if search:
         return list(search)
     present = {key for trial in experiment.trials for key in trial.params}
@@ -38,7 +35,7 @@ def start_time(trial: TrialRecord) -> float:
     if stamp is not None:
         return stamp - (elapsed or 0.0)
     try:
-        return (trial.path / "params.json").stat().st_mtime
+        return (trial.path / PARAMS_FILE).stat().st_mtime
     except OSError:
         return math.inf
 

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 from analysis._common import escape, finite, label
 from analysis._reader import Experiment
+from trainable.experiment import COLLAPSES, COND_ACCURACY, DIVERSITY_MIN, FID_INTRA
 
 PANELS = (("x", "y", "losses"), ("x2", "y2", "D accuracy"), ("x3", "y3", "intra-class FD"),
           ("x4", "y4", "diversity (lowest class) / conditional accuracy"))
@@ -41,8 +42,8 @@ def get_curves_info(experiment: Experiment) -> dict[str, TrialCurves]:
         curves[trial.name] = TrialCurves(
             trial.name, label(trial), [int(r.get("iteration", 0)) for r in rows],
             [finite(r.get("d_loss")) for r in rows], [finite(r.get("g_loss")) for r in rows],
-            [_accuracy(r) for r in rows], [finite(r.get("fid_intra")) for r in rows],
-            [finite(r.get("diversity_min")) for r in rows], [finite(r.get("cond_accuracy")) for r in rows],
+            [_accuracy(r) for r in rows], [finite(r.get(FID_INTRA)) for r in rows],
+            [finite(r.get(DIVERSITY_MIN)) for r in rows], [finite(r.get(COND_ACCURACY)) for r in rows],
             events, int(trial.last.get("iteration", 0)), trial.stop_reason)
     return curves
 
@@ -94,7 +95,7 @@ def curve_traces(curves: TrialCurves, color: str) -> list[dict[str, Any]]:
                                              for _, e in curves.freeze_events]},
                        "hovertemplate": "D %{text} @%{x}<extra>" + name + "</extra>"})
     if curves.iterations:
-        collapsed = curves.stop_reason.endswith("collapse")
+        collapsed = curves.stop_reason in COLLAPSES
         traces.append({**common, "mode": "markers", "xaxis": "x3", "yaxis": "y3", "showlegend": False, "name": name,
                        "x": [curves.stop_iteration], "y": [_at(curves, curves.score, curves.stop_iteration)],
                        "marker": {"color": color, "size": 13, "symbol": "x" if collapsed else "square",

@@ -7,9 +7,9 @@ import base64
 from pathlib import Path
 from typing import NamedTuple
 
-from analysis._common import healthy, label
+from analysis._common import label
 from analysis._reader import Experiment, rank
-from trainable.trial_dir import thumb_name
+from trainable.experiment import NONE, thumb_name
 
 
 class Frame(NamedTuple):
@@ -42,14 +42,14 @@ def get_grids_info(experiment: Experiment, *, best: int = 4) -> GridsInfo:
             if not grid or not (trial.path / grid).is_file():
                 continue
             frames.append(Frame(int(row.get("iteration", 0)), trial.path / grid, trial.path / thumb_name(grid),
-                                str(row.get("verdict") or "none")))
+                                str(row.get("verdict") or NONE)))
         timelines[trial.name] = frames
 
     def shown(trial, kind: str) -> Showcase:
         frames = timelines[trial.name]
         return Showcase(trial.name, label(trial), kind, frames[-1].grid if frames else None)
 
-    showcase = [shown(t, "best") for t in ranked if healthy(t) and not t.baseline][:best]
+    showcase = [shown(t, "best") for t in ranked if t.healthy and not t.baseline][:best]
     showcase += [shown(t, "baseline") for t in sorted((t for t in ranked if t.baseline), key=lambda t: t.baseline)]
     return GridsInfo(showcase, timelines)
 
@@ -89,7 +89,7 @@ def plan_frames(timelines: dict[str, list[Frame]], budget_bytes: int) -> FrameBu
     for name, frames in timelines.items():
         chosen = set(_evenly(len(frames), max(2, int(len(frames) * share)))) if frames else set()
         # the first evaluation judged collapsed is the one a user looks for: always kept
-        chosen.update(next(([i] for i, f in enumerate(frames) if f.verdict not in ("none", "")), []))
+        chosen.update(next(([i] for i, f in enumerate(frames) if f.verdict not in (NONE, "")), []))
         keep[name] = sorted(chosen)
     return FrameBudget("thumbnail", keep, sum(map(len, keep.values())), total)
 

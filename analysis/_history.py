@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from analysis._common import REASON_COLORS, REASONS, escape, healthy, in_start_order
+from analysis._common import REASON_COLORS, escape, in_start_order
 from analysis._reader import Experiment
+from trainable.experiment import COLLAPSES, ERROR, STOP_REASONS
 
 
 class HistoryInfo(NamedTuple):
@@ -21,7 +22,7 @@ def get_history_info(experiment: Experiment) -> HistoryInfo:
     numbers, names, scores, reasons, baselines, best_so_far = [], [], [], [], [], []
     best = None
     for number, trial in enumerate(in_start_order(experiment), 1):
-        if healthy(trial) and (best is None or trial.score < best):
+        if trial.healthy and (best is None or trial.score < best):
             best = trial.score
         numbers.append(number)
         names.append(trial.name)
@@ -38,11 +39,11 @@ def plot_history(info: HistoryInfo) -> dict[str, Any]:
     known = [s for s in info.scores if s is not None]
     ceiling = max(known) * 1.1 if known else 1.0
     data: list[dict[str, Any]] = []
-    for reason in REASONS:
+    for reason in STOP_REASONS:
         index = [i for i, r in enumerate(info.reasons) if r == reason]
         if not index:
             continue
-        collapsed = reason.endswith("collapse") or reason == "error"
+        collapsed = reason in COLLAPSES or reason == ERROR
         data.append({
             "type": "scatter", "mode": "markers", "name": reason,
             "x": [info.numbers[i] for i in index],

@@ -6,8 +6,9 @@ from typing import Any, NamedTuple
 
 from analysis._common import escape
 from analysis._reader import Experiment
+from trainable.experiment import COMPLETED, EARLY
 
-FINISHED = ("completed", "asha", "mode-collapse", "loss-collapse")
+FINISHED = (COMPLETED, *EARLY)
 MIN_TRIALS = 4
 
 
@@ -19,41 +20,24 @@ class ImportanceInfo(NamedTuple):
     note: str  # why there is no figure, when there is none
 
 
-def _distribution(domain: dict[str, Any]):
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    if "values" in domain:
-        return CategoricalDistribution(domain["values"])
-    if domain.get("integer"):
-        return IntDistribution(int(domain["low"]), int(domain["high"]), log=domain.get("log", False),
-                               step=domain.get("step") or 1)
-    return FloatDistribution(domain["low"], domain["high"], log=domain.get("log", False))
-
-
-def _inside(distribution, value: Any) -> bool:
-    if hasattr(distribution, "choices"):
-        return value in distribution.choices
-    return isinstance(value, (int, float)) and distribution.low <= value <= distribution.high
-
-
 def get_importance_info(experiment: Experiment) -> ImportanceInfo:
     """PED-ANOVA (Optuna's evaluator that needs no scikit-learn): how much each parameter's
     distribution among the best trials differs from its distribution among all finished ones.
     Finished = completed, cut by ASHA, or stopped for collapse; each with its last score."""
     method = "Optuna PedAnovaImportanceEvaluator"
-    search = ((experiment.study or {}).get("spec") or {}).get("search")
+    search = experiment.search
     if not search:
         return ImportanceInfo([], [], 0, method, "needs a study (a single trial has nothing to compare)")
     import optuna
     from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 
-    distributions = {key: _distribution(domain) for key, domain in search.items()}
+    distributions = {key: domain.distribution() for key, domain in search.items()}
     trials = []
     for trial in experiment.trials:
         if trial.stop_reason not in FINISHED or trial.score is None:
             continue
-        params = {key: trial.params.get(key) for key in distributions}
-        if not all(_inside(distributions[key], value) for key, value in params.items()):
+        params = {key: trial.params.get(key) for key in search}
+        if not all(search[key].contains(value) for key, value in params.items()):
             continue  # a value outside the study file's space (an edited params.json): left out
         trials.append(optuna.trial.create_trial(params=params, distributions=distributions, value=trial.score))
     if len(trials) < MIN_TRIALS:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from analysis._common import escape, finite, healthy, searched_params
+from analysis._common import escape, finite, searched_params
 from analysis._reader import Experiment, rank
+from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN
 
 
 class LeaderboardRow(NamedTuple):
@@ -36,9 +37,9 @@ def get_leaderboard_info(experiment: Experiment) -> LeaderboardInfo:
         last = trial.last
         rows.append(LeaderboardRow(
             rank=position, name=trial.name, baseline=trial.baseline, stop_reason=trial.stop_reason,
-            evidence=trial.evidence, healthy=healthy(trial), score=trial.score,
-            cond_accuracy=finite(last.get("cond_accuracy")), diversity_min=finite(last.get("diversity_min")),
-            coverage=finite(last.get("coverage")), iteration=int(last.get("iteration", 0)),
+            evidence=trial.evidence, healthy=trial.healthy, score=trial.score,
+            cond_accuracy=finite(last.get(COND_ACCURACY)), diversity_min=finite(last.get(DIVERSITY_MIN)),
+            coverage=finite(last.get(COVERAGE)), iteration=int(last.get("iteration", 0)),
             time_s=finite(last.get("time_total_s")),
             params={key: trial.params.get(key) for key in params}))
     return LeaderboardInfo(params, rows)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from analysis._common import REASONS, escape, searched_params, sort_values
+from analysis._common import escape, searched_params, sort_values
 from analysis._reader import Experiment
+from trainable.experiment import STOP_REASONS
 
 
 class Dimension(NamedTuple):
@@ -30,13 +31,13 @@ def _dimension(name: str, raw: list[Any], log: bool = False) -> Dimension:
 
 def get_parallel_info(experiment: Experiment) -> ParallelInfo:
     """Trials with a score; parameters missing from a trial are left out of the figure."""
-    search = ((experiment.study or {}).get("spec") or {}).get("search") or {}
+    search = experiment.search
     params = searched_params(experiment)
     trials = [t for t in experiment.trials if t.score is not None and all(k in t.params for k in params)]
-    dimensions = [_dimension(key, [t.params[key] for t in trials], bool(search.get(key, {}).get("log")))
+    dimensions = [_dimension(key, [t.params[key] for t in trials], key in search and search[key].log)
                   for key in params]
     reasons = [t.stop_reason for t in trials]
-    order = [r for r in REASONS if r in reasons]
+    order = [r for r in STOP_REASONS if r in reasons]
     dimensions.append(Dimension("stop reason", [float(order.index(r)) for r in reasons], order, False))
     return ParallelInfo([t.name for t in trials], [t.score for t in trials], dimensions)
 

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 from analysis._common import escape
 from analysis._reader import Experiment
+from trainable.experiment import COLLAPSES
 
 
 class ReplayGroup(NamedTuple):
@@ -56,7 +57,7 @@ def format_replay(info: ReplayInfo) -> str:
         def cell(value):
             return f"{value:8.3f}" if value is not None else f"{'-':>8}"
         name = group.source_name + (f" ({group.baseline})" if group.baseline else "")
-        collapsed = sum(r.endswith("collapse") for r in group.stop_reasons)
+        collapsed = sum(r in COLLAPSES for r in group.stop_reasons)
         lines.append(f"{position:>3} {'#' + str(group.source_rank):>4} {name:<24} {cell(group.median)} {cell(group.low)} "
                      f"{cell(group.high)} {cell(group.source_score):>9}  {len(group.scores)}"
                      + (f" ({collapsed} collapsed)" if collapsed else ""))

@@ -6,8 +6,9 @@ import math
 import zlib
 from typing import Any, NamedTuple
 
-from analysis._common import REASON_COLORS, REASONS, escape, searched_params, sort_values
+from analysis._common import REASON_COLORS, escape, searched_params, sort_values
 from analysis._reader import Experiment
+from trainable.experiment import COLLAPSES, STOP_REASONS
 
 
 class StopPoint(NamedTuple):
@@ -18,7 +19,7 @@ class StopPoint(NamedTuple):
 
 
 class StopsInfo(NamedTuple):
-    reasons: list[str]  # every reason of REASONS, in that order
+    reasons: list[str]  # every reason of STOP_REASONS, in that order
     counts: list[int]
     params: list[str]
     points: list[StopPoint]  # one per trial
@@ -28,12 +29,12 @@ def get_stops_info(experiment: Experiment) -> StopsInfo:
     params = searched_params(experiment)
     points = [StopPoint(t.name, t.stop_reason, int(t.last.get("iteration", 0)),
                         {key: t.params.get(key) for key in params}) for t in experiment.trials]
-    counts = [sum(p.reason == reason for p in points) for reason in REASONS]
-    return StopsInfo(list(REASONS), counts, params, points)
+    counts = [sum(p.reason == reason for p in points) for reason in STOP_REASONS]
+    return StopsInfo(list(STOP_REASONS), counts, params, points)
 
 
 def plot_stop_counts(info: StopsInfo) -> dict[str, Any]:
-    shown = [(r, c) for r, c in zip(info.reasons, info.counts) if c or r in REASONS[:5]]
+    shown = [(r, c) for r, c in zip(info.reasons, info.counts) if c or r in STOP_REASONS[:5]]
     trace = {"type": "bar", "x": [r for r, _ in shown], "y": [c for _, c in shown], "text": [c for _, c in shown],
              "textposition": "auto", "marker": {"color": [REASON_COLORS[r] for r, _ in shown]},
              "hovertemplate": "%{x}: %{y} trials<extra></extra>"}
@@ -70,7 +71,7 @@ def plot_collapse_map(info: StopsInfo) -> dict[str, Any]:
                          for _, p in members],
                 "hovertemplate": "%{text}<extra></extra>", "name": reason, "legendgroup": reason,
                 "showlegend": index == 0, "marker": {"color": REASON_COLORS[reason], "size": 7, "opacity": 0.8,
-                                                     "symbol": "x" if reason.endswith("collapse") else "circle"}})
+                                                     "symbol": "x" if reason in COLLAPSES else "circle"}})
         layout[f"xaxis{axis}"] = {"title": {"text": escape(key)}, **({"type": "category", "categoryorder": "array",
                                                                       "categoryarray": [escape(c) for c in categories]}
                                                                      if categories is not None else {})}

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from analysis._common import PALETTE, escape, healthy
+from analysis._common import PALETTE, REASON_COLORS, escape
 from analysis._curves import curve_traces, curves_layout, get_curves_info
 from analysis._grids import data_uri, get_grids_info, plan_frames, thumbnail_bytes
 from analysis._history import get_history_info, plot_history
@@ -25,7 +25,8 @@ from analysis._reader import Experiment, TrialRecord, rank, read_experiment
 from analysis._replay import get_replay_info, plot_replay
 from analysis._stops import get_stops_info, plot_collapse_map, plot_stop_counts
 from trainable._io import write_text_atomic
-from trainable._progress import Progress
+from trainable.progress import Progress
+from trainable.experiment import NONE
 
 DEFAULT_MAX_MB = 45.0  # the whole file stays under 50 MB for a 1000-trial study
 DEFAULT_COMPARE = 5  # trials drawn in the learning curves when the page opens (baselines besides)
@@ -73,7 +74,8 @@ def _frames_data(experiment: Experiment, max_bytes: float, progress: Progress | 
         kept = [timeline[i] for i in budget.keep[name]]
         sources = [data_uri(f.grid.read_bytes() if budget.level == "full" else thumbnail_bytes(f, *shape))
                    for f in kept]
-        frames[name] = {"it": [f.iteration for f in kept], "verdict": [f.verdict for f in kept],
+        frames[name] = {"it": [f.iteration for f in kept], "verdict": [f.verdict if f.verdict != NONE else ""
+                                                                       for f in kept],
                         "src": sources, "total": len(timeline)}
         done += len(kept)
         if progress:
@@ -112,7 +114,7 @@ def build_dashboard(source: str | Path | Experiment, out: str | Path | None = No
     ranked = rank(experiment.trials)
     colors = {trial.name: PALETTE[i % len(PALETTE)] for i, trial in enumerate(ranked)}
     curves = get_curves_info(experiment)
-    default = [t.name for t in ranked if healthy(t)][:DEFAULT_COMPARE]
+    default = [t.name for t in ranked if t.healthy][:DEFAULT_COMPARE]
     default += [t.name for t in ranked if t.baseline and t.name not in default]
     if not default:
         default = [t.name for t in ranked[:DEFAULT_COMPARE]]
@@ -174,7 +176,7 @@ def _page(experiment: Experiment, table: str, showcase: str, figures: dict[str, 
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title>
-<style>{_CSS}</style>
+<style>{_CSS}{_reason_css()}</style>
 <script>{plotly.offline.get_plotlyjs()}</script>
 </head><body>
 <header><h1>{escape(title)}</h1>
@@ -217,6 +219,11 @@ def _replay_section(figure_html: dict[str, str]) -> str:
             f'{figure_html["replay"]}</section>')
 
 
+def _reason_css() -> str:
+    """A stop reason's badge in the ranking has the colour the figures give that reason."""
+    return "".join(f".r-{reason}{{background:{color}}}" for reason, color in REASON_COLORS.items()) + "\n"
+
+
 def _classes(experiment: Experiment) -> list[str]:
     from trainable.data import EXPRESSIONS
 
@@ -236,8 +243,6 @@ table.leaderboard{border-collapse:collapse;font-size:13px;white-space:nowrap}
 .leaderboard tr.unhealthy{color:#777}.leaderboard tr.baseline{background:#fff8e1}
 .mark{background:#f9a825;color:#000;border-radius:3px;padding:0 4px;font-size:11px;font-weight:bold}
 .reason{border-radius:3px;padding:0 4px;color:#fff}
-.r-completed{background:#2e7d32}.r-asha{background:#7aa6c2}.r-mode-collapse{background:#d62728}
-.r-loss-collapse{background:#ff7f0e}.r-error{background:#7f7f7f}.r-interrupted{background:#bcbd22}.r-running{background:#9467bd}
 .showcase{display:flex;flex-wrap:wrap;gap:12px}.showcase figure{margin:0;text-align:center;font-size:12px}
 .showcase img{image-rendering:pixelated;width:231px;border:3px solid #1f77b4}
 .showcase figure.baseline img{border-color:#f9a825}
@@ -319,7 +324,7 @@ _JS = r"""
     var text = "iteration " + frames.it[i] + " (" + (i + 1) + " of " + frames.src.length + " shown";
     if (frames.total > frames.src.length) { text += ", " + frames.total + " evaluations"; }
     text += ")";
-    if (frames.verdict[i] && frames.verdict[i] !== "none") { text += " - verdict: " + frames.verdict[i]; }
+    if (frames.verdict[i]) { text += " - verdict: " + frames.verdict[i]; }
     caption.textContent = text;
   }
   function pickTrial(name) {

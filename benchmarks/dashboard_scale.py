@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis import read_experiment  # noqa: E402
-from analysis._synthetic import write_synthetic_study  # noqa: E402
+from tests.synthetic_study import write_synthetic_study  # noqa: E402
 from analysis.dashboard import build_dashboard  # noqa: E402
 
 

@@ -11,25 +11,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import tempfile
 from pathlib import Path
 
 from study.runner import run_study
 from study.spec import load_spec
+from trainable.experiment import FID_INTRA, RESULT_FILE, TRIAL_PREFIX, read_json_lines
 
 
 def curve(experiment_dir: Path) -> list[tuple[int, float]]:
-    """(iterations spent so far, best score so far), in the order reports were made."""
+    """(iterations spent so far, best score so far), in the order reports were made (every
+    report, redone ones too: their compute was spent)."""
     reports = []
-    for result in experiment_dir.glob("trial_*/result.json"):
+    for result in experiment_dir.glob(f"{TRIAL_PREFIX}*/{RESULT_FILE}"):
         previous = 0
-        for line in result.read_text().splitlines():
-            row = json.loads(line)
+        for row in read_json_lines(result):
             spent = row["iteration"] - previous
             previous = row["iteration"]
-            score = row.get("fid_intra")
+            score = row.get(FID_INTRA)
             reports.append((row["timestamp"], spent, score if isinstance(score, (int, float)) else math.inf))
     reports.sort()
     points, total, best = [], 0, math.inf

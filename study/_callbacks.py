@@ -8,41 +8,24 @@ journal file (``optuna.log``) with the state Tune agrees on: COMPLETE, PRUNED or
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 from ray.tune import Callback
 
-from analysis._reader import STOP_FILE
-from study._stopping import COMPLETED, EARLY, ERROR, StopLedger
-from study.spec import Choice, StudySpec
-from trainable._io import write_text_atomic
-from trainable.tune_adapter import PENALTY, SCORE
-
-JOURNAL_FILE = "optuna.log"
+from study._stopping import StopLedger
+from study.spec import StudySpec
+from trainable.experiment import COMPLETED, DIVERSITY_MEAN, EARLY, ERROR, JOURNAL_FILE, SCORE, write_stop
+from trainable.tune_adapter import PENALTY
 
 
 def journal_storage(experiment_dir: str | Path) -> optuna.storages.JournalStorage:
     from optuna.storages.journal import JournalFileBackend
 
     return optuna.storages.JournalStorage(JournalFileBackend(str(Path(experiment_dir) / JOURNAL_FILE)))
-
-
-def distributions(spec: StudySpec) -> dict[str, Any]:
-    result = {}
-    for key, domain in spec.search.items():
-        if isinstance(domain, Choice):
-            result[key] = CategoricalDistribution(list(domain.values))
-        elif domain.integer:
-            result[key] = IntDistribution(int(domain.low), int(domain.high), log=domain.log, step=domain.step or 1)
-        else:
-            result[key] = FloatDistribution(domain.low, domain.high, log=domain.log)
-    return result
 
 
 class StudyCallback(Callback):
@@ -71,7 +54,7 @@ class StudyCallback(Callback):
                   "iteration": last.get("iteration"), "score": last.get(SCORE)}
         trial_dir = Path(trial.local_path) if getattr(trial, "local_path", None) else None
         if trial_dir is not None and trial_dir.exists():
-            write_text_atomic(trial_dir / STOP_FILE, json.dumps(record, indent=2) + "\n")
+            write_stop(trial_dir, record)
         self._mirror(trial, record)
 
     def _mirror(self, trial, record: dict) -> None:
@@ -89,11 +72,11 @@ class StudyCallback(Callback):
         if state == TrialState.COMPLETE:
             values = [float(last.get(SCORE, PENALTY))]
             if self.spec.multi_objective:
-                diversity = last.get("diversity_mean")
+                diversity = last.get(DIVERSITY_MEAN)
                 values.append(float(diversity) if isinstance(diversity, (int, float)) and math.isfinite(diversity) else 0.0)
         intermediate = self.scores.get(trial.trial_id, {})
         frozen = optuna.trial.create_trial(
-            params=params, distributions={k: v for k, v in distributions(self.spec).items() if k in params},
+            params=params, distributions={k: v for k, v in self.spec.distributions().items() if k in params},
             values=values, state=state, intermediate_values=intermediate if not self.spec.multi_objective else {},
             user_attrs={"tune_trial_id": trial.trial_id, "stop_reason": reason, "evidence": record["evidence"],
                         "iteration": record["iteration"]})

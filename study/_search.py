@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
-from study._stopping import EARLY, StopLedger
+from study._stopping import StopLedger
+from study.spec import StudySpec, define_by_run
+from trainable.experiment import DIVERSITY_MEAN, EARLY, SCORE
 
 
 class StudySearcher(OptunaSearch):
@@ -25,3 +28,16 @@ class StudySearcher(OptunaSearch):
         if not error and entry is not None and entry["stop_reason"] in EARLY:
             result = None  # OptunaSearch records a trial without a value and without an error as PRUNED
         super().on_trial_complete(trial_id, result=result, error=error)
+
+
+def make_searcher(spec: StudySpec, experiment_dir: str | Path) -> StudySearcher:
+    """TPE (or random) over the study's define-by-run space, the baselines and given points first;
+    with ``multi_objective``, the score is minimised and the mean diversity maximised."""
+    from optuna.samplers import RandomSampler, TPESampler
+
+    metric: Any = [SCORE, DIVERSITY_MEAN] if spec.multi_objective else SCORE
+    mode: Any = ["min", "max"] if spec.multi_objective else "min"
+    sampler = (TPESampler if spec.sampler == "tpe" else RandomSampler)(seed=spec.seed)
+    return StudySearcher(space=define_by_run(spec), metric=metric, mode=mode,
+                         points_to_evaluate=spec.start_points() or None, sampler=sampler,
+                         experiment_dir=experiment_dir)

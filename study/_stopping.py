@@ -12,16 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from ray.tune import Stopper
-from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
-from analysis._reader import lineage
-from trainable.config import TrainConfig
-from trainable.trial_dir import META_KEYS
-from trainable.verdict import verdict_for
-
-COMPLETED, ASHA, ERROR = "completed", "asha", "error"
-EARLY = ("asha", "mode-collapse", "loss-collapse")
-LEDGER_FILE = "stop_reasons.jsonl"
+from study.spec import StudySpec
+from trainable.experiment import ASHA, COMPLETED, LEDGER_FILE, NONE, SCORE, read_json_lines
 
 
 class StopLedger:
@@ -29,14 +23,8 @@ class StopLedger:
         self.path = Path(experiment_dir) / LEDGER_FILE
 
     def entries(self) -> dict[str, dict[str, Any]]:
-        if not self.path.exists():
-            return {}
-        entries = {}
-        for line in self.path.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill
+        entries: dict[str, dict[str, Any]] = {}
+        for entry in read_json_lines(self.path):
             entries.setdefault(entry["trial_id"], entry)  # the first decision stands
         return entries
 
@@ -52,27 +40,23 @@ class StopLedger:
                                      "iteration": iteration}) + "\n")
 
 
-def _config_of(result: dict) -> TrainConfig:
-    config = result.get("config", {})
-    return TrainConfig.from_dict({k: v for k, v in config.items() if k not in META_KEYS})
-
-
 class CollapseStopper(Stopper):
-    """Ends a trial on mode or loss collapse, judged by the trainer's own verdict function."""
+    """Ends a trial on mode or loss collapse.
+
+    The trainable's loop already judged each report with the trainer's own verdict function
+    (over the trial's history, restored with its checkpoint), and the row carries that
+    verdict: the stopper acts on it, so a trial ends for the same reason wherever it runs.
+    """
 
     def __init__(self, experiment_dir: str | Path) -> None:
         self.ledger = StopLedger(experiment_dir)
-        self.histories: dict[str, list[dict]] = {}
 
     def __call__(self, trial_id: str, result: dict) -> bool:
-        # After a restart from an older checkpoint, the reports after it come again: one lineage.
-        history = lineage([*self.histories.get(trial_id, []), {k: v for k, v in result.items() if k != "config"}])
-        self.histories[trial_id] = history
-        verdict = verdict_for(history, _config_of(result))
-        if verdict.collapsed:
-            self.ledger.record(trial_id, verdict.kind, verdict.evidence, result["iteration"])
-            return True
-        return False
+        verdict = result.get("verdict", NONE)
+        if verdict == NONE:
+            return False
+        self.ledger.record(trial_id, verdict, result.get("verdict_evidence", ""), result["iteration"])
+        return True
 
     def stop_all(self) -> bool:
         return False
@@ -87,9 +71,23 @@ class RecordingASHA(ASHAScheduler):
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         decision = super().on_trial_result(tune_controller, trial, result)
-        finished = result.get("stop_reason") == "completed" or result.get("training_iteration", 0) >= self._max_t
+        finished = result.get("stop_reason") == COMPLETED or result.get("training_iteration", 0) >= self._max_t
         if decision == TrialScheduler.STOP and not finished:
             self.ledger.record(trial.trial_id, ASHA, f"below the ASHA cut at training_iteration "
                                                      f"{result.get('training_iteration')} (score {result.get('score'):.4g})",
                                result.get("iteration"))
         return decision
+
+
+def make_scheduler(spec: StudySpec, experiment_dir: str | Path) -> TrialScheduler:
+    """ASHA over the evaluations (``training_iteration``), or no early stopping at all."""
+    if not spec.early_stopping:
+        return FIFOScheduler()
+    evaluations = spec.evaluations
+    return RecordingASHA(experiment_dir, time_attr="training_iteration", metric=SCORE, mode="min",
+                         max_t=evaluations, grace_period=min(spec.grace_period, evaluations),
+                         reduction_factor=spec.reduction_factor)
+
+
+def make_stopper(spec: StudySpec, experiment_dir: str | Path) -> Stopper | None:
+    return CollapseStopper(experiment_dir) if spec.early_stopping else None

@@ -6,8 +6,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from analysis._common import healthy
-from analysis._reader import Experiment, rank, read_experiment
+from analysis import Experiment, rank, read_experiment
+from study.runner import run_study, study_dir
+from study.spec import Choice, StudySpec
 from trainable.errors import UserError
 
 
@@ -15,9 +16,6 @@ def replay_spec(experiment: Experiment, *, top: int, seeds: int):
     """(spec, extra study.json entries) for re-running a study's best ``top`` trials ``seeds``
     times each. Replays run to the end (no ASHA: trials compared by their median must have had
     the same budget) and the searched parameters become fixed choices holding only those points."""
-    from study.runner import spec_from_dict
-    from study.spec import Choice
-
     source = experiment.path
     if top < 1 or seeds < 1:
         raise UserError("--top and --seeds must be at least 1")
@@ -25,8 +23,8 @@ def replay_spec(experiment: Experiment, *, top: int, seeds: int):
         raise UserError(f"{source}: not a study folder (no study.json); replay re-runs a study's best trials")
     if experiment.study.get("replay_of"):
         raise UserError(f"{source} is itself a seed re-run; replay its source study {experiment.study['replay_of']}")
-    spec = spec_from_dict(experiment.study["spec"])
-    best = [trial for trial in rank(experiment.trials) if healthy(trial)][:top]
+    spec = StudySpec.from_dict(experiment.study["spec"])
+    best = [trial for trial in rank(experiment.trials) if trial.healthy][:top]
     if not best:
         raise UserError(f"{source}: no healthy trial with a score to re-run")
     keys = list(spec.search)
@@ -57,13 +55,11 @@ def replay_name(source: str | Path) -> str:
 
 def run_replay(source: str | Path, *, top: int, seeds: int, name: str | None = None, storage: str | None = None,
                address: str | None = None) -> Path:
-    from study.runner import _experiment_dir, run_study
-
     experiment = read_experiment(source)
     spec, extra = replay_spec(experiment, top=top, seeds=seeds)
     storage = storage or experiment.study.get("storage") or str(Path(source).resolve().parent)
     name = name or replay_name(source)
     run_study(spec, name=name, data=experiment.study.get("data"), storage=storage, address=address,
               judge_steps=int(experiment.study.get("judge_steps", 1500)), extra=extra)
-    return _experiment_dir(storage, name)
+    return study_dir(storage, name)
 

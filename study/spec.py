@@ -34,12 +34,13 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from trainable.config import PRESETS, TrainConfig, param_value
+from trainable.config import PRESETS, TrainConfig, field_types
 from trainable.errors import ConfigError
+from trainable.experiment import FID, FID_INTRA, trial_params
 
-SEARCHABLE_METRICS = ("fid_intra", "fid")
+SEARCHABLE_METRICS = (FID_INTRA, FID)
 
 # Defaults: the paper's axes, each wide enough to hold the V0/V1/V2 baselines.
 DEFAULT_SEARCH: dict[str, Any] = {
@@ -65,24 +66,107 @@ DEFAULT_FIXED: dict[str, Any] = {
 
 @dataclasses.dataclass(frozen=True)
 class Choice:
+    """A list of values, each in the study form of a config value (``param_value``)."""
+
     values: tuple[Any, ...]
+    log: ClassVar[bool] = False  # a figure's axis: choices are never on a log scale
+
+    def contains(self, value: Any) -> bool:
+        return value in self.values
+
+    def describe(self) -> str:
+        return f"{list(self.values)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"values": list(self.values)}
+
+    def suggest(self, trial, name: str) -> Any:
+        return trial.suggest_categorical(name, list(self.values))
+
+    def distribution(self):
+        from optuna.distributions import CategoricalDistribution
+
+        return CategoricalDistribution(list(self.values))
+
+    @classmethod
+    def from_toml(cls, key: str, raw: list[Any]) -> "Choice":
+        if not raw:
+            raise ConfigError(f"[search].{key}: empty choice list")
+        for value in raw:  # every choice must make a valid config
+            TrainConfig.from_dict({key: value})
+        return cls(tuple(raw))
 
 
 @dataclasses.dataclass(frozen=True)
 class Range:
+    """Numbers from low to high, on a log scale or not; whole numbers (with a step) for an int field."""
+
     low: float
     high: float
     log: bool = False
     step: int | None = None
     integer: bool = False
 
+    def contains(self, value: Any) -> bool:
+        return isinstance(value, (int, float)) and self.low <= value <= self.high
+
+    def describe(self) -> str:
+        return f"[{self.low}, {self.high}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def suggest(self, trial, name: str) -> float | int:
+        if self.integer:
+            return trial.suggest_int(name, int(self.low), int(self.high), log=self.log, step=self.step or 1)
+        return trial.suggest_float(name, self.low, self.high, log=self.log)
+
+    def distribution(self):
+        from optuna.distributions import FloatDistribution, IntDistribution
+
+        if self.integer:
+            return IntDistribution(int(self.low), int(self.high), log=self.log, step=self.step or 1)
+        return FloatDistribution(self.low, self.high, log=self.log)
+
+    @classmethod
+    def from_toml(cls, key: str, raw: dict[str, Any]) -> "Range":
+        unknown = set(raw) - {"low", "high", "log", "step"}
+        if unknown or "low" not in raw or "high" not in raw:
+            raise ConfigError(f"[search].{key}: a range needs low and high (optional log, step), got {sorted(raw)}")
+        integer = field_types()[key].base is int
+        low, high = raw["low"], raw["high"]
+        if not low < high:
+            raise ConfigError(f"[search].{key}: low {low} must be below high {high}")
+        TrainConfig.from_dict({key: int(low) if integer else float(low)})
+        TrainConfig.from_dict({key: int(high) if integer else float(high)})
+        if raw.get("log") and low <= 0:
+            raise ConfigError(f"[search].{key}: a log range needs low > 0")
+        return cls(float(low), float(high), bool(raw.get("log", False)), raw.get("step"), integer)
+
+
+Domain = Choice | Range
+
+
+def domain_from_dict(raw: dict[str, Any]) -> Domain:
+    """A domain from its study.json form (``to_dict``)."""
+    return Choice(tuple(raw["values"])) if "values" in raw else Range(**raw)
+
+
+def domain_from_toml(key: str, raw: Any) -> Domain:
+    """A domain from the study file: a list of choices, or a table with low and high."""
+    if isinstance(raw, list):
+        return Choice.from_toml(key, raw)
+    if isinstance(raw, dict):
+        return Range.from_toml(key, raw)
+    raise ConfigError(f"[search].{key}: expected a list of choices or a table with low and high")
+
 
 @dataclasses.dataclass(frozen=True)
 class StudySpec:
-    search: dict[str, Choice | Range]
+    search: dict[str, Domain]
     fixed: dict[str, Any]
     samples: int = 20
-    metric: str = "fid_intra"
+    metric: str = FID_INTRA
     multi_objective: bool = False
     seed: int = 0
     grace_period: int = 2
@@ -104,11 +188,12 @@ class StudySpec:
         for name in self.baselines:
             config = TrainConfig.from_dict(PRESETS[name], base=self.base_config())
             point = {}
+            values = trial_params(config)
             for key, domain in self.search.items():
-                value = param_value(getattr(config, key))
-                if not _contains(domain, value):
+                value = values[key]
+                if not domain.contains(value):
                     raise ConfigError(f"baseline {name}: {key}={value!r} lies outside the search space "
-                                      f"{_describe(domain)}; widen [search].{key} so the paper's {name} can run")
+                                      f"{domain.describe()}; widen [search].{key} so the paper's {name} can run")
                 point[key] = value
             points.append(point)
         return points
@@ -117,40 +202,28 @@ class StudySpec:
         """What the searcher runs before sampling: the baselines, then any given points."""
         return self.baseline_points() + [dict(point) for point in self.points]
 
+    @property
+    def evaluations(self) -> int:
+        """Reports of a trial that runs to its end."""
+        config = self.base_config()
+        return -(-config.iterations // config.eval_every)
 
-def _contains(domain: Choice | Range, value: Any) -> bool:
-    if isinstance(domain, Choice):
-        return value in domain.values
-    return isinstance(value, (int, float)) and domain.low <= value <= domain.high
+    def distributions(self) -> dict[str, Any]:
+        """The search space as Optuna distributions (for trials made outside the searcher)."""
+        return {key: domain.distribution() for key, domain in self.search.items()}
 
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as study.json holds it."""
+        raw = dataclasses.asdict(self)
+        raw.update(search={key: domain.to_dict() for key, domain in self.search.items()},
+                   baselines=list(self.baselines), points=[dict(point) for point in self.points])
+        return raw
 
-def _describe(domain: Choice | Range) -> str:
-    return f"{list(domain.values)}" if isinstance(domain, Choice) else f"[{domain.low}, {domain.high}]"
-
-
-def _domain(key: str, raw: Any) -> Choice | Range:
-    field_type = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}[key]
-    if isinstance(raw, list):
-        if not raw:
-            raise ConfigError(f"[search].{key}: empty choice list")
-        values = tuple(raw)
-        for value in values:  # every choice must make a valid config
-            TrainConfig.from_dict({key: value if not isinstance(value, str) else value})
-        return Choice(values)
-    if isinstance(raw, dict):
-        unknown = set(raw) - {"low", "high", "log", "step"}
-        if unknown or "low" not in raw or "high" not in raw:
-            raise ConfigError(f"[search].{key}: a range needs low and high (optional log, step), got {sorted(raw)}")
-        integer = field_type.startswith("int")
-        low, high = raw["low"], raw["high"]
-        if not low < high:
-            raise ConfigError(f"[search].{key}: low {low} must be below high {high}")
-        TrainConfig.from_dict({key: int(low) if integer else float(low)})
-        TrainConfig.from_dict({key: int(high) if integer else float(high)})
-        if raw.get("log") and low <= 0:
-            raise ConfigError(f"[search].{key}: a log range needs low > 0")
-        return Range(float(low), float(high), bool(raw.get("log", False)), raw.get("step"), integer)
-    raise ConfigError(f"[search].{key}: expected a list of choices or a table with low and high")
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "StudySpec":
+        search = {key: domain_from_dict(value) for key, value in raw["search"].items()}
+        return cls(**{**raw, "search": search, "baselines": tuple(raw["baselines"]),
+                      "points": tuple(raw.get("points", ()))})
 
 
 _STUDY_KEYS = {f.name for f in dataclasses.fields(StudySpec)} - {"search", "fixed", "points"}
@@ -185,7 +258,7 @@ def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
     for key in both:  # a searched key wins over the default fixed value
         fixed.pop(key)
     TrainConfig.from_dict(fixed)
-    search = {key: _domain(key, value) for key, value in search_raw.items()}
+    search = {key: domain_from_toml(key, value) for key, value in search_raw.items()}
     if "baselines" in settings:
         settings["baselines"] = tuple(settings["baselines"])
     spec = StudySpec(search=search, fixed=fixed, **settings)
@@ -217,14 +290,12 @@ class SearchSpace:
         self.spec = spec
 
     def __call__(self, trial) -> dict[str, Any]:
+        """Suggests the searched fields; returns every other field, which Tune adds to the trial's
+        config: its params.json then holds the whole config, in the form a local trial writes."""
         for key, domain in self.spec.search.items():
-            if isinstance(domain, Choice):
-                trial.suggest_categorical(key, list(domain.values))
-            elif domain.integer:
-                trial.suggest_int(key, int(domain.low), int(domain.high), log=domain.log, step=domain.step or 1)
-            else:
-                trial.suggest_float(key, domain.low, domain.high, log=domain.log)
-        return dict(self.spec.fixed)
+            domain.suggest(trial, key)
+        return {key: value for key, value in trial_params(self.spec.base_config()).items()
+                if key not in self.spec.search}
 
 
 def define_by_run(spec: StudySpec) -> SearchSpace:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
-from typing import Any, Mapping
+import types
+import typing
+from typing import Any, Mapping, NamedTuple
 
 from trainable.errors import ConfigError
 
@@ -149,7 +152,8 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown config key {unknown[0]!r}; known keys: {', '.join(fields)}")
         base = base or cls()
-        parsed = {name: _coerce(name, value, str(fields[name].type)) for name, value in values.items()}
+        kinds = field_types()
+        parsed = {name: _coerce(name, value, kinds[name]) for name, value in values.items()}
         return dataclasses.replace(base, **parsed)
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,29 +172,46 @@ def _check_range(name: str, value: Any, low: float, high: float, *, integer: boo
         raise ConfigError(f"{name}: {value!r} out of range [{low}, {high}]")
 
 
-def _coerce(name: str, value: Any, declared: str) -> Any:
-    """Turn a string or JSON value into the field's declared type, naming the key when it cannot."""
-    optional = declared.endswith("| None")
+class FieldType(NamedTuple):
+    base: type  # int, float, bool, str or tuple
+    optional: bool  # ``X | None``: None (written "off") switches it off
+
+
+@functools.cache
+def field_types() -> dict[str, FieldType]:
+    """Each config field's real type, from the evaluated annotations (not their text)."""
+    kinds = {}
+    for name, hint in typing.get_type_hints(TrainConfig).items():
+        args = typing.get_args(hint)
+        optional = typing.get_origin(hint) in (types.UnionType, typing.Union) and type(None) in args
+        if optional:
+            (hint,) = [arg for arg in args if arg is not type(None)]
+        kinds[name] = FieldType(typing.get_origin(hint) or hint, optional)
+    return kinds
+
+
+def _coerce(name: str, value: Any, kind: FieldType) -> Any:
+    """Turn a string or JSON value into the field's type, naming the key when it cannot."""
     if isinstance(value, str):
         text = value.strip()
-        if optional and text.lower() in OFF:
+        if kind.optional and text.lower() in OFF:
             return None
-        if declared.startswith("tuple"):
+        if kind.base is tuple:
             try:
                 return tuple(int(p) for p in text.strip("()[]").replace("-", ",").split(",") if p.strip())
             except ValueError:
                 raise ConfigError(f"{name}: expected integers like 32,64,128, got {value!r}") from None
-        if declared == "str":
+        if kind.base is str:
             return text
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
             raise ConfigError(f"{name}: cannot read {value!r} as a number") from None
-    if declared.startswith("tuple") and isinstance(value, list):
+    if kind.base is tuple and isinstance(value, list):
         return tuple(value)
-    if declared.startswith("int") and isinstance(value, float) and value.is_integer():
+    if kind.base is int and isinstance(value, float) and value.is_integer():
         return int(value)
-    if declared.startswith("float") and isinstance(value, int) and not isinstance(value, bool):
+    if kind.base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
 

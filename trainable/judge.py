@@ -18,8 +18,9 @@ from torch import nn
 
 from trainable import metrics
 from trainable._io import atomic_path, cache_dir
-from trainable._progress import Progress
+from trainable.progress import Progress
 from trainable.data import PreparedDataset, normalize
+from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MEAN, DIVERSITY_MIN, FID, FID_INTRA
 
 JUDGE_VERSION = 1
 REFERENCE_PER_CLASS = 500
@@ -83,12 +84,12 @@ class Judge:
             diversity.append(metrics.mean_pairwise_distance(fake) / spread if spread > 0 else 0.0)
             coverage.append(metrics.coverage(self.class_features[c], fake, COVERAGE_K, radii=self.class_radii[c]))
         return {
-            "fid": metrics.frechet_distance(*self.overall_statistics, *metrics.feature_statistics(features)),
-            "fid_intra": float(np.mean(fid_per_class)),
-            "cond_accuracy": accuracy,
-            "diversity_min": float(np.min(diversity)),
-            "diversity_mean": float(np.mean(diversity)),
-            "coverage": float(np.mean(coverage)),
+            FID: metrics.frechet_distance(*self.overall_statistics, *metrics.feature_statistics(features)),
+            FID_INTRA: float(np.mean(fid_per_class)),
+            COND_ACCURACY: accuracy,
+            DIVERSITY_MIN: float(np.min(diversity)),
+            DIVERSITY_MEAN: float(np.mean(diversity)),
+            COVERAGE: float(np.mean(coverage)),
             "fid_per_class": [float(v) for v in fid_per_class],
             "diversity_per_class": [float(v) for v in diversity],
             "coverage_per_class": [float(v) for v in coverage],

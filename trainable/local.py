@@ -5,18 +5,20 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
 
-from trainable.config import TrainConfig
+from trainable.config import TrainConfig, preset
 from trainable.data import PreparedDataset, builtin_dataset, load_prepared
 from trainable.errors import UserError
+from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED, split_params,
+                                  trial_params)
 from trainable.judge import Judge, load_or_train_judge
 from trainable.loop import train
 from trainable.training import Trainer
-from trainable.trial_dir import LocalReporter, TrialDirectory, split_params
+from trainable.trial_dir import LocalReporter, TrialDirectory
 
 BUILTIN = "builtin:synthetic"
 DEFAULT_JUDGE_STEPS = 1500
+CPU_PAPER_WIDTH_RATE = 1.5  # iterations/s of the paper's V0 width on a CPU (measured 1-2)
 
 
 def load_data(data: str | Path | None) -> PreparedDataset:
@@ -24,10 +26,21 @@ def load_data(data: str | Path | None) -> PreparedDataset:
 
 
 def describe(row: dict) -> str:
-    if row.get("fid_intra") is None:
+    if row.get(FID_INTRA) is None:
         return ""
-    return (f"| FD-intra {row['fid_intra']:.2f} acc {row['cond_accuracy']:.2f} "
-            f"div {row['diversity_min']:.2f} cov {row['coverage']:.2f}")
+    return (f"| FD-intra {row[FID_INTRA]:.2f} acc {row[COND_ACCURACY]:.2f} "
+            f"div {row[DIVERSITY_MIN]:.2f} cov {row[COVERAGE]:.2f}")
+
+
+def warn_if_slow(config: TrainConfig) -> None:
+    """The paper's generator width is days of training on a CPU: say so before it starts."""
+    paper = preset("V0").g_filters
+    if config.g_filters != paper:
+        return
+    hours = config.iterations / CPU_PAPER_WIDTH_RATE / 3600
+    print(f"note: on a CPU the paper's full width (g_filters {','.join(map(str, paper))}) trains at about 1-2 "
+          f"iterations/s: {config.iterations} iterations take about {hours:.0f} h. A smaller generator learns in "
+          "minutes: --set g_filters=32,16,8 (see the README's examples)", file=sys.stderr)
 
 
 @dataclasses.dataclass
@@ -44,23 +57,23 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
     """Run (or, with ``resume``, continue) one trial writing into ``directory``."""
     folder = TrialDirectory(directory)
     if resume:
-        params = folder.params()
-        config, meta = split_params(params)
+        values, meta = split_params(folder.params())
+        config = TrainConfig.from_dict(values)
         if iterations is not None:
             config = config.replace(iterations=iterations)
         data, judge_steps = meta.get("data", BUILTIN), meta.get("judge_steps", judge_steps)
     dataset = load_data(data)  # bad data fails before anything is written
     if not resume:
         config = config or TrainConfig()
-        params: dict[str, Any] = {**config.to_dict(), "preset": preset, "data": str(data or BUILTIN),
-                                  "judge_steps": judge_steps}
-        folder.create(params)
+        folder.create(trial_params(config, preset=preset, data=str(data or BUILTIN), judge_steps=judge_steps))
     if judge is None:
         judge, trained = load_or_train_judge(dataset, steps=judge_steps, progress=progress)
         if trained and progress:
             print(f"judge trained: held-out accuracy {judge.heldout_accuracy:.3f} (cached for this data set)",
                   file=sys.stderr)
     trainer = Trainer(config, dataset, judge)
+    if progress and trainer.device.type == "cpu":
+        warn_if_slow(config)
     history: list[dict] = []
     if resume:
         checkpoints = folder.checkpoints()
@@ -68,9 +81,14 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
             raise UserError(f"{folder.path}: no checkpoint to resume from")
         trainer.restore(checkpoints[-1])
         history = [row for row in folder.results() if row["iteration"] <= trainer.iteration]
+        stopped = history[-1].get("stop_reason") if history else None
+        if stopped not in (None, INTERRUPTED) and (iterations is None or trainer.iteration >= config.iterations):
+            folder.rewrite(history)
+            return TrialOutcome(folder.path, stopped, history)  # nothing left to do
+        if stopped:
+            # Training goes on from the row it stopped at (Ctrl-C, or more iterations): that row no
+            # longer ends the trial, so only the history's last row says why the trial stopped.
+            history[-1] = {**history[-1], "stop_reason": None, "done": False}
         folder.rewrite(history)
-        finished = history and history[-1].get("stop_reason") not in (None, "interrupted")
-        if finished and (iterations is None or trainer.iteration >= config.iterations):
-            return TrialOutcome(folder.path, history[-1]["stop_reason"], history)  # nothing left to do
     stop_reason = train(trainer, LocalReporter(folder), history=history, progress=progress, describe=describe)
     return TrialOutcome(folder.path, stop_reason, folder.results())

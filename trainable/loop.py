@@ -13,11 +13,11 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from trainable._progress import Progress
+from trainable.progress import Progress
+from trainable.experiment import COMPLETED, INTERRUPTED
 from trainable.training import StepStats, Trainer
 from trainable.verdict import verdict_for
 
-COMPLETED, INTERRUPTED = "completed", "interrupted"
 _AVERAGED = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "d_grad_norm", "g_grad_norm")
 
 
@@ -115,7 +115,7 @@ def train(trainer: Trainer, reporter: Reporter, *, history: list[dict] | None = 
         # Ctrl-C: one last report and checkpoint, so the trial can resume from here.
         if window.count:
             report(INTERRUPTED)
-        meter.close(trainer.iteration, "interrupted")
+        meter.close(trainer.iteration, INTERRUPTED)
         return INTERRUPTED
     meter.close(trainer.iteration, latest)
     return COMPLETED

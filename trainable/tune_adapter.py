@@ -19,12 +19,12 @@ import numpy as np
 
 from trainable.config import TrainConfig
 from trainable.data import PreparedDataset
+from trainable.experiment import FID_INTRA, SCORE, grid_file, split_params
 from trainable.judge import Judge
 from trainable.loop import train
 from trainable.training import Trainer
-from trainable.trial_dir import META_KEYS, grid_name, write_grid
+from trainable.trial_dir import write_grid
 
-SCORE = "score"
 PENALTY = 1e6  # the score of a report with no finite quality value: never NaN, always worst
 HISTORY_FILE = "history.json"
 
@@ -43,14 +43,14 @@ def fail_once_marker() -> Path | None:
 
 
 def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: Judge | None = None,
-                   metric: str = "fid_intra") -> None:
+                   metric: str = FID_INTRA) -> None:
     import torch
     from ray import tune
 
     # Use exactly the CPUs this trial was given: two 1-CPU trials must not each start 2 threads.
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
-    train_config = TrainConfig.from_dict({k: v for k, v in config.items() if k not in META_KEYS})
+    train_config = TrainConfig.from_dict(split_params(config)[0])
     trainer = Trainer(train_config, dataset, judge)
     history: list[dict] = []
     checkpoint = tune.get_checkpoint()
@@ -68,7 +68,7 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
             trainer.save(directory)
             (Path(directory) / HISTORY_FILE).write_text(json.dumps(history))
             metrics = {key: value for key, value in row.items() if key not in ("done",)}
-            metrics.update({SCORE: score_of(row, metric), "grid": f"grids/{grid_name(row['iteration'])}"})
+            metrics.update({SCORE: score_of(row, metric), "grid": grid_file(row["iteration"])})
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
         if fail_marker is not None and not fail_marker.exists():
             fail_marker.write_text(f"{tune.get_context().get_trial_id()} failed at iteration {row['iteration']}")

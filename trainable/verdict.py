@@ -29,7 +29,7 @@ import dataclasses
 import math
 from typing import Any, Mapping, Sequence
 
-NONE, MODE_COLLAPSE, LOSS_COLLAPSE = "none", "mode-collapse", "loss-collapse"
+from trainable.experiment import LOSS_COLLAPSE, MODE_COLLAPSE, NONE
 
 # The D loss under which D has won, per loss (TrainConfig.loss_collapse_d_loss = None picks it).
 # Each loss is 0 only when D is right with full confidence on every sample (cross-entropy:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analysis._browser import find_browser, open_page
-from analysis._synthetic import write_synthetic_study
+from analysis.browser import find_browser, open_page
+from tests.synthetic_study import write_synthetic_study
 from analysis.dashboard import build_dashboard
 
 if not find_browser():

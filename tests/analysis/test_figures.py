@@ -16,7 +16,7 @@ from analysis._importance import get_importance_info
 from analysis._leaderboard import format_ranking, get_leaderboard_info
 from analysis._parallel import get_parallel_info
 from analysis._stops import get_stops_info, plot_collapse_map
-from analysis._synthetic import write_synthetic_study
+from tests.synthetic_study import write_synthetic_study
 from analysis.dashboard import build_dashboard, script_json
 from study.spec import DEFAULT_SEARCH
 

@@ -4,7 +4,7 @@ seed re-runs of its best configurations through the same study machinery."""
 import pytest
 
 from analysis import read_experiment
-from analysis._browser import find_browser, open_page
+from analysis.browser import find_browser, open_page
 from analysis._curves import get_curves_info
 from analysis._grids import get_grids_info
 from analysis._history import get_history_info

@@ -1,10 +1,11 @@
 import optuna
 import pytest
 
-from study.runner import Resources, plan_resources, spec_from_dict, _spec_to_dict
-from study.spec import DEFAULT_SEARCH, SearchSpace, load_spec, trial_config
+from study._session import Resources, plan_resources
+from study.spec import DEFAULT_SEARCH, SearchSpace, StudySpec, load_spec, trial_config
 from trainable.config import preset
 from trainable.errors import ConfigError, UserError
+from trainable.experiment import trial_params
 
 
 def write(tmp_path, text):
@@ -35,7 +36,9 @@ def test_define_by_run_names_are_config_fields_and_make_valid_configs():
         trial = study.ask()
         fixed = space(trial)
         configs.append(trial_config(trial.params, spec))
-        assert set(trial.params) == set(spec.search) and fixed == spec.fixed
+        assert set(trial.params) == set(spec.search) and fixed.items() >= spec.fixed.items()
+        # Tune's config of the trial (its params.json) is what a local trial of that config writes
+        assert {**fixed, **trial.params} == trial_params(trial_config(trial.params, spec))
         study.tell(trial, 1.0)
     # The first three trials are exactly the paper's presets at the study's fixed scale.
     for config, name in zip(configs, ("V0", "V1", "V2")):
@@ -46,7 +49,7 @@ def test_define_by_run_names_are_config_fields_and_make_valid_configs():
 
 def test_spec_survives_the_round_trip_through_study_json():
     spec = load_spec()
-    assert spec_from_dict(_spec_to_dict(spec)) == spec
+    assert StudySpec.from_dict(spec.to_dict()) == spec
 
 
 @pytest.mark.parametrize("text,message", [

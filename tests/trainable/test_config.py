@@ -1,6 +1,8 @@
+import dataclasses
+
 import pytest
 
-from trainable.config import PRESETS, TrainConfig, preset
+from trainable.config import PRESETS, FieldType, TrainConfig, field_types, preset
 from trainable.errors import ConfigError
 
 
@@ -30,6 +32,14 @@ def test_strings_from_the_command_line_are_typed():
     assert config.freeze_after is None and config.freeze_accuracy == 0.9
     assert config.iterations == 5000 and isinstance(config.iterations, int)
     assert config.g_lr == 1e-3 and config.normalization == "[-1,1]"
+
+
+def test_field_types_come_from_the_annotations_not_their_text():
+    kinds = field_types()
+    assert kinds["d_filters"] == FieldType(tuple, False) and kinds["latent_size"] == FieldType(int, False)
+    assert kinds["freeze_after"] == FieldType(int, True) and kinds["freeze_accuracy"] == FieldType(float, True)
+    assert kinds["normalization"] == FieldType(str, False)
+    assert set(kinds) == {f.name for f in dataclasses.fields(TrainConfig)}
 
 
 def test_round_trip_through_plain_values():

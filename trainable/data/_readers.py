@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile
 
-from trainable._progress import Progress
+from trainable.progress import Progress
 from trainable.data._prepared import EXPRESSIONS, PreparedDataset
 from trainable.errors import DataError
 

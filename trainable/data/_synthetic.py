@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from trainable._io import atomic_dir, atomic_path
-from trainable._progress import Progress
+from trainable.progress import Progress
 from trainable.data._prepared import EXPRESSIONS, PreparedDataset
 from trainable.data._readers import resize
 

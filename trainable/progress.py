@@ -1,10 +1,16 @@
-"""A dependency-free progress line on stderr for long work (preparation, training)."""
+"""A progress line on stderr for long work (preparation, judge, training, dashboards): count,
+elapsed time, rate and time left, as tqdm formats them (a slow rate reads "2.10s/it", not 0/s)."""
 
 from __future__ import annotations
 
 import sys
 import time
 from typing import TextIO
+
+from tqdm import tqdm
+
+_WITH_TOTAL = "{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"
+_WITHOUT_TOTAL = "{desc}: {n_fmt} [{elapsed}, {rate_fmt}]"
 
 
 class Progress:
@@ -26,6 +32,12 @@ class Progress:
         self._last = self.started  # the first line after one interval, not at 0/N
         self._width = 0
 
+    def line(self, done: int, elapsed: float, detail: str = "") -> str:
+        """The status: e.g. "training:   3% 120/4000 [01:00<32:20, 2.00it/s] D 0.61 G 1.20"."""
+        meter = tqdm.format_meter(done, self.total, elapsed, prefix=self.label, unit="it",
+                                  bar_format=_WITH_TOTAL if self.total else _WITHOUT_TOTAL)
+        return f"{meter} {detail}" if detail else meter
+
     def update(self, done: int, detail: str = "", *, force: bool = False) -> None:
         if not self.enabled:
             return
@@ -33,12 +45,7 @@ class Progress:
         if not force and now - self._last < self.interval:
             return
         self._last = now
-        elapsed = now - self.started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        count = f"{done}/{self.total}" if self.total else f"{done}"
-        line = f"{self.label}: {count} ({rate:,.0f}/s, {elapsed:.0f}s)"
-        if detail:
-            line += f" {detail}"
+        line = self.line(done, now - self.started, detail)
         if self.is_tty:
             pad = max(0, self._width - len(line))
             self.stream.write("\r" + line + " " * pad)

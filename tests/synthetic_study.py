@@ -1,5 +1,5 @@
-"""A generated study folder in the real on-disk format, with known outcomes: for the scale
-benchmark (1000 trials x 20 evaluations) and for tests that need exact expected figures.
+"""Test data: a generated study folder in the real on-disk format, with known outcomes, for
+tests that need exact expected figures and for the scale benchmark (1000 trials x 20 evaluations).
 
 Grids are real sample grids of the built-in synthetic faces written by the trainer's own
 ``write_grid`` (so sizes and thumbnails are what a study writes); a pool of them is drawn once
@@ -14,8 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 
-from trainable.trial_dir import grid_name, thumb_name, write_grid
+from study.spec import SearchSpace, StudySpec, load_spec
+from trainable.experiment import (ASHA, COLLAPSES, COMPLETED, FID_INTRA, GRIDS_DIR, LOSS_COLLAPSE, MODE_COLLAPSE,
+                                  NONE, PARAMS_FILE, RESULT_FILE, grid_file, thumb_name, trial_dir_name, write_stop,
+                                  write_study)
+from trainable.trial_dir import write_grid
 
 POOL = 24
 CLASSES = 7
@@ -46,80 +51,80 @@ def write_synthetic_study(path: str | Path, *, trials: int = 40, evaluations: in
     Trial 0, 1, 2 are the baselines V0, V1, V2. Every 5th trial (from 5) mode-collapses, every
     7th (from 7, unless already collapsing) loss-collapses, every 4th is cut by ASHA at half way.
     """
-    from study.runner import _spec_to_dict
-    from study.spec import load_spec
-
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     spec = load_spec()
     pool = _grid_pool(path / ".pool", seed)
     points = spec.baseline_points()
+    sampler = _Sampler(spec, seed)
     study = {"name": path.name, "storage": str(path.parent), "storage_uri": str(path), "experiment_dir": str(path),
-             "data": "builtin:synthetic", "judge_steps": 1500, "spec": _spec_to_dict(spec),
+             "data": "builtin:synthetic", "judge_steps": 1500, "spec": spec.to_dict(),
              "baselines": dict(zip(spec.baselines, points)), "synthetic": True}
-    (path / "study.json").write_text(json.dumps(study, indent=2))
+    write_study(path, study)
     truth: dict[str, Any] = {}
     start = 1_800_000_000.0
     for number in range(trials):
-        name = f"trial_{number:05d}"
+        trial_id = f"{number:05d}"
+        name = trial_dir_name(trial_id)
         trial_dir = path / name
-        (trial_dir / "grids").mkdir(parents=True, exist_ok=True)
-        params = dict(points[number]) if number < len(points) else _sample(spec, rng)
-        (trial_dir / "params.json").write_text(json.dumps({**spec.fixed, **params}))
-        reason = ("mode-collapse" if number >= 5 and number % 5 == 0 else
-                  "loss-collapse" if number >= 7 and number % 7 == 0 else
-                  "asha" if number >= 4 and number % 4 == 0 else "completed")
-        count = evaluations // 2 if reason == "asha" else evaluations
+        params = dict(points[number]) if number < len(points) else sampler.sample()
+        (trial_dir / GRIDS_DIR).mkdir(parents=True, exist_ok=True)
+        (trial_dir / PARAMS_FILE).write_text(json.dumps({**spec.fixed, **params}))
+        reason = (MODE_COLLAPSE if number >= 5 and number % 5 == 0 else
+                  LOSS_COLLAPSE if number >= 7 and number % 7 == 0 else
+                  ASHA if number >= 4 and number % 4 == 0 else COMPLETED)
+        count = evaluations // 2 if reason == ASHA else evaluations
         final = float(rng.uniform(5, 60))
         rows = []
         for index in range(count):
             iteration = (index + 1) * eval_every
             progress = (index + 1) / evaluations
-            collapsing = reason.endswith("collapse") and progress > 0.5
-            score = final * (1 + 3 * (1 - progress)) * (3 if collapsing and reason == "mode-collapse" else 1)
+            collapsing = reason in COLLAPSES and progress > 0.5
+            score = final * (1 + 3 * (1 - progress)) * (3 if collapsing and reason == MODE_COLLAPSE else 1)
             pick = pool[(2 * number + (1 if collapsing else 0) * 1 + 2 * index) % POOL]
-            grid = f"grids/{grid_name(iteration)}"
+            grid = grid_file(iteration)
             shutil.copyfile(pick[0], trial_dir / grid)
             shutil.copyfile(pick[1], trial_dir / thumb_name(grid))
-            verdict = reason if collapsing and index == count - 1 else "none"
+            verdict = reason if collapsing and index == count - 1 else NONE
             rows.append({
                 "iteration": iteration, "training_iteration": index + 1,
-                "d_loss": 0.001 if collapsing and reason == "loss-collapse" else float(0.6 + 0.1 * rng.standard_normal()),
+                "d_loss": 0.001 if collapsing and reason == LOSS_COLLAPSE else float(0.6 + 0.1 * rng.standard_normal()),
                 "g_loss": float(1.2 + 0.2 * rng.standard_normal()),
                 "d_real_accuracy": 1.0 if collapsing else float(rng.uniform(0.5, 0.9)),
                 "d_fake_accuracy": 1.0 if collapsing else float(rng.uniform(0.5, 0.9)),
                 "frozen": False,
                 "freeze_events": [{"iteration": iteration - eval_every // 2, "event": "freeze", "accuracy": 0.97}]
                 if index == 1 and number % 3 == 0 else [],
-                "fid": score * 0.9, "fid_intra": score, "cond_accuracy": float(min(1.0, progress * 0.6)),
-                "diversity_min": 0.05 if collapsing and reason == "mode-collapse" else float(rng.uniform(0.7, 1.0)),
+                "fid": score * 0.9, FID_INTRA: score, "cond_accuracy": float(min(1.0, progress * 0.6)),
+                "diversity_min": 0.05 if collapsing and reason == MODE_COLLAPSE else float(rng.uniform(0.7, 1.0)),
                 "diversity_mean": 0.9, "coverage": float(rng.uniform(0.0, 0.5)),
                 "fid_per_class": [score] * CLASSES, "diversity_per_class": [0.9] * CLASSES,
-                "verdict": verdict, "verdict_evidence": f"{reason} (synthetic)" if verdict != "none" else "",
+                "verdict": verdict, "verdict_evidence": f"{reason} (synthetic)" if verdict != NONE else "",
                 "judge_accuracy": 0.8, "time_total_s": 3.0 * (index + 1), "timestamp": start + number * 60 + 3 * (index + 1),
-                "stop_reason": None, "score": score, "grid": grid, "trial_id": name[6:],
+                "stop_reason": None, "score": score, "grid": grid, "trial_id": trial_id,
                 "done": index == count - 1,
             })
-        (trial_dir / "result.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
-        (trial_dir / "stop_reason.json").write_text(json.dumps({
-            "trial_id": name[6:], "stop_reason": reason, "iteration": rows[-1]["iteration"],
-            "evidence": f"{reason} (synthetic)" if reason.endswith("collapse") else "", "score": rows[-1]["fid_intra"]}))
-        truth[name] = {"reason": reason, "score": rows[-1]["fid_intra"], "evaluations": count,
+        (trial_dir / RESULT_FILE).write_text("".join(json.dumps(row) + "\n" for row in rows))
+        write_stop(trial_dir, {"trial_id": trial_id, "stop_reason": reason, "iteration": rows[-1]["iteration"],
+                               "evidence": f"{reason} (synthetic)" if reason in COLLAPSES else "",
+                               "score": rows[-1][FID_INTRA]})
+        truth[name] = {"reason": reason, "score": rows[-1][FID_INTRA], "evaluations": count,
                        "baseline": spec.baselines[number] if number < len(points) else None}
     shutil.rmtree(path / ".pool")
     return truth
 
 
-def _sample(spec, rng: np.random.Generator) -> dict[str, Any]:
-    from study.spec import Choice
+class _Sampler:
+    """Points of the study's search space drawn as a study draws them: its define-by-run space
+    on an Optuna trial (random sampler, seeded)."""
 
-    params = {}
-    for key, domain in spec.search.items():
-        if isinstance(domain, Choice):
-            params[key] = domain.values[int(rng.integers(len(domain.values)))]
-        elif domain.log:
-            params[key] = float(np.exp(rng.uniform(np.log(domain.low), np.log(domain.high))))
-        else:
-            params[key] = float(rng.uniform(domain.low, domain.high))
-    return params
+    def __init__(self, spec: StudySpec, seed: int) -> None:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.space = SearchSpace(spec)
+        self.study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+
+    def sample(self) -> dict[str, Any]:
+        trial = self.study.ask()
+        self.space(trial)
+        return dict(trial.params)

@@ -1,0 +1,66 @@
+"""The Tuner of a study: the trainable with its data and judge, searcher, scheduler, stoppers,
+callbacks and storage, put together (or restored from the experiment's saved state)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from study._session import Resources
+from study.spec import StudySpec
+from trainable.experiment import COND_ACCURACY, DIVERSITY_MIN, FID_INTRA, trial_dir_name
+from trainable.local import load_data
+
+
+def _trainable(spec: StudySpec, study: dict[str, Any], resources: Resources):
+    """The function trainable with the data set and the judge through the object store."""
+    from ray import tune
+
+    from trainable.judge import load_or_train_judge
+    from trainable.tune_adapter import cgan_trainable
+
+    dataset = load_data(study["data"])
+    # The judge is trained once per study, here on the driver, unless it is already cached.
+    judge, trained = load_or_train_judge(dataset, steps=study["judge_steps"], progress=True)
+    if trained:
+        print(f"judge trained: held-out accuracy {judge.heldout_accuracy:.3f}", file=sys.stderr)
+    return tune.with_resources(
+        tune.with_parameters(cgan_trainable, dataset=dataset, judge=judge, metric=spec.metric),
+        {"cpu": resources.cpus, "gpu": resources.gpus})
+
+
+def build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *, restore: bool):
+    # Ray and Optuna are imported only once a study really starts: `study status` needs neither.
+    from ray import tune
+
+    from study._callbacks import StudyCallback
+    from study._search import make_searcher
+    from study._stopping import make_scheduler, make_stopper
+
+    trainable = _trainable(spec, study, resources)
+    if restore:
+        return tune.Tuner.restore(study["storage_uri"], trainable=trainable, resume_unfinished=True,
+                                  resume_errored=True)
+    experiment_dir = Path(study["experiment_dir"])
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=make_searcher(spec, experiment_dir),
+                                    scheduler=make_scheduler(spec, experiment_dir), num_samples=spec.samples,
+                                    trial_dirname_creator=lambda trial: trial_dir_name(trial.trial_id),
+                                    trial_name_creator=lambda trial: trial_dir_name(trial.trial_id)),
+        run_config=tune.RunConfig(
+            name=study["name"], storage_path=study["storage"],
+            stop=make_stopper(spec, experiment_dir),
+            callbacks=[StudyCallback(experiment_dir, spec, study["name"])],
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # Sample grids are written in the trial's working folder: sync them to storage too.
+            sync_config=tune.SyncConfig(sync_artifacts=True),
+            progress_reporter=tune.CLIReporter(
+                metric_columns={"iteration": "iter", FID_INTRA: "FD-intra", COND_ACCURACY: "acc",
+                                DIVERSITY_MIN: "div", "verdict": "verdict"},
+                parameter_columns=list(spec.search)[:6], max_report_frequency=15),
+            verbose=1,
+        ),
+    )

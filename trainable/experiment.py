@@ -1,0 +1,190 @@
+"""The experiment folder: the one owner of its file names, stop reasons, metric keys and rows.
+
+trainable/ and study/ write these folders, analysis/ reads them; all three import the names
+from here, and the folder is read by the functions here, so a local trial and a whole study
+are read alike.
+
+    STUDY/                       a study (a local trial folder is one TRIAL/ on its own)
+        study.json               what ran: name, storage, data, the spec, the baselines' points
+        stop_reasons.jsonl       the driver's ledger: why each trial ended (first decision stands)
+        optuna.log               Optuna journal mirror of the finished trials
+        trial_ID/                one per trial, the files of a Ray Tune trial folder:
+            params.json          the trial's parameters (config fields, plus preset, data, judge_steps)
+            result.json          one JSON object per report, one per line (append-only)
+            progress.csv         the same rows as a table
+            stop_reason.json     a study trial: why it ended, as the driver decided
+            error.txt            a study trial that raised: Ray's traceback
+            checkpoint_NNNNNN/   the last checkpoints
+            grids/iteration_NNNNNNN.png        the sample grid at each evaluation (rows = classes)
+            grids/iteration_NNNNNNN.thumb.png  its small version for dashboards
+
+It imports nothing of the project but the config and the atomic file writer, so every module
+may import it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from trainable._io import write_text_atomic
+from trainable.config import TrainConfig, param_value
+
+STUDY_FILE = "study.json"
+LEDGER_FILE = "stop_reasons.jsonl"
+JOURNAL_FILE = "optuna.log"
+TRIAL_PREFIX = "trial_"
+PARAMS_FILE = "params.json"
+RESULT_FILE = "result.json"
+PROGRESS_FILE = "progress.csv"
+STOP_FILE = "stop_reason.json"
+ERROR_FILE = "error.txt"
+GRIDS_DIR = "grids"
+
+# Why a trial ended (each report's "stop_reason", stop_reason.json, the ledger).
+COMPLETED = "completed"  # reached its configured iterations
+ASHA = "asha"  # cut by the ASHA scheduler
+MODE_COLLAPSE = "mode-collapse"  # the collapse verdict: generated faces stopped varying
+LOSS_COLLAPSE = "loss-collapse"  # the collapse verdict: D won, losses diverged, or a loss went non-finite
+ERROR = "error"  # the trial raised and ran out of retries
+INTERRUPTED = "interrupted"  # a local trial stopped with Ctrl-C (it can resume)
+RUNNING = "running"  # no reason yet: still running, or its driver was killed
+STOP_REASONS = (COMPLETED, ASHA, MODE_COLLAPSE, LOSS_COLLAPSE, ERROR, INTERRUPTED, RUNNING)
+COLLAPSES = (MODE_COLLAPSE, LOSS_COLLAPSE)
+EARLY = (ASHA, *COLLAPSES)  # stopped before the end by the study: Optuna records them PRUNED
+# The collapse verdict of one report (each row's "verdict"): a collapse kind, or none.
+NONE = "none"
+
+# Metric keys of a report row (the judge's scores) and the study's score.
+FID = "fid"  # judge-feature Frechet distance over all classes
+FID_INTRA = "fid_intra"  # its mean over classes: the primary quality score, lower is better
+COND_ACCURACY = "cond_accuracy"  # share of samples the judge assigns to the intended class
+DIVERSITY_MIN = "diversity_min"  # lowest per-class diversity ratio (generated / real spread)
+DIVERSITY_MEAN = "diversity_mean"
+COVERAGE = "coverage"
+SCORE = "score"  # what a study's scheduler and searcher see: its metric, finite, lower is better
+
+# params.json keys that are the trial's context, not config fields.
+META_KEYS = ("preset", "data", "judge_steps")
+
+
+def trial_params(config: TrainConfig, **meta: Any) -> dict[str, Any]:
+    """What params.json holds, the same for a local trial and a study trial: every config field
+    in the study's form (``param_value``: filters as "a,b,c", a switched-off rule as "off"),
+    then the meta keys given."""
+    return {**{key: param_value(value) for key, value in config.to_dict().items()}, **meta}
+
+
+def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """params.json (or a Tune trial's config) -> (config values, meta)."""
+    meta = {key: params[key] for key in META_KEYS if key in params}
+    return {key: value for key, value in params.items() if key not in META_KEYS}, meta
+
+
+def grid_name(iteration: int) -> str:
+    return f"iteration_{iteration:07d}.png"
+
+
+def grid_file(iteration: int) -> str:
+    """The grid of an evaluation, relative to its trial folder (each row's "grid")."""
+    return f"{GRIDS_DIR}/{grid_name(iteration)}"
+
+
+def thumb_name(grid: str) -> str:
+    """grids/iteration_0001000.png -> grids/iteration_0001000.thumb.png"""
+    return grid[:-len(".png")] + ".thumb.png"
+
+
+def trial_dir_name(trial_id: str) -> str:
+    return f"{TRIAL_PREFIX}{trial_id}"
+
+
+def read_json_lines(path: str | Path, skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every complete JSON line of an append-only file (result.json, the ledger).
+
+    A line cut short by a kill, or written while we read, is skipped and, when ``skipped``
+    is given, named there; the lines after it are still read.
+    """
+    path = Path(path)
+    rows: list[dict[str, Any]] = []
+    if not path.exists():
+        return rows
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if skipped is not None:
+                skipped.append(f"{path} line {number}: incomplete JSON (the trial was still writing or was killed)")
+    return rows
+
+
+def lineage(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of one unbroken training history.
+
+    result.json is append-only: when a trial restarts from a checkpoint older than its last
+    report (a retried worker, a resumed driver), the reports after that checkpoint come again.
+    A row whose iteration does not advance marks such a restart; the abandoned rows it
+    replaces are dropped, so no report is counted twice.
+    """
+    kept: list[dict[str, Any]] = []
+    for row in rows:
+        while kept and kept[-1].get("iteration", 0) >= row.get("iteration", 0):
+            kept.pop()
+        kept.append(row)
+    return kept
+
+
+def read_results(trial_dir: str | Path, skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """A trial's reports, once each, in order: the one reader of result.json."""
+    rows = lineage(read_json_lines(Path(trial_dir) / RESULT_FILE, skipped))
+    for row in rows:
+        row.pop("config", None)  # Tune repeats the trial's config in every row; params.json holds it
+    return rows
+
+
+def write_json(path: str | Path, value: Any) -> None:
+    """Atomically: a reader never sees half a file."""
+    write_text_atomic(path, json.dumps(value, indent=2) + "\n")
+
+
+def read_study(experiment_dir: str | Path) -> dict[str, Any] | None:
+    """study.json, or None where there is none (a single trial, a study not yet started)."""
+    try:
+        return json.loads((Path(experiment_dir) / STUDY_FILE).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def write_study(experiment_dir: str | Path, study: dict[str, Any]) -> None:
+    write_json(Path(experiment_dir) / STUDY_FILE, study)
+
+
+def is_study(path: str | Path) -> bool:
+    return (Path(path) / STUDY_FILE).exists()
+
+
+def write_stop(trial_dir: str | Path, record: dict[str, Any]) -> None:
+    """stop_reason.json: {"trial_id", "stop_reason", "evidence", "iteration", "score"}."""
+    write_json(Path(trial_dir) / STOP_FILE, record)
+
+
+def read_stop_reason(trial_dir: str | Path, rows: list[dict[str, Any]]) -> tuple[str, str]:
+    """(stop reason, evidence): from the study's stop_reason.json, else the local trial's last
+    row, else Tune's error file; a trial with none of them is still running."""
+    trial_dir = Path(trial_dir)
+    try:
+        record = json.loads((trial_dir / STOP_FILE).read_text())
+        return record["stop_reason"], record.get("evidence", "")
+    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
+        pass
+    last = rows[-1] if rows else {}
+    if last.get("stop_reason"):
+        return last["stop_reason"], last.get("verdict_evidence", "")
+    error_file = trial_dir / ERROR_FILE
+    if error_file.exists():
+        lines = error_file.read_text().strip().splitlines()
+        return ERROR, lines[-1] if lines else ""
+    return RUNNING, ""
