@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from analysis._reader import Experiment, TrialRecord, finite
-from trainable.experiment import (ASHA, COMPLETED, ERROR, INTERRUPTED, LOSS_COLLAPSE, MODE_COLLAPSE, PARAMS_FILE,
-                                  RUNNING)
+from trainable.config import preset_label
+from trainable.experiment import (ASHA, COMPLETED, COND_ACCURACY, ERROR, INTERRUPTED, LOSS_COLLAPSE, MODE_COLLAPSE,
+                                  PARAMS_FILE, RUNNING)
 
 # The paper's axes: shown for a single local trial, or a study folder without its study.json.
 PAPER_AXES = ("latent_size", "d_filters", "d_dropout", "normalization", "freeze_accuracy", "freeze_after")
@@ -40,6 +41,32 @@ def start_time(trial: TrialRecord) -> float:
         return math.inf
 
 
+WORKING_ACCURACY = 0.5  # judge conditional accuracy that counts as a working configuration (chance: 1/7)
+
+
+class Milestone(NamedTuple):
+    trial: TrialRecord
+    row: dict[str, Any]
+    seconds: float  # since the study (or the trial) started
+
+
+def first_working(experiment: Experiment, threshold: float = WORKING_ACCURACY) -> Milestone | None:
+    """The first report, in clock time, of any trial whose conditional accuracy reached ``threshold``."""
+    started = finite((experiment.study or {}).get("started_at"))
+    if started is None:
+        started = min((start_time(trial) for trial in experiment.trials), default=math.inf)
+    reached = [Milestone(trial, row, finite(row.get("timestamp")) - started)
+               for trial in experiment.trials for row in trial.rows
+               if (finite(row.get(COND_ACCURACY)) or 0.0) >= threshold and finite(row.get("timestamp")) is not None]
+    return min(reached, key=lambda m: m.seconds, default=None)
+
+
+def row_at(trial: TrialRecord, iteration: int) -> dict[str, Any] | None:
+    """The trial's report at ``iteration``, or its last one before it."""
+    before = [row for row in trial.rows if isinstance(row.get("iteration"), int) and row["iteration"] <= iteration]
+    return before[-1] if before else None
+
+
 def in_start_order(experiment: Experiment) -> list[TrialRecord]:
     return sorted(experiment.trials, key=lambda trial: (start_time(trial), trial.name))
 
@@ -51,7 +78,7 @@ def sort_values(values: list[Any]) -> list[Any]:
 
 
 def label(trial: TrialRecord) -> str:
-    return f"{trial.name} ({trial.baseline})" if trial.baseline else trial.name
+    return f"{trial.name} ({preset_label(trial.baseline)})" if trial.baseline else trial.name
 
 
 def escape(text: Any) -> str:

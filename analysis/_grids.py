@@ -9,7 +9,8 @@ from typing import NamedTuple
 
 from analysis._common import label
 from analysis._reader import Experiment, rank
-from trainable.experiment import NONE, thumb_name
+from trainable.config import PAPER_PRESETS, preset_label
+from trainable.experiment import COMPLETED, NONE, thumb_name
 
 
 class Frame(NamedTuple):
@@ -22,8 +23,9 @@ class Frame(NamedTuple):
 class Showcase(NamedTuple):
     name: str
     label: str
-    kind: str  # "best" or "baseline"
+    kind: str  # "best", "baseline" (the paper's) or "reference" (the recipe)
     grid: Path | None  # the last grid; None when the trial has none yet
+    caption: str  # the kind, rank and stop reason, for a person
 
 
 class GridsInfo(NamedTuple):
@@ -45,12 +47,18 @@ def get_grids_info(experiment: Experiment, *, best: int = 4) -> GridsInfo:
                                 str(row.get("verdict") or NONE)))
         timelines[trial.name] = frames
 
-    def shown(trial, kind: str) -> Showcase:
-        frames = timelines[trial.name]
-        return Showcase(trial.name, label(trial), kind, frames[-1].grid if frames else None)
+    positions = {trial.name: position for position, trial in enumerate(ranked, 1)}
 
-    showcase = [shown(t, "best") for t in ranked if t.healthy and not t.baseline][:best]
-    showcase += [shown(t, "baseline") for t in sorted((t for t in ranked if t.baseline), key=lambda t: t.baseline)]
+    def shown(trial) -> Showcase:
+        frames = timelines[trial.name]
+        kind = "best" if not trial.baseline else "baseline" if trial.baseline in PAPER_PRESETS else "reference"
+        caption = f"rank {positions[trial.name]} of {len(ranked)}, {trial.stop_reason}"
+        caption = f"{preset_label(trial.baseline)}, {caption}" if trial.baseline else caption
+        return Showcase(trial.name, label(trial), kind, frames[-1].grid if frames else None, caption)
+
+    # The best searched trials that ran to their end (an ASHA-cut trial is no "best"), then the presets.
+    showcase = [shown(t) for t in ranked if t.healthy and not t.baseline and t.stop_reason == COMPLETED][:best]
+    showcase += [shown(t) for t in sorted((t for t in ranked if t.baseline), key=lambda t: t.baseline)]
     return GridsInfo(showcase, timelines)
 
 

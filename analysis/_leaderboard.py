@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 
 from analysis._common import escape, finite, searched_params
 from analysis._reader import Experiment, rank
+from trainable.config import PAPER_PRESETS, preset_label
 from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN
 
 
@@ -64,7 +65,7 @@ def format_ranking(info: LeaderboardInfo, top: int | None = None) -> str:
     lines = [header]
     for row in rows:
         params = " ".join(f"{key}={_cell(value)}" for key, value in row.params.items())
-        name = row.name + (f" ({row.baseline})" if row.baseline else "")
+        name = row.name + (f" ({preset_label(row.baseline, short=True)})" if row.baseline else "")
         lines.append(f"{row.rank:>3} {name:<22} {row.stop_reason:<13} {row.iteration:>7} "
                      f"{_cell(row.score):>9} {_cell(row.cond_accuracy):>6} {_cell(row.diversity_min):>6} "
                      f"{_cell(row.coverage):>6}  {params}")
@@ -87,13 +88,14 @@ def leaderboard_html(info: LeaderboardInfo) -> str:
         out.append(f'<th data-key="{escape(key)}" data-kind="{kind}"{sortable}>{escape(title)}</th>')
     out.append("</tr></thead><tbody>")
     for row in info.rows:
-        classes = ["baseline"] if row.baseline else []
+        classes = (["baseline"] + ([] if row.baseline in PAPER_PRESETS else ["reference"])) if row.baseline else []
         classes.append("healthy" if row.healthy else "unhealthy")
         out.append(f'<tr class="{" ".join(classes)}" data-trial="{escape(row.name)}">')
         out.append(f'<td data-value="{row.rank}">{row.rank}</td>')
         out.append(f'<td><input type="checkbox" class="compare" value="{escape(row.name)}" '
                    f'aria-label="compare {escape(row.name)}"></td>')
-        mark = f' <span class="mark">{escape(row.baseline)}</span>' if row.baseline else ""
+        mark = (f' <span class="mark" title="{escape(preset_label(row.baseline))}">'
+                f'{escape(preset_label(row.baseline, short=True))}</span>') if row.baseline else ""
         out.append(f'<td data-value="{escape(row.name)}"><a href="#samples" class="pick">{escape(row.name)}</a>{mark}</td>')
         title = f' title="{escape(row.evidence)}"' if row.evidence else ""
         out.append(f'<td data-value="{escape(row.stop_reason)}"{title}>'

@@ -23,7 +23,9 @@ from analysis._leaderboard import get_leaderboard_info, leaderboard_html
 from analysis._parallel import get_parallel_info, plot_parallel
 from analysis._reader import Experiment, TrialRecord, rank, read_experiment
 from analysis._replay import get_replay_info, plot_replay
+from analysis._remedies import get_remedies_info, plot_remedies
 from analysis._stops import get_stops_info, plot_collapse_map, plot_stop_counts
+from trainable.config import preset_label
 from trainable._io import write_text_atomic
 from trainable.progress import Progress
 from trainable.experiment import NONE
@@ -63,7 +65,7 @@ def _grid_shape(trial: TrialRecord) -> tuple[int, int]:
 
 def _frames_data(experiment: Experiment, max_bytes: float, progress: Progress | None) -> tuple[dict, Any]:
     info = get_grids_info(experiment)
-    showcase = [{"name": s.name, "label": s.label, "kind": s.kind,
+    showcase = [{"name": s.name, "label": s.label, "kind": s.kind, "caption": s.caption,
                  "src": data_uri(s.grid.read_bytes()) if s.grid else None} for s in info.showcase]
     budget = plan_frames(info.timelines, int(max_bytes - sum(len(s["src"] or "") for s in showcase)))
     trials = {trial.name: trial for trial in experiment.trials}
@@ -90,8 +92,8 @@ def _showcase_html(showcase: list[dict[str, Any]]) -> str:
     for item in showcase:
         image = (f'<img src="{item["src"]}" alt="last sample grid of {escape(item["label"])}">' if item["src"]
                  else "<p>no grid yet</p>")
-        cells.append(f'<figure class="{item["kind"]}">{image}<figcaption>{escape(item["kind"])}: '
-                     f'{escape(item["label"])}</figcaption></figure>')
+        cells.append(f'<figure class="{item["kind"]}">{image}<figcaption>{escape(item["name"])}<br>'
+                     f'{escape(item["caption"])}</figcaption></figure>')
     return "".join(cells)
 
 
@@ -123,7 +125,7 @@ def build_dashboard(source: str | Path | Experiment, out: str | Path | None = No
         "curves_layout": curves_layout(),
         "default_compare": default,
         "order": [t.name for t in ranked],
-        "labels": {t.name: (f"#{i} " + t.name + (f" ({t.baseline})" if t.baseline else "") + f" - {t.stop_reason}")
+        "labels": {t.name: (f"#{i} " + t.name + (f" ({preset_label(t.baseline, short=True)})" if t.baseline else "") + f" - {t.stop_reason}")
                    for i, t in enumerate(ranked, 1)},
     }
     stops = get_stops_info(experiment)
@@ -137,6 +139,9 @@ def build_dashboard(source: str | Path | Experiment, out: str | Path | None = No
     replay = get_replay_info(experiment)
     if replay is not None:
         figures["replay"] = plot_replay(replay)
+    remedies = get_remedies_info(experiment)
+    if remedies.effects:
+        figures["remedies"] = plot_remedies(remedies)
     table = leaderboard_html(leaderboard)
     # The grids get what the rest of the page leaves of the size budget (showcase grids included).
     rest = len(_page(experiment, table, "", figures, data, {}, None))
@@ -184,14 +189,15 @@ def _page(experiment: Experiment, table: str, showcase: str, figures: dict[str, 
 Score: intra-class judge Fr&eacute;chet distance (lower is better). Collapsed trials rank below all
 healthy ones whatever their score. Written {escape(time.strftime('%Y-%m-%d %H:%M'))}.</p>{skipped}
 <nav><a href="#ranking">ranking</a> <a href="#samples">samples</a> <a href="#curves">learning curves</a>
-<a href="#history">history</a> <a href="#stops">stop reasons</a> <a href="#space">parameters</a></nav></header>
+<a href="#history">history</a> <a href="#stops">stop reasons</a> <a href="#remedies">remedies</a>
+<a href="#space">parameters</a></nav></header>
 {_replay_section(figure_html)}
 <section id="ranking"><h2>Ranking</h2>
 <p>Click a column to sort; tick <em>compare</em> to draw trials in the learning curves; click a trial for its samples.
 Baselines (the paper's V0/V1/V2) are marked.</p>
 <div class="scroll">{table}</div></section>
 <section id="samples"><h2>Samples</h2>
-<p>Last grids of the best healthy searched trials and of the paper's baselines (rows: classes {escape(', '.join(_classes(experiment)))}).</p>
+<p>Last grids of the best healthy searched trials, of the paper's baselines and of the reference recipe (rows: classes {escape(', '.join(_classes(experiment)))}).</p>
 <div class="showcase">{showcase}</div>
 <h3>Timeline of one trial</h3>
 <p class="note">Grids across evaluations ({escape(frames_note)}): slide to see when a trial collapsed.</p>
@@ -203,12 +209,22 @@ Baselines (the paper's V0/V1/V2) are marked.</p>
 <div class="figure" id="fig-curves"></div></section>
 <section id="history"><h2>Optimization history</h2>{figure_html['history']}</section>
 <section id="stops"><h2>Stop reasons</h2>{figure_html['stops']}{figure_html['collapse']}</section>
+{_remedies_section(figure_html)}
 <section id="space"><h2>Parameters</h2>{figure_html['parallel']}{figure_html['importance']}</section>
 <script type="application/json" id="dashboard-data">{script_json(data)}</script>
 <script type="application/json" id="dashboard-frames">{script_json(frames)}</script>
 <script>{_JS}</script>
 </body></html>
 """
+
+
+def _remedies_section(figure_html: dict[str, str]) -> str:
+    if "remedies" not in figure_html:
+        return ""
+    return ('<section id="remedies"><h2>Remedies</h2><p>For each GAN remedy the study searched: the trials '
+            'that had it against those with the paper\'s value. Few trials per side make this a hint, not a '
+            'measurement; benchmarks/remedies.py compares them at equal budgets over seeds.</p>'
+            f"{figure_html['remedies']}</section>")
 
 
 def _replay_section(figure_html: dict[str, str]) -> str:
@@ -240,12 +256,13 @@ table.leaderboard{border-collapse:collapse;font-size:13px;white-space:nowrap}
 .leaderboard th.sortable{cursor:pointer}.leaderboard th.sorted-asc:after{content:" \\25B2"}
 .leaderboard th.sorted-desc:after{content:" \\25BC"}
 .leaderboard td{padding:3px 8px;border-bottom:1px solid #eee}
-.leaderboard tr.unhealthy{color:#777}.leaderboard tr.baseline{background:#fff8e1}
+.leaderboard tr.unhealthy{color:#777}.leaderboard tr.baseline{background:#fff8e1}.leaderboard tr.reference{background:#e8f5e9}
 .mark{background:#f9a825;color:#000;border-radius:3px;padding:0 4px;font-size:11px;font-weight:bold}
+tr.reference .mark{background:#66bb6a}
 .reason{border-radius:3px;padding:0 4px;color:#fff}
 .showcase{display:flex;flex-wrap:wrap;gap:12px}.showcase figure{margin:0;text-align:center;font-size:12px}
 .showcase img{image-rendering:pixelated;width:231px;border:3px solid #1f77b4}
-.showcase figure.baseline img{border-color:#f9a825}
+.showcase figure.baseline img{border-color:#f9a825}.showcase figure.reference img{border-color:#66bb6a}
 .timeline label{margin-right:16px}#timeline-image{image-rendering:pixelated;min-width:231px;max-width:100%;margin-top:8px}
 #timeline-slider{width:320px;vertical-align:middle}.note{color:#555;font-size:13px}
 .figure{min-height:200px}.skipped{font-size:13px;color:#a33}

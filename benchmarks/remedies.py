@@ -20,11 +20,11 @@ import time
 
 from trainable.config import RECIPE, TrainConfig
 
-# The demo's widths (study/spec.py DEMO_FIXED): the paper's D at 32,64,128 trains at about 4 it/s
-# on one of these cores, a quarter of the speed, which no 2-core study of minutes can afford.
-BASE = {"g_filters": (32, 16, 8), "d_filters": (8, 16, 32), "latent_size": 32, "normalization": "[-1,1]",
-        "eval_samples_per_class": 50,
-        "collapse_grace": 10**9}
+# V0 at the demo's generator width (study/spec.py DEFAULT_FIXED), latent 32, [-1,1]: the paper's D
+# (32,64,128) against a 1/8-width G. At 2000 iterations a weaker D (8,16,32) left every
+# configuration at chance (V0, projection and the recipe: conditional accuracy 0.14-0.15).
+BASE = {"g_filters": (32, 16, 8), "d_filters": (32, 64, 128), "latent_size": 32, "normalization": "[-1,1]",
+        "eval_samples_per_class": 50, "collapse_grace": 10**9}
 REMEDIES: dict[str, dict] = {
     "V0": {},
     "spectral norm D": {"d_norm": "spectral"},
@@ -45,7 +45,7 @@ REMEDIES: dict[str, dict] = {
 }
 
 
-def run_one(name: str, overrides: dict, seed: int, iterations: int, eval_every: int) -> dict:
+def run_one(name: str, base: dict, overrides: dict, seed: int, iterations: int, eval_every: int) -> dict:
     import torch
 
     torch.set_num_threads(1)
@@ -56,7 +56,7 @@ def run_one(name: str, overrides: dict, seed: int, iterations: int, eval_every: 
 
     dataset = builtin_dataset()
     judge, _ = load_or_train_judge(dataset)
-    config = TrainConfig.from_dict({**BASE, **overrides, "seed": seed,
+    config = TrainConfig.from_dict({**base, **overrides, "seed": seed,
                                     "iterations": iterations, "eval_every": eval_every})
     rows: list[dict] = []
     started = time.perf_counter()
@@ -78,15 +78,17 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--lr", type=float, default=1e-3, help="G and D learning rate of every run")
+    parser.add_argument("--d-filters", default="32,64,128", help="D widths of every run")
     parser.add_argument("--only", nargs="*", choices=list(REMEDIES), help="run only these rows")
     args = parser.parse_args()
-    BASE.update(g_lr=args.lr, d_lr=args.lr)
+    # Passed to each worker: a spawned process imports this module afresh, with the defaults.
+    base = {**BASE, "g_lr": args.lr, "d_lr": args.lr, "d_filters": tuple(int(v) for v in args.d_filters.split(","))}
     names = args.only or list(REMEDIES)
     from trainable.data import builtin_dataset
     from trainable.judge import load_or_train_judge
 
     load_or_train_judge(builtin_dataset())  # trained once here, cached for the workers
-    jobs = [(name, REMEDIES[name], seed, args.iterations, args.eval_every) for name in names
+    jobs = [(name, base, REMEDIES[name], seed, args.iterations, args.eval_every) for name in names
             for seed in range(args.seeds)]
     results: dict[str, list[dict]] = {name: [] for name in names}
     started = time.perf_counter()
@@ -101,8 +103,8 @@ def main() -> None:
             print(f"[{done}/{len(jobs)}, ETA {eta / 60:.1f} min] {result['name']} seed {result['seed']}: "
                   f"acc {result['accuracy']:.3f} FD-intra {result['fid_intra']:.2f} ({result['seconds']:.0f} s)",
                   flush=True)
-    print(f"\n{args.seeds} seeds x {args.iterations} iterations, lr {args.lr}, G widths "
-          f"{BASE['g_filters']}, median [min-max]\n")
+    print(f"\n{args.seeds} seeds x {args.iterations} iterations, lr {args.lr}, G {base['g_filters']}, "
+          f"D {base['d_filters']}, latent {base['latent_size']}, {base['normalization']}; median [min-max]\n")
     print("| configuration | cond. accuracy | FD-intra | lowest diversity | first acc >= 0.5 | lowest D loss | s/run |")
     print("|---|---|---|---|---|---|---|")
     for name in names:

@@ -9,11 +9,17 @@ from ray.tune.search.optuna import OptunaSearch
 
 from study._stopping import StopLedger
 from study.spec import StudySpec, define_by_run
-from trainable.experiment import DIVERSITY_MEAN, EARLY, SCORE
+from trainable.experiment import COLLAPSES, DIVERSITY_MEAN, EARLY, SCORE
+
+# An Optuna constraint (Trial.set_constraint; > 0 is infeasible): a collapse is no bad score to
+# interpolate between but a region to leave, and TPE puts infeasible trials in its "bad" group
+# whatever their score (Optuna's constrained TPE).
+COLLAPSE_CONSTRAINT = "collapse"
 
 
 class StudySearcher(OptunaSearch):
-    """OptunaSearch that tells Optuna PRUNED for trials stopped early (ASHA or collapse).
+    """OptunaSearch that tells Optuna PRUNED for trials stopped early (ASHA or collapse), and
+    marks collapsed ones infeasible.
 
     Ray reports such trials to Optuna as COMPLETE with their last score, which would let
     the sampler learn from a truncated or collapsed run as if it had finished.
@@ -27,6 +33,9 @@ class StudySearcher(OptunaSearch):
         entry = StopLedger(self._experiment_dir).get(trial_id)
         if not error and entry is not None and entry["stop_reason"] in EARLY:
             result = None  # OptunaSearch records a trial without a value and without an error as PRUNED
+        if trial_id in self._ot_trials:
+            collapsed = entry is not None and entry["stop_reason"] in COLLAPSES
+            self._ot_trials[trial_id].set_constraint(COLLAPSE_CONSTRAINT, 1.0 if collapsed else -1.0)
         super().on_trial_complete(trial_id, result=result, error=error)
 
 

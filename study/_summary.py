@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from analysis import rank, read_experiment
-from trainable.experiment import COND_ACCURACY, JOURNAL_FILE
+from analysis import WORKING_ACCURACY, first_working, rank, read_experiment, row_at
+from trainable.config import preset_label
+from trainable.experiment import COND_ACCURACY, FID_INTRA, JOURNAL_FILE
 
 
 def summary(experiment_dir: Path) -> str:
-    """The best trial against the paper's baselines, stop reasons, and where the results are."""
+    """The best trial against the paper's baselines and the reference recipe (and against V0 at
+    the same iteration), when a configuration first worked, stop reasons, where the results are."""
     experiment = read_experiment(experiment_dir)
     ranked = rank(experiment.trials)
     lines = [f"study {experiment_dir.name}: {len(experiment.trials)} trials in {experiment_dir}"]
@@ -21,15 +23,36 @@ def summary(experiment_dir: Path) -> str:
         best = healthy[0]
         lines.append(f"best: {best.name} FD-intra {best.score:.3f}, conditional accuracy "
                      f"{best.last.get(COND_ACCURACY, float('nan')):.3f} at iteration {best.last.get('iteration')}"
-                     + (f" (the paper's {best.baseline})" if best.baseline else ""))
+                     + (f" ({preset_label(best.baseline)})" if best.baseline else ""))
         searched = experiment.search
         lines.append("  params: " + ", ".join(f"{k}={best.params[k]}" for k in searched if k in best.params))
+        v0 = next((t for t in experiment.trials if t.baseline == "V0" and t.rows), None)
+        if v0 is not None and best is not v0:
+            # At the same budget: where V0 stopped (ASHA may have cut it), or where the best did.
+            iteration = min(v0.last.get("iteration", 0), best.last.get("iteration", 0))
+            ours, theirs = row_at(best, iteration), row_at(v0, iteration)
+            if ours and theirs and ours.get(FID_INTRA) and theirs.get(FID_INTRA):
+                lines.append(f"  vs the paper's V0 at iteration {iteration}: FD-intra {ours[FID_INTRA]:.3f} vs "
+                             f"{theirs[FID_INTRA]:.3f} ({ours[FID_INTRA] / theirs[FID_INTRA]:.2f}x), conditional "
+                             f"accuracy {ours.get(COND_ACCURACY, float('nan')):.3f} vs "
+                             f"{theirs.get(COND_ACCURACY, float('nan')):.3f}")
     else:
         lines.append("best: no healthy trial with a score yet")
+    working = first_working(experiment)
+    if working is None:
+        lines.append(f"working: no trial reached conditional accuracy {WORKING_ACCURACY} (chance 1/7 = 0.143)")
+    else:
+        minutes, seconds = divmod(round(working.seconds), 60)
+        lines.append(f"working: {working.trial.name} first reached conditional accuracy "
+                     f"{working.row[COND_ACCURACY]:.3f} >= {WORKING_ACCURACY} at iteration {working.row.get('iteration')}, "
+                     f"{minutes} min {seconds:02d} s into the study")
     for trial in experiment.trials:
         if trial.baseline:
             score = f"FD-intra {trial.score:.3f}" if trial.score is not None else "no score"
-            lines.append(f"baseline {trial.baseline}: {score}, {trial.stop_reason}"
+            accuracy = trial.last.get(COND_ACCURACY)
+            score += f", conditional accuracy {accuracy:.3f}" if isinstance(accuracy, (int, float)) else ""
+            lines.append(f"{preset_label(trial.baseline)}: {score}, {trial.stop_reason} at iteration "
+                         f"{trial.last.get('iteration')}"
                          + (f" ({trial.evidence})" if trial.evidence and trial.collapsed else ""))
     if experiment.skipped:
         lines.append(f"skipped {len(experiment.skipped)} unreadable entries (first: {experiment.skipped[0]})")

@@ -9,6 +9,7 @@ import dataclasses
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: s
         study["resources"] = dataclasses.asdict(resources)
         tuner = build_tuner(spec, study, resources, restore=False)
         # Written only now: a study that failed before this point can simply be run again.
+        study["started_at"] = time.time()
         experiment_dir.mkdir(parents=True, exist_ok=True)
         write_study(experiment_dir, study)
         tuner.fit()

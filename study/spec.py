@@ -36,7 +36,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar
 
-from trainable.config import PRESETS, TrainConfig, field_types
+from trainable.config import PAPER_PRESETS, PRESETS, TrainConfig, field_types, preset_label
 from trainable.errors import ConfigError
 from trainable.experiment import FID, FID_INTRA, trial_params
 
@@ -56,7 +56,22 @@ DEFAULT_SEARCH: dict[str, Any] = {
     "freeze_after": ["off", 2000, 5000, 10000, 50000],
     "g_lr": {"low": 5e-5, "high": 2e-3, "log": True},
     "d_lr": {"low": 5e-5, "high": 2e-3, "log": True},
+    # The GAN literature's remedies for the paper's failures (trainable/config.py cites each);
+    # every list holds the paper's value and the recipe's.
+    "d_norm": ["batch", "spectral", "none"],
+    "g_spectral_norm": [False, True],
+    "conditioning": ["concat", "projection"],
+    "loss": ["bce", "hinge", "least-squares"],
+    "r1_gamma": [0.0, 0.1, 1.0, 10.0],
+    "diffaugment": ["off", "translation", "translation,cutout"],
+    "g_ema": [0.0, 0.99, 0.999],
+    "label_smoothing": [0.0, 0.1, 0.2],
+    "instance_noise": [0.0, 0.05, 0.1],
+    "minibatch_std": [False, True],
+    "d_steps": [1, 2],
 }
+# The paper's V0/V1/V2, and the recipe: a reference point of remedies, never the paper's.
+DEFAULT_BASELINES = (*PAPER_PRESETS, "recipe")
 # A study on the built-in data that finishes in minutes on 2 cores: small widths, few iterations.
 DEFAULT_FIXED: dict[str, Any] = {
     "g_filters": "32,16,8", "iterations": 800, "eval_every": 200, "eval_samples_per_class": 50,
@@ -174,7 +189,7 @@ class StudySpec:
     max_failures: int = 2
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
-    baselines: tuple[str, ...] = ("V0", "V1", "V2")
+    baselines: tuple[str, ...] = PAPER_PRESETS
     sampler: str = "tpe"  # or "random"
     early_stopping: bool = True  # ASHA and the collapse stoppers; false runs every trial to the end
     points: tuple[dict[str, Any], ...] = ()  # further points run first, after the baselines (seed re-runs)
@@ -182,8 +197,15 @@ class StudySpec:
     def base_config(self) -> TrainConfig:
         return TrainConfig.from_dict(self.fixed)
 
+    def expresses(self, name: str) -> bool:
+        """Whether this study can run preset ``name`` as itself: each of its values searched, or
+        fixed to that value. (The paper's presets may run at the study's fixed widths instead.)"""
+        base = self.base_config()
+        preset = TrainConfig.from_dict(PRESETS[name], base=base)
+        return all(key in self.search or getattr(preset, key) == getattr(base, key) for key in PRESETS[name])
+
     def baseline_points(self) -> list[dict[str, Any]]:
-        """The paper's presets as points of this space (points_to_evaluate), each checked to lie in it."""
+        """The presets as points of this space (points_to_evaluate), each checked to lie in it."""
         points = []
         for name in self.baselines:
             config = TrainConfig.from_dict(PRESETS[name], base=self.base_config())
@@ -193,7 +215,7 @@ class StudySpec:
                 value = values[key]
                 if not domain.contains(value):
                     raise ConfigError(f"baseline {name}: {key}={value!r} lies outside the search space "
-                                      f"{domain.describe()}; widen [search].{key} so the paper's {name} can run")
+                                      f"{domain.describe()}; widen [search].{key} so {preset_label(name)} can run")
                 point[key] = value
             points.append(point)
         return points
@@ -260,8 +282,14 @@ def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
     TrainConfig.from_dict(fixed)
     search = {key: domain_from_toml(key, value) for key, value in search_raw.items()}
     if "baselines" in settings:
+        if not isinstance(settings["baselines"], list):
+            raise ConfigError(f"[study].baselines: expected a list of preset names like [\"V0\", \"recipe\"], "
+                              f"got {settings['baselines']!r}")
         settings["baselines"] = tuple(settings["baselines"])
     spec = StudySpec(search=search, fixed=fixed, **settings)
+    if "baselines" not in settings:  # the recipe runs wherever the space can express it
+        spec = dataclasses.replace(spec, baselines=tuple(name for name in DEFAULT_BASELINES
+                                                         if name in PAPER_PRESETS or spec.expresses(name)))
     if spec.metric not in SEARCHABLE_METRICS:
         raise ConfigError(f"[study].metric: expected one of {list(SEARCHABLE_METRICS)}, got {spec.metric!r}")
     if spec.samples < len(spec.baselines):
@@ -269,6 +297,10 @@ def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
     for name in spec.baselines:
         if name not in PRESETS:
             raise ConfigError(f"[study].baselines: unknown preset {name!r}")
+        if name not in PAPER_PRESETS and not spec.expresses(name):
+            missing = sorted(key for key in PRESETS[name] if key not in spec.search)
+            raise ConfigError(f"[study].baselines: {name} needs {', '.join(missing)} searched (or fixed to its "
+                              f"values) to run as itself")
     if spec.sampler not in ("tpe", "random"):
         raise ConfigError(f"[study].sampler: expected tpe or random, got {spec.sampler!r}")
     if spec.cpus_per_trial <= 0 or spec.gpus_per_trial < 0:

@@ -16,6 +16,9 @@ NORMALIZATIONS = ("[0,1]", "[-1,1]")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 D_NORMS = ("batch", "spectral", "none")
+# The config fields that switch on a GAN remedy (their defaults are the paper's behaviour).
+REMEDY_FIELDS = ("d_norm", "g_spectral_norm", "conditioning", "loss", "r1_gamma", "diffaugment", "g_ema",
+                 "label_smoothing", "instance_noise", "minibatch_std", "d_steps")
 CONDITIONINGS = ("concat", "projection")
 LOSSES = ("bce", "hinge", "least-squares")
 AUGMENTATIONS = ("off", "translation", "translation,cutout")
@@ -203,6 +206,10 @@ def _coerce(name: str, value: Any, kind: FieldType) -> Any:
                 raise ConfigError(f"{name}: expected integers like 32,64,128, got {value!r}") from None
         if kind.base is str:
             return text
+        if kind.base is bool:
+            if text.lower() not in ("true", "false"):
+                raise ConfigError(f"{name}: expected true or false, got {value!r}")
+            return text.lower() == "true"
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
@@ -231,6 +238,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 RECIPE: dict[str, Any] = {"d_norm": "spectral", "conditioning": "projection", "loss": "hinge", "g_ema": 0.999}
 PRESETS["recipe"] = RECIPE
 PAPER_PRESETS = ("V0", "V1", "V2")
+
+
+def preset_label(name: str, *, short: bool = False) -> str:
+    """How summaries and dashboards name a preset: the paper's, or a reference point."""
+    if name in PAPER_PRESETS:
+        return f"paper {name}" if short else f"the paper's {name}"
+    return f"ref. {name}" if short else f"reference {name}"
 
 
 def preset(name: str, **overrides: Any) -> TrainConfig:

@@ -15,10 +15,12 @@ from analysis._history import get_history_info, plot_history
 from analysis._importance import get_importance_info
 from analysis._leaderboard import format_ranking, get_leaderboard_info
 from analysis._parallel import get_parallel_info
+from analysis._remedies import get_remedies_info, plot_remedies
 from analysis._stops import get_stops_info, plot_collapse_map
 from tests.synthetic_study import write_synthetic_study
 from analysis.dashboard import build_dashboard, script_json
 from study.spec import DEFAULT_SEARCH
+from trainable.config import REMEDY_FIELDS
 
 COLLAPSED = ("mode-collapse", "loss-collapse")
 
@@ -123,11 +125,17 @@ def test_importance_uses_finished_trials_and_needs_enough_of_them(synthetic, tmp
 def test_grids_budget_full_then_thumbnails_then_fewer(synthetic):
     path, truth = synthetic
     info = get_grids_info(read_experiment(path))
-    assert [s.kind for s in info.showcase] == ["best"] * 4 + ["baseline"] * 3
-    searched = sorted((n for n, t in truth.items() if t["reason"] not in COLLAPSED and not t["baseline"]),
+    assert [s.kind for s in info.showcase] == ["best"] * 4 + ["baseline"] * 3 + ["reference"]
+    # The best are searched trials that ran to their end: an ASHA-cut one is never captioned "best".
+    searched = sorted((n for n, t in truth.items() if t["reason"] == "completed" and not t["baseline"]),
                       key=lambda n: truth[n]["score"])
     assert [s.name for s in info.showcase[:4]] == searched[:4]
-    assert [s.label.split("(")[-1] for s in info.showcase[4:]] == ["V0)", "V1)", "V2)"]
+    assert [s.label.split("(")[-1] for s in info.showcase[4:]] == [
+        "the paper's V0)", "the paper's V1)", "the paper's V2)", "reference recipe)"]
+    ranked = [row.name for row in get_leaderboard_info(read_experiment(path)).rows]
+    first = info.showcase[0]
+    assert first.caption == f"rank {ranked.index(first.name) + 1} of {len(truth)}, completed"
+    assert info.showcase[-1].caption.startswith("reference recipe, rank ")
     total = sum(t["evaluations"] for t in truth.values())
     assert plan_frames(info.timelines, 10**9) .level == "full"
     tight = plan_frames(info.timelines, 2 * total * 3000)
@@ -223,3 +231,28 @@ def test_thumbnail_is_small_and_keeps_the_grid_layout():
     thumb = thumbnail_array(grid)
     assert thumb.shape == (7 * 15 - 1, THUMB_COLUMNS * 15 - 1)
     assert len(np.unique(thumb[:14, :14])) <= 16
+
+
+def test_remedies_split_trials_by_the_papers_value(synthetic):
+    path, truth = synthetic
+    experiment = read_experiment(path)
+    info = get_remedies_info(experiment)
+    assert [e.field for e in info.effects] == [k for k in REMEDY_FIELDS if k in DEFAULT_SEARCH]
+    by_name = {t.name: t for t in experiment.trials}
+    v0 = next(n for n, t in truth.items() if t["baseline"] == "V0")
+    recipe = next(n for n, t in truth.items() if t["baseline"] == "recipe")
+    for effect in info.effects:
+        assert sorted(effect.without.trials + effect.with_.trials) == sorted(truth)
+        assert all(by_name[n].params[effect.field] == effect.paper_value for n in effect.without.trials)
+        assert all(by_name[n].params[effect.field] != effect.paper_value for n in effect.with_.trials)
+        assert v0 in effect.without.trials  # V0 is the paper: without every remedy
+        for group in (effect.without, effect.with_):
+            healthy = [n for n in group.trials if truth[n]["reason"] not in COLLAPSED]
+            assert sorted(group.scores) == pytest.approx(sorted(truth[n]["score"] for n in healthy))
+            assert group.collapsed == len(group.trials) - len(healthy)
+    effects = {e.field: e for e in info.effects}
+    assert effects["conditioning"].paper_value == "concat" and recipe in effects["conditioning"].with_.trials
+    assert effects["g_spectral_norm"].paper_value is False and recipe in effects["g_spectral_norm"].without.trials
+    figure = plot_remedies(info)
+    assert [len(trace["y"]) for trace in figure["data"]] == [
+        sum(len(e.without.scores) for e in info.effects), sum(len(e.with_.scores) for e in info.effects)]

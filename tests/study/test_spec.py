@@ -3,7 +3,7 @@ import pytest
 
 from study._session import Resources, plan_resources
 from study.spec import DEFAULT_SEARCH, SearchSpace, StudySpec, load_spec, trial_config
-from trainable.config import preset
+from trainable.config import RECIPE, preset
 from trainable.errors import ConfigError, UserError
 from trainable.experiment import trial_params
 
@@ -19,10 +19,33 @@ def test_default_space_covers_the_papers_axes_and_holds_the_baselines():
     for key in ("latent_size", "d_filters", "d_dropout", "g_beta1", "g_beta2", "normalization",
                 "freeze_accuracy", "freeze_after"):
         assert key in spec.search
+    for key in ("d_norm", "g_spectral_norm", "conditioning", "loss", "r1_gamma", "diffaugment", "g_ema",
+                "label_smoothing", "instance_noise", "minibatch_std", "d_steps"):  # the remedies
+        assert key in spec.search
+    assert spec.baselines == ("V0", "V1", "V2", "recipe")
     points = spec.baseline_points()
-    assert [p["latent_size"] for p in points] == [100, 80, 80]
+    assert [p["latent_size"] for p in points] == [100, 80, 80, 100]
     assert points[0]["d_filters"] == "32,64,128" and points[1]["d_dropout"] == 0.3
     assert points[2]["freeze_after"] == 50000 and points[0]["freeze_after"] == "off"
+    assert [p["conditioning"] for p in points] == ["concat"] * 3 + ["projection"]
+    assert {k: points[3][k] for k in RECIPE} == RECIPE and points[3]["d_filters"] == "32,64,128"
+
+
+def test_the_recipe_runs_only_where_the_space_can_express_it(tmp_path):
+    # A study file that searches no remedy: the paper's baselines only, the recipe left out...
+    spec = load_spec(write(tmp_path, '[search]\nlatent_size = [32, 80, 100]\nd_filters = ["16,32,64", "32,64,128"]\n'
+                                     'd_dropout = [0.0, 0.3]\nfreeze_after = ["off", 50000]\n'
+                                     'freeze_accuracy = ["off", 0.95]\n'))
+    assert spec.baselines == ("V0", "V1", "V2")
+    # ... unless it fixes the recipe's values; asked for by name where it cannot run, it is refused.
+    fixed = load_spec(write(tmp_path, '[fixed]\nd_norm = "spectral"\nconditioning = "projection"\n'
+                                      'loss = "hinge"\ng_ema = 0.999\n[search]\nlatent_size = [80, 100]\n'
+                                      '[study]\nbaselines = ["V0", "recipe"]\n'))
+    assert fixed.baselines == ("V0", "recipe")
+    with pytest.raises(ConfigError, match="recipe needs conditioning, d_norm, g_ema, loss searched"):
+        load_spec(write(tmp_path, '[search]\nlatent_size = [80, 100]\n[study]\nbaselines = ["recipe"]\n'))
+    with pytest.raises(ConfigError, match="expected a list of preset names"):
+        load_spec(write(tmp_path, '[study]\nbaselines = "V0"\n'))
 
 
 def test_define_by_run_names_are_config_fields_and_make_valid_configs():
@@ -59,7 +82,7 @@ def test_spec_survives_the_round_trip_through_study_json():
     ("[search]\nd_dropout = {low = 0.6, high = 0.2}\n", "low 0.6 must be below high 0.2"),
     ("[search]\nd_dropout = [0.1, 7.0]\n", "d_dropout: 7.0 out of range"),
     ("[search]\nlatent_size = [16, 32]\n", "baseline V0: latent_size=100 lies outside the search space"),
-    ("[study]\nsamples = 2\n", "fewer than the 3 baselines"),
+    ("[study]\nsamples = 2\n", "fewer than the 4 baselines"),
     ("[study]\nmetric = \"loss\"\n", "[study].metric"),
     ("[fixed]\niterations = -5\n", "iterations: -5 out of range"),
     ("not toml = = 1", "not valid TOML"),
