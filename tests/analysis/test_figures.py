@@ -256,3 +256,22 @@ def test_remedies_split_trials_by_the_papers_value(synthetic):
     figure = plot_remedies(info)
     assert [len(trace["y"]) for trace in figure["data"]] == [
         sum(len(e.without.scores) for e in info.effects), sum(len(e.with_.scores) for e in info.effects)]
+
+
+def test_summary_names_the_reference_compares_with_v0_and_says_when_a_trial_first_worked(synthetic):
+    from study._summary import summary
+
+    path, truth = synthetic
+    experiment = read_experiment(path)
+    text = summary(path)
+    assert "reference recipe: FD-intra" in text and "the paper's V0: FD-intra" in text
+    assert "baseline V0" not in text
+    # Synthetic accuracy climbs 0.6 * progress: it first reaches 0.5 at the 5th of 6 evaluations.
+    reached = [(row["timestamp"], t.name, row["iteration"]) for t in experiment.trials for row in t.rows
+               if row["cond_accuracy"] >= 0.5]
+    stamp, name, iteration = min(reached)
+    started = min(t.rows[0]["timestamp"] - t.rows[0]["time_total_s"] for t in experiment.trials)
+    minutes, seconds = divmod(round(stamp - started), 60)
+    assert (f"working: {name} first reached conditional accuracy 0.500 >= 0.5 at iteration {iteration}, "
+            f"{minutes} min {seconds:02d} s into the study") in text
+    assert "vs the paper's V0 at iteration 600: FD-intra" in text
