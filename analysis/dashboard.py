@@ -25,8 +25,8 @@ from analysis._reader import Experiment, TrialRecord, rank, read_experiment
 from analysis._replay import get_replay_info, plot_replay
 from analysis._stops import get_stops_info, plot_collapse_map, plot_stop_counts
 from trainable._io import write_text_atomic
-from trainable.progress import Progress
 from trainable.experiment import NONE
+from trainable.progress import Progress
 
 DEFAULT_MAX_MB = 45.0  # the whole file stays under 50 MB for a 1000-trial study
 DEFAULT_COMPARE = 5  # trials drawn in the learning curves when the page opens (baselines besides)
