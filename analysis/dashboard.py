@@ -27,8 +27,8 @@ from analysis._remedies import get_remedies_info, plot_remedies
 from analysis._stops import get_stops_info, plot_collapse_map, plot_stop_counts
 from trainable.config import preset_label
 from trainable._io import write_text_atomic
-from trainable.progress import Progress
 from trainable.experiment import NONE
+from trainable.progress import Progress
 
 DEFAULT_MAX_MB = 45.0  # the whole file stays under 50 MB for a 1000-trial study
 DEFAULT_COMPARE = 5  # trials drawn in the learning curves when the page opens (baselines besides)

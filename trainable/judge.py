@@ -18,9 +18,9 @@ from torch import nn
 
 from trainable import metrics
 from trainable._io import atomic_path, cache_dir
-from trainable.progress import Progress
 from trainable.data import PreparedDataset, normalize
 from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MEAN, DIVERSITY_MIN, FID, FID_INTRA
+from trainable.progress import Progress
 
 JUDGE_VERSION = 1
 REFERENCE_PER_CLASS = 500

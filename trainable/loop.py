@@ -13,8 +13,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from trainable.progress import Progress
 from trainable.experiment import COMPLETED, INTERRUPTED
+from trainable.progress import Progress
 from trainable.training import StepStats, Trainer
 from trainable.verdict import verdict_for
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile
 
-from trainable.progress import Progress
 from trainable.data._prepared import EXPRESSIONS, PreparedDataset
 from trainable.errors import DataError
+from trainable.progress import Progress
 
 # A truncated download must be an error, never a silently half-grey face.
 ImageFile.LOAD_TRUNCATED_IMAGES = False

@@ -16,9 +16,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from trainable._io import atomic_dir, atomic_path
-from trainable.progress import Progress
 from trainable.data._prepared import EXPRESSIONS, PreparedDataset
 from trainable.data._readers import resize
+from trainable.progress import Progress
 
 SIDE = 48  # FER-2013's published size
 _CANVAS = 128  # drawn larger, then rotated and reduced, for anti-aliased features
