@@ -41,6 +41,8 @@ REMEDIES: dict[str, dict] = {
     "instance noise 0.1": {"instance_noise": 0.1},
     "minibatch std": {"minibatch_std": True},
     "2 D steps": {"d_steps": 2},
+    "SN + projection + hinge + EMA": {"d_norm": "spectral", "conditioning": "projection", "loss": "hinge",
+                                     "g_ema": 0.999},
     "recipe": RECIPE,
 }
 

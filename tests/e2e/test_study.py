@@ -185,3 +185,44 @@ def test_impossible_request_is_refused_at_once(tmp_path):
     assert "--cpus-per-trial 64 can never be satisfied" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert time.time() - started < 60
+
+
+RECIPE_STUDY = """
+[study]
+samples = 2
+baselines = ["V0", "recipe"]
+early_stopping = false
+[fixed]
+g_filters = "32,16,8"
+d_filters = "32,64,128"
+latent_size = 32
+iterations = 1000
+eval_every = 500
+eval_samples_per_class = 50
+collapse_grace = 100000
+[search]
+{search}
+"""
+
+
+def test_a_short_study_ranks_the_reference_recipe_above_the_papers_v0(tmp_path):
+    from trainable.config import RECIPE, TrainConfig
+    from trainable.experiment import trial_params
+
+    paper = trial_params(TrainConfig())  # each remedy searched between the paper's value and the recipe's
+    search = "\n".join(f"{key} = [{json.dumps(paper[key])}, {json.dumps(value)}]" for key, value in RECIPE.items())
+    config = tmp_path / "study.toml"
+    config.write_text(RECIPE_STUDY.format(search=search))
+    done = cli("study", "run", "--config", config, "--name", "recipe", "--storage", tmp_path / "runs", timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    experiment = read_experiment(tmp_path / "runs" / "recipe")
+    by_preset = {t.baseline: t for t in experiment.trials}
+    assert set(by_preset) == {"V0", "recipe"}
+    recipe, v0 = by_preset["recipe"], by_preset["V0"]
+    assert all(recipe.params[key] == value for key, value in RECIPE.items())
+    assert all(v0.params[key] == paper[key] for key in RECIPE)
+    assert recipe.last["iteration"] == v0.last["iteration"] == 1000
+    assert recipe.score < v0.score, (recipe.score, v0.score)  # ranked above it
+    assert "reference recipe: FD-intra" in done.stdout and "the paper's V0: FD-intra" in done.stdout
+    assert "(reference recipe)" in done.stdout.split("best:")[1].splitlines()[0]
+    assert "vs the paper's V0 at iteration 1000" in done.stdout

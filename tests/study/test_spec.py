@@ -38,11 +38,11 @@ def test_the_recipe_runs_only_where_the_space_can_express_it(tmp_path):
                                      'freeze_accuracy = ["off", 0.95]\n'))
     assert spec.baselines == ("V0", "V1", "V2")
     # ... unless it fixes the recipe's values; asked for by name where it cannot run, it is refused.
-    fixed = load_spec(write(tmp_path, '[fixed]\nd_norm = "spectral"\nconditioning = "projection"\n'
-                                      'loss = "hinge"\ng_ema = 0.999\n[search]\nlatent_size = [80, 100]\n'
+    fixed = load_spec(write(tmp_path, '[fixed]\nconditioning = "projection"\nnormalization = "[-1,1]"\n'
+                                      'g_lr = 1e-3\nd_lr = 1e-3\n[search]\nlatent_size = [80, 100]\n'
                                       '[study]\nbaselines = ["V0", "recipe"]\n'))
     assert fixed.baselines == ("V0", "recipe")
-    with pytest.raises(ConfigError, match="recipe needs conditioning, d_norm, g_ema, loss searched"):
+    with pytest.raises(ConfigError, match="recipe needs conditioning, d_lr, g_lr, normalization searched"):
         load_spec(write(tmp_path, '[search]\nlatent_size = [80, 100]\n[study]\nbaselines = ["recipe"]\n'))
     with pytest.raises(ConfigError, match="expected a list of preset names"):
         load_spec(write(tmp_path, '[study]\nbaselines = "V0"\n'))

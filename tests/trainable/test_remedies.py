@@ -215,4 +215,5 @@ def test_defaults_are_the_paper_and_the_recipe_is_a_preset():
     assert PRESETS["recipe"] is RECIPE
     recipe = preset("recipe")
     assert recipe.latent_size == 100 and recipe.d_filters == (32, 64, 128)  # V0's model, with remedies
+    assert recipe.conditioning == "projection"
     assert any(getattr(recipe, key) != getattr(config, key) for key in RECIPE)

@@ -57,3 +57,17 @@ def test_diverging_losses_are_loss_collapse():
     assert collapse_verdict(high_g).kind == LOSS_COLLAPSE
     # The healthy run's peak (D 1.4, G 5.4) is no divergence.
     assert collapse_verdict([dict(row(i * 1000), d_loss=1.4, g_loss=5.4) for i in range(3, 6)]).kind == NONE
+
+
+def test_loss_collapse_threshold_follows_the_loss_unless_set():
+    from trainable.config import TrainConfig
+    from trainable.verdict import LOSS_COLLAPSE_D_LOSS, verdict_for
+
+    assert set(LOSS_COLLAPSE_D_LOSS) == {"bce", "hinge", "least-squares"}
+    low = [row(i * 1000, d_loss=0.02) for i in range(3, 6)]
+    for loss, threshold in LOSS_COLLAPSE_D_LOSS.items():
+        config = TrainConfig.from_dict({"loss": loss})
+        expected = LOSS_COLLAPSE if 0.02 < threshold else NONE
+        assert verdict_for(low, config).kind == expected
+    assert verdict_for(low, TrainConfig.from_dict({"loss": "hinge", "loss_collapse_d_loss": 0.05})).kind == LOSS_COLLAPSE
+    assert verdict_for(low, TrainConfig.from_dict({"loss_collapse_d_loss": 0.001})).kind == NONE
