@@ -56,7 +56,7 @@ def test_study_dashboard_in_headless_chromium(tmp_path):
     assert report.requests and all(url.startswith(("file:", "data:")) for url in report.requests), report.requests
     probe = report.evaluated
     assert probe["plots"] >= 6  # curves, history, stop counts, collapse map, parallel, importance
-    assert probe["timeline"] > 0 and probe["showcase"] == 7  # 4 best + V0, V1, V2
+    assert probe["timeline"] > 0 and probe["showcase"] == 8  # 4 best + V0, V1, V2 and the reference recipe
     assert probe["curves"] > 0 and probe["curvesAfterTick"] > probe["curves"]
     assert probe["firstAfterDescendingSort"] != probe["first"]
     assert probe["caption"].startswith("iteration 100 (1 of 5 shown")
