@@ -59,5 +59,7 @@ def plot_history(info: HistoryInfo) -> dict[str, Any]:
                  "y": info.best_so_far, "line": {"shape": "hv", "color": "black"}, "hoverinfo": "skip"})
     layout = {"title": {"text": "Optimization history"}, "xaxis": {"title": {"text": "trial (start order)"}},
               "yaxis": {"title": {"text": "intra-class FD (lower is better)"}, "type": "log" if known and min(known) > 0 else "linear"},
-              "legend": {"orientation": "h"}, "margin": {"t": 40}}
+              # the legend below the axis title, so neither covers the other nor the plot
+              "legend": {"orientation": "h", "x": 0, "y": -0.22, "yanchor": "top"},
+              "height": 460, "margin": {"t": 50, "b": 130, "l": 80, "r": 30}}
     return {"data": data, "layout": layout}

@@ -50,6 +50,23 @@ _METRICS = (("score", "FD-intra", 3), ("cond_accuracy", "acc", 3), ("diversity_m
             ("coverage", "cov", 3))
 
 
+# What each score column means, as the header's tooltip and the legend under the table.
+METRIC_HELP = {
+    "score": "intra-class Frechet distance in the judge's feature space (lower is better)",
+    "cond_accuracy": "conditional accuracy: share of samples the judge assigns to the class they were drawn for "
+                     "(higher is better)",
+    "diversity_min": "lowest per-class diversity ratio: spread of generated / spread of real samples "
+                     "(1 = as varied as the data)",
+    "coverage": "coverage (Naeem et al. 2020): share of real samples with a generated one in their "
+                "nearest-neighbour ball (higher is better)",
+}
+
+
+def metrics_legend() -> str:
+    """One line under the ranking saying what FD-intra, acc, div and cov are."""
+    return "; ".join(f"<b>{escape(title)}</b>: {escape(METRIC_HELP[key])}" for key, title, _ in _METRICS) + "."
+
+
 def _cell(value: Any, digits: int = 3) -> str:
     if value is None:
         return "-"
@@ -85,7 +102,10 @@ def leaderboard_html(info: LeaderboardInfo) -> str:
     out = ['<table id="leaderboard" class="leaderboard"><thead><tr>']
     for key, title, kind in heads:
         sortable = ' class="sortable"' if kind != "none" else ""
-        out.append(f'<th data-key="{escape(key)}" data-kind="{kind}"{sortable}>{escape(title)}</th>')
+        tooltip = f' title="{escape(METRIC_HELP[key])}"' if key in METRIC_HELP else ""
+        # long parameter names may break after an underscore, so their columns stay narrow
+        text = escape(title).replace("_", "_<wbr>") if key.startswith("param:") else escape(title)
+        out.append(f'<th data-key="{escape(key)}" data-kind="{kind}"{sortable}{tooltip}>{text}</th>')
     out.append("</tr></thead><tbody>")
     for row in info.rows:
         classes = (["baseline"] + ([] if row.baseline in PAPER_PRESETS else ["reference"])) if row.baseline else []

@@ -65,5 +65,9 @@ def plot_parallel(info: ParallelInfo) -> dict[str, Any]:
     trace = {"type": "parcoords", "dimensions": dims,
              "line": {"color": scores, "colorscale": "Viridis", "reversescale": True, "showscale": True,
                       "colorbar": {"title": {"text": "FD-intra"}}}}
+    # Twenty-odd axes side by side: angled labels above a tall plot keep neighbours' names apart.
+    trace["labelangle"] = -30
+    trace["labelside"] = "top"
     return {"data": [trace], "layout": {"title": {"text": f"Searched parameters ({len(scores)} trials with a score; "
-                                                           "dark = better)"}, "margin": {"l": 80, "r": 80, "t": 80}}}
+                                                           "dark = better)"},
+                                        "height": 620, "margin": {"l": 80, "r": 100, "t": 170, "b": 70}}}

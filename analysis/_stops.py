@@ -50,9 +50,15 @@ def plot_collapse_map(info: StopsInfo) -> dict[str, Any]:
     rows = max(1, math.ceil(len(info.params) / columns))
     order = [r for r in info.reasons if any(p.reason == r for p in info.points)]
     data: list[dict[str, Any]] = []
-    layout: dict[str, Any] = {"title": {"text": "Where in the space trials collapsed"}, "showlegend": True,
-                              "height": 60 + 190 * rows, "margin": {"t": 50, "l": 110},
-                              "grid": {"rows": rows, "columns": columns, "pattern": "independent"}}
+    collapsed = any(p.reason in COLLAPSES for p in info.points)
+    title = "Where in the space trials collapsed" if collapsed else "Where in the space trials stopped (none collapsed)"
+    # Each panel is named above it (not by an x-axis title, which would sit on top of the next
+    # panel and read as its name); the gap between rows leaves room for that name.
+    layout: dict[str, Any] = {"title": {"text": title}, "showlegend": True,
+                              "height": 90 + 230 * rows, "margin": {"t": 80, "l": 110, "b": 40},
+                              "grid": {"rows": rows, "columns": columns, "pattern": "independent",
+                                       "xgap": 0.12, "ygap": 0.45},
+                              "annotations": []}
     for index, key in enumerate(info.params):
         axis = "" if index == 0 else str(index + 1)
         values = [p.params.get(key) for p in info.points]
@@ -72,7 +78,9 @@ def plot_collapse_map(info: StopsInfo) -> dict[str, Any]:
                 "hovertemplate": "%{text}<extra></extra>", "name": reason, "legendgroup": reason,
                 "showlegend": index == 0, "marker": {"color": REASON_COLORS[reason], "size": 7, "opacity": 0.8,
                                                      "symbol": "x" if reason in COLLAPSES else "circle"}})
-        layout[f"xaxis{axis}"] = {"title": {"text": escape(key)}, **({"type": "category", "categoryorder": "array",
+        layout["annotations"].append({"text": f"<b>{escape(key)}</b>", "showarrow": False, "xref": f"x{axis} domain",
+                                      "yref": f"y{axis} domain", "x": 0.5, "y": 1.02, "yanchor": "bottom"})
+        layout[f"xaxis{axis}"] = {**({"type": "category", "categoryorder": "array",
                                                                       "categoryarray": [escape(c) for c in categories]}
                                                                      if categories is not None else {})}
         layout[f"yaxis{axis}"] = {"tickvals": list(range(len(order))), "ticktext": order, "range": [-0.6, len(order) - 0.4],

@@ -14,12 +14,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from analysis._common import PALETTE, REASON_COLORS, escape
+from analysis._common import PALETTE, REASON_COLORS, escape, searched_params
 from analysis._curves import curve_traces, curves_layout, get_curves_info
 from analysis._grids import data_uri, get_grids_info, plan_frames, thumbnail_bytes
 from analysis._history import get_history_info, plot_history
 from analysis._importance import get_importance_info, plot_importance
-from analysis._leaderboard import get_leaderboard_info, leaderboard_html
+from analysis._leaderboard import get_leaderboard_info, leaderboard_html, metrics_legend
 from analysis._parallel import get_parallel_info, plot_parallel
 from analysis._reader import Experiment, TrialRecord, rank, read_experiment
 from analysis._replay import get_replay_info, plot_replay
@@ -177,6 +177,15 @@ def _page(experiment: Experiment, table: str, showcase: str, figures: dict[str, 
     else:
         frames_note = "thumbnails of every evaluation"
     figure_html = {key: _figure(f"fig-{key}", fig) for key, fig in figures.items()}
+    # History, stop reasons, remedies and parameters compare trials: with one trial they say nothing.
+    single = len(experiment.trials) == 1
+    study_nav = "" if single else ('\n<a href="#history">history</a> <a href="#stops">stop reasons</a> '
+                                   '<a href="#remedies">remedies</a>\n<a href="#space">parameters</a>')
+    study_sections = "" if single else (
+        f"<section id=\"history\"><h2>Optimization history</h2>{figure_html['history']}</section>\n"
+        f"<section id=\"stops\"><h2>Stop reasons</h2>{figure_html['stops']}{figure_html['collapse']}</section>\n"
+        f"{_remedies_section(figure_html)}\n"
+        f"<section id=\"space\"><h2>Parameters</h2>{figure_html['parallel']}{figure_html['importance']}</section>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -188,14 +197,14 @@ def _page(experiment: Experiment, table: str, showcase: str, figures: dict[str, 
 <p>{kind} <code>{escape(experiment.path)}</code>: {len(experiment.trials)} trials ({summary}).
 Score: intra-class judge Fr&eacute;chet distance (lower is better). Collapsed trials rank below all
 healthy ones whatever their score. Written {escape(time.strftime('%Y-%m-%d %H:%M'))}.</p>{skipped}
-<nav><a href="#ranking">ranking</a> <a href="#samples">samples</a> <a href="#curves">learning curves</a>
-<a href="#history">history</a> <a href="#stops">stop reasons</a> <a href="#remedies">remedies</a>
-<a href="#space">parameters</a></nav></header>
+<nav><a href="#ranking">ranking</a> <a href="#samples">samples</a> <a href="#curves">learning curves</a>{study_nav}
+<a href="#config">configuration</a></nav></header>
 {_replay_section(figure_html)}
 <section id="ranking"><h2>Ranking</h2>
 <p>Click a column to sort; tick <em>compare</em> to draw trials in the learning curves; click a trial for its samples.
 Baselines (the paper's V0/V1/V2) are marked.</p>
-<div class="scroll">{table}</div></section>
+<div class="scroll">{table}</div>
+<p class="note legend">{metrics_legend()}</p></section>
 <section id="samples"><h2>Samples</h2>
 <p>Last grids of the best healthy searched trials, of the paper's baselines and of the reference recipe (rows: classes {escape(', '.join(_classes(experiment)))}).</p>
 <div class="showcase">{showcase}</div>
@@ -207,15 +216,38 @@ Baselines (the paper's V0/V1/V2) are marked.</p>
 <section id="curves"><h2>Learning curves</h2>
 <p><span id="compare-list"></span> <button id="compare-reset" type="button">reset to the best</button></p>
 <div class="figure" id="fig-curves"></div></section>
-<section id="history"><h2>Optimization history</h2>{figure_html['history']}</section>
-<section id="stops"><h2>Stop reasons</h2>{figure_html['stops']}{figure_html['collapse']}</section>
-{_remedies_section(figure_html)}
-<section id="space"><h2>Parameters</h2>{figure_html['parallel']}{figure_html['importance']}</section>
+{study_sections}
+{_config_section(experiment)}
 <script type="application/json" id="dashboard-data">{script_json(data)}</script>
 <script type="application/json" id="dashboard-frames">{script_json(frames)}</script>
 <script>{_JS}</script>
 </body></html>
 """
+
+
+def fixed_config(experiment: Experiment) -> dict[str, Any]:
+    """The config fields the ranking does not show: a single trial's whole config, a study's
+    fixed fields (from its spec, else the unsearched fields all its trials share)."""
+    if len(experiment.trials) == 1:
+        return dict(experiment.trials[0].params)
+    fixed = ((experiment.study or {}).get("spec") or {}).get("fixed")
+    if isinstance(fixed, dict) and fixed:
+        return dict(fixed)
+    searched = set(searched_params(experiment))
+    first = experiment.trials[0].params if experiment.trials else {}
+    return {key: value for key, value in first.items() if key not in searched
+            and all(trial.params.get(key) == value for trial in experiment.trials)}
+
+
+def _config_section(experiment: Experiment) -> str:
+    config = fixed_config(experiment)
+    what = ("This trial's configuration." if len(experiment.trials) == 1 else
+            "Fields the study kept fixed (the searched ones are columns of the ranking).")
+    if not config:
+        return f'<section id="config"><h2>Configuration</h2><p>{what} None.</p></section>'
+    rows = "".join(f"<tr><th>{escape(key)}</th><td>{escape(value)}</td></tr>" for key, value in config.items())
+    return (f'<section id="config"><h2>Configuration</h2><p>{what}</p>'
+            f'<table id="config-table" class="config">{rows}</table></section>')
 
 
 def _remedies_section(figure_html: dict[str, str]) -> str:
@@ -265,7 +297,10 @@ tr.reference .mark{background:#66bb6a}
 .showcase figure.baseline img{border-color:#f9a825}.showcase figure.reference img{border-color:#66bb6a}
 .timeline label{margin-right:16px}#timeline-image{image-rendering:pixelated;min-width:231px;max-width:100%;margin-top:8px}
 #timeline-slider{width:320px;vertical-align:middle}.note{color:#555;font-size:13px}
-.figure{min-height:200px}.skipped{font-size:13px;color:#a33}
+.figure{min-height:200px}.legend{margin-top:6px}
+.leaderboard th{vertical-align:bottom}.leaderboard th[data-kind=mixed]{white-space:normal;max-width:9em}
+table.config{border-collapse:collapse;font-size:13px}.config th,.config td{padding:2px 10px;border-bottom:1px solid #eee;text-align:left}
+.config th{font-weight:normal;color:#555}.skipped{font-size:13px;color:#a33}
 """
 
 _JS = r"""

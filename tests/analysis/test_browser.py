@@ -25,6 +25,10 @@ PROBE = """(async () => {
   out.timeline = image.complete ? image.naturalWidth : -1;
   out.showcase = Array.from(document.querySelectorAll(".showcase img")).filter(i => i.naturalWidth > 0).length;
   out.curves = document.getElementById("fig-curves").data.length;
+  out.tooltips = Array.from(document.querySelectorAll("#leaderboard th[title]")).map(h => h.textContent);
+  out.heights = {};
+  ["fig-history", "fig-parallel", "fig-collapse"].forEach(id => {
+    out.heights[id] = document.getElementById(id).getBoundingClientRect().height; });
   const first = () => document.querySelector("#leaderboard tbody tr").getAttribute("data-trial");
   out.first = first();
   const header = Array.from(document.querySelectorAll("#leaderboard th")).find(h => h.textContent === "FD-intra");
@@ -56,6 +60,8 @@ def test_study_dashboard_in_headless_chromium(tmp_path):
     assert report.requests and all(url.startswith(("file:", "data:")) for url in report.requests), report.requests
     probe = report.evaluated
     assert probe["plots"] >= 6  # curves, history, stop counts, collapse map, parallel, importance
+    assert probe["tooltips"] == ["FD-intra", "acc", "div", "cov"]
+    assert all(height >= 300 for height in probe["heights"].values()), probe["heights"]
     assert probe["timeline"] > 0 and probe["showcase"] == 8  # 4 best + V0, V1, V2 and the reference recipe
     assert probe["curves"] > 0 and probe["curvesAfterTick"] > probe["curves"]
     assert probe["firstAfterDescendingSort"] != probe["first"]

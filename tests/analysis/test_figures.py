@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 
 from analysis import read_experiment
+from analysis._common import escape
 from analysis._curves import curve_traces, get_curves_info
 from analysis._grids import get_grids_info, plan_frames, thumbnail_bytes
 from analysis._history import get_history_info, plot_history
 from analysis._importance import get_importance_info
-from analysis._leaderboard import format_ranking, get_leaderboard_info
-from analysis._parallel import get_parallel_info
+from analysis._leaderboard import METRIC_HELP, format_ranking, get_leaderboard_info, leaderboard_html
+from analysis._parallel import get_parallel_info, plot_parallel
 from analysis._remedies import get_remedies_info, plot_remedies
-from analysis._stops import get_stops_info, plot_collapse_map
+from analysis._stops import StopsInfo, get_stops_info, plot_collapse_map
 from tests.synthetic_study import write_synthetic_study
 from analysis.dashboard import build_dashboard, script_json
 from study.spec import DEFAULT_SEARCH
@@ -208,6 +209,12 @@ def test_a_single_local_trial_reads_and_draws_like_a_study(tmp_path, tiny_data):
     result = build_dashboard(tmp_path / "trial")
     assert result.path == tmp_path / "trial" / "dashboard.html" and result.frames_shown == 3
     assert math.isfinite(result.seconds)
+    page = result.path.read_text()
+    for section in ("history", "stops", "remedies", "space"):  # they compare trials: not for one
+        assert f'id="{section}"' not in page and f'href="#{section}"' not in page
+    shown = experiment.trials[0].params
+    assert "g_filters" in shown and all(f"<th>{key}</th><td>{escape(value)}</td>" in page
+                                        for key, value in shown.items())  # its whole config
 
 
 def test_analyze_cli_prints_ranking_and_writes_dashboard(synthetic, tmp_path, run_cli):
@@ -275,3 +282,39 @@ def test_summary_names_the_reference_compares_with_v0_and_says_when_a_trial_firs
     assert (f"working: {name} first reached conditional accuracy 0.500 >= 0.5 at iteration {iteration}, "
             f"{minutes} min {seconds:02d} s into the study") in text
     assert "vs the paper's V0 at iteration 600: FD-intra" in text
+
+
+def test_plots_are_tall_enough_for_their_titles_and_legends(synthetic):
+    experiment = read_experiment(synthetic[0])
+    history = plot_history(get_history_info(experiment))["layout"]
+    assert history["height"] >= 300 and history["legend"]["y"] < 0  # the legend below the plot
+    parallel = plot_parallel(get_parallel_info(experiment))
+    assert parallel["layout"]["height"] >= 300 and parallel["layout"]["margin"]["t"] >= 120
+    assert parallel["data"][0]["labelangle"] != 0
+    collapse = plot_collapse_map(get_stops_info(experiment))["layout"]
+    assert collapse["height"] >= 300 * math.ceil(len(experiment.search) / 3) * 0.7
+    # each panel named above it, no x-axis title to be read as the next panel's name
+    names = [a["text"] for a in collapse["annotations"]]
+    assert names == [f"<b>{key}</b>" for key in experiment.search]
+    assert not any("title" in value for key, value in collapse.items() if key.startswith("xaxis"))
+
+
+def test_collapse_map_says_collapsed_only_when_a_trial_did(synthetic):
+    info = get_stops_info(read_experiment(synthetic[0]))
+    assert "collapsed" in plot_collapse_map(info)["layout"]["title"]["text"].split("(")[0]
+    healthy = StopsInfo(info.reasons, info.counts, info.params,
+                        [p for p in info.points if p.reason not in COLLAPSED])
+    title = plot_collapse_map(healthy)["layout"]["title"]["text"]
+    assert title.startswith("Where in the space trials stopped") and "none collapsed" in title
+
+
+def test_score_headers_explain_themselves_and_the_study_shows_its_fixed_fields(synthetic, tmp_path):
+    path, _ = synthetic
+    table = leaderboard_html(get_leaderboard_info(read_experiment(path)))
+    for key in ("score", "cond_accuracy", "diversity_min", "coverage"):
+        assert f'data-key="{key}" data-kind="num" class="sortable" title="' in table and METRIC_HELP[key]
+    page = build_dashboard(path, tmp_path / "d.html").path.read_text()
+    assert "<b>acc</b>: conditional accuracy" in page  # the legend under the table
+    fixed = json.loads((path / "study.json").read_text())["spec"]["fixed"]
+    assert fixed and all(f"<th>{key}</th><td>{value}</td>" in page for key, value in fixed.items())
+    assert all(f'id="{section}"' in page for section in ("history", "stops", "space", "config"))
