@@ -89,7 +89,7 @@ def test_study_runs_baselines_records_stop_reasons_and_summary(tmp_path):
     check_optuna_agrees(experiment)
     assert f"study tiny: 5 trials" in done.stdout
     for name in ("V0", "V1", "V2"):
-        assert f"baseline {name}:" in done.stdout
+        assert f"the paper's {name}: FD-intra" in done.stdout
     best = min((t for t in experiment.trials if t.score is not None), key=lambda t: t.score)
     assert f"best: {best.name}" in done.stdout
     status = cli("study", "status", "tiny", "--storage", tmp_path / "studies")
