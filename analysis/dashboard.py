@@ -184,7 +184,7 @@ def _page(experiment: Experiment, table: str, showcase: str, figures: dict[str, 
     study_sections = "" if single else (
         f"<section id=\"history\"><h2>Optimization history</h2>{figure_html['history']}</section>\n"
         f"<section id=\"stops\"><h2>Stop reasons</h2>{figure_html['stops']}{figure_html['collapse']}</section>\n"
-        f"{_remedies_section(figure_html)}\n"
+        f"{_optional_section(figure_html, 'remedies', 'Remedies', _REMEDIES_TEXT)}\n"
         f"<section id=\"space\"><h2>Parameters</h2>{figure_html['parallel']}{figure_html['importance']}</section>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -199,10 +199,10 @@ Score: intra-class judge Fr&eacute;chet distance (lower is better). Collapsed tr
 healthy ones whatever their score. Written {escape(time.strftime('%Y-%m-%d %H:%M'))}.</p>{skipped}
 <nav><a href="#ranking">ranking</a> <a href="#samples">samples</a> <a href="#curves">learning curves</a>{study_nav}
 <a href="#config">configuration</a></nav></header>
-{_replay_section(figure_html)}
+{_optional_section(figure_html, 'replay', 'Seed re-runs', _REPLAY_TEXT)}
 <section id="ranking"><h2>Ranking</h2>
 <p>Click a column to sort; tick <em>compare</em> to draw trials in the learning curves; click a trial for its samples.
-Baselines (the paper's V0/V1/V2) are marked.</p>
+Baselines (the paper's V0/V1/V2) and the reference recipe are marked.</p>
 <div class="scroll">{table}</div>
 <p class="note legend">{metrics_legend()}</p></section>
 <section id="samples"><h2>Samples</h2>
@@ -250,21 +250,18 @@ def _config_section(experiment: Experiment) -> str:
             f'<table id="config-table" class="config">{rows}</table></section>')
 
 
-def _remedies_section(figure_html: dict[str, str]) -> str:
-    if "remedies" not in figure_html:
-        return ""
-    return ('<section id="remedies"><h2>Remedies</h2><p>For each GAN remedy the study searched: the trials '
-            'that had it against those with the paper\'s value. Few trials per side make this a hint, not a '
-            'measurement; benchmarks/remedies.py compares them at equal budgets over seeds.</p>'
-            f"{figure_html['remedies']}</section>")
+_REMEDIES_TEXT = ("For each GAN remedy the study searched: the trials that had it against those with the "
+                  "paper's value. Few trials per side make this a hint, not a measurement; "
+                  "benchmarks/remedies.py compares them at equal budgets over seeds.")
+_REPLAY_TEXT = ("The configurations ranked by their median score over the new seeds; the spread shows how much of "
+                "a difference between them is luck.")
 
 
-def _replay_section(figure_html: dict[str, str]) -> str:
-    if "replay" not in figure_html:
+def _optional_section(figure_html: dict[str, str], key: str, title: str, text: str) -> str:
+    """A section for a figure that only some experiments have (empty when this one has none)."""
+    if key not in figure_html:
         return ""
-    return ('<section id="replay"><h2>Seed re-runs</h2><p>The configurations ranked by their median score '
-            'over the new seeds; the spread shows how much of a difference between them is luck.</p>'
-            f'{figure_html["replay"]}</section>')
+    return f'<section id="{key}"><h2>{title}</h2><p>{text}</p>{figure_html[key]}</section>'
 
 
 def _reason_css() -> str:
