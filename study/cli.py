@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from trainable.config import PRESETS
 from trainable.errors import UserError
 from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED
 
@@ -223,8 +224,9 @@ class Trial(Command):
               "          cgan-study trial --resume runs/trial-V1-20261125-101500")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--preset", choices=("V0", "V1", "V2"),
-                            help="the paper's variant to start from (default V0)")
+        parser.add_argument("--preset", choices=list(PRESETS),
+                            help="the paper's variant (V0, V1, V2), or the reference recipe of GAN remedies, "
+                                 "to start from (default V0)")
         parser.add_argument("--data", type=Path, help="prepared .npz (default: the built-in synthetic set)")
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                             help="override a config field, e.g. --set latent_size=64 --set d_filters=16,32,64 "
