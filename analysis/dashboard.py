@@ -26,8 +26,7 @@ from analysis._replay import get_replay_info, plot_replay
 from analysis._remedies import get_remedies_info, plot_remedies
 from analysis._stops import get_stops_info, plot_collapse_map, plot_stop_counts
 from trainable.config import preset_label
-from trainable._io import write_text_atomic
-from trainable.experiment import NONE
+from trainable.experiment import NONE, write_text_atomic
 from trainable.progress import Progress
 
 DEFAULT_MAX_MB = 45.0  # the whole file stays under 50 MB for a 1000-trial study

@@ -28,7 +28,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trainable._io import write_text_atomic
+from trainable._io import write_text_atomic  # public here: writers of experiment folders use it
 from trainable.config import TrainConfig, param_value
 
 STUDY_FILE = "study.json"
