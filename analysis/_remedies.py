@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import statistics
 from typing import Any, NamedTuple
 
-from analysis._common import escape, finite
+from analysis._common import escape
 from analysis._reader import Experiment
 from trainable.config import REMEDY_FIELDS, TrainConfig, param_value
-from trainable.experiment import COND_ACCURACY
 
 
 class RemedyGroup(NamedTuple):
     trials: list[str]
     scores: list[float]  # healthy trials' final score (FD-intra)
-    accuracies: list[float]  # healthy trials' final conditional accuracy
     collapsed: int  # trials that collapsed (no score counted)
-
-    @property
-    def median_score(self) -> float | None:
-        return statistics.median(self.scores) if self.scores else None
 
 
 class RemedyEffect(NamedTuple):
@@ -35,9 +28,7 @@ class RemediesInfo(NamedTuple):
 
 def _group(trials) -> RemedyGroup:
     healthy = [t for t in trials if t.healthy]
-    return RemedyGroup([t.name for t in trials], [t.score for t in healthy],
-                       [finite(t.last.get(COND_ACCURACY)) or 0.0 for t in healthy],
-                       sum(t.collapsed for t in trials))
+    return RemedyGroup([t.name for t in trials], [t.score for t in healthy], sum(t.collapsed for t in trials))
 
 
 def get_remedies_info(experiment: Experiment) -> RemediesInfo:
