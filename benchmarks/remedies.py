@@ -82,9 +82,15 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="G and D learning rate of every run")
     parser.add_argument("--d-filters", default="32,64,128", help="D widths of every run")
     parser.add_argument("--only", nargs="*", choices=list(REMEDIES), help="run only these rows")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a field of every run's base, e.g. --set batch_size=32 (repeatable)")
     args = parser.parse_args()
     # Passed to each worker: a spawned process imports this module afresh, with the defaults.
     base = {**BASE, "g_lr": args.lr, "d_lr": args.lr, "d_filters": tuple(int(v) for v in args.d_filters.split(","))}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        base[key] = value
+    TrainConfig.from_dict(base)  # a bad --set fails here, not in every worker
     names = args.only or list(REMEDIES)
     from trainable.data import builtin_dataset
     from trainable.judge import load_or_train_judge
@@ -106,7 +112,8 @@ def main() -> None:
                   f"acc {result['accuracy']:.3f} FD-intra {result['fid_intra']:.2f} ({result['seconds']:.0f} s)",
                   flush=True)
     print(f"\n{args.seeds} seeds x {args.iterations} iterations, lr {args.lr}, G {base['g_filters']}, "
-          f"D {base['d_filters']}, latent {base['latent_size']}, {base['normalization']}; median [min-max]\n")
+          f"D {base['d_filters']}, latent {base['latent_size']}, {base['normalization']}"
+          f"{''.join(f', {item}' for item in args.set)}; median [min-max]\n")
     print("| configuration | cond. accuracy | FD-intra | lowest diversity | first acc >= 0.5 | lowest D loss | s/run |")
     print("|---|---|---|---|---|---|---|")
     for name in names:
