@@ -6,8 +6,8 @@ from typing import Any, NamedTuple
 
 from analysis._common import escape, finite, searched_params
 from analysis._reader import Experiment, rank
-from trainable.config import PAPER_PRESETS, preset_label
-from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN
+from trainable.config import PAPER_PRESETS, TrainConfig, preset_label
+from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN, trial_params
 
 
 class LeaderboardRow(NamedTuple):
@@ -24,6 +24,7 @@ class LeaderboardRow(NamedTuple):
     iteration: int
     time_s: float | None
     params: dict[str, Any]
+    changes: str  # "key=value, ..." of the params that differ from the paper's V0
 
 
 class LeaderboardInfo(NamedTuple):
@@ -33,6 +34,7 @@ class LeaderboardInfo(NamedTuple):
 
 def get_leaderboard_info(experiment: Experiment) -> LeaderboardInfo:
     params = searched_params(experiment)
+    paper = trial_params(TrainConfig())
     rows = []
     for position, trial in enumerate(rank(experiment.trials), 1):
         last = trial.last
@@ -42,7 +44,9 @@ def get_leaderboard_info(experiment: Experiment) -> LeaderboardInfo:
             cond_accuracy=finite(last.get(COND_ACCURACY)), diversity_min=finite(last.get(DIVERSITY_MIN)),
             coverage=finite(last.get(COVERAGE)), iteration=int(last.get("iteration", 0)),
             time_s=finite(last.get("time_total_s")),
-            params={key: trial.params.get(key) for key in params}))
+            params={key: trial.params.get(key) for key in params},
+            changes=", ".join(f"{key}={_cell(trial.params[key])}" for key in params
+                              if key in trial.params and trial.params[key] != paper.get(key))))
     return LeaderboardInfo(params, rows)
 
 
@@ -78,14 +82,14 @@ def _cell(value: Any, digits: int = 3) -> str:
 def format_ranking(info: LeaderboardInfo, top: int | None = None) -> str:
     """The ranking as a terminal table."""
     rows = info.rows[:top] if top else info.rows
-    header = f"{'#':>3} {'trial':<22} {'stop':<13} {'iter':>7} {'FD-intra':>9} {'acc':>6} {'div':>6} {'cov':>6}  params"
+    header = (f"{'#':>3} {'trial':<22} {'stop':<13} {'iter':>7} {'FD-intra':>9} {'acc':>6} {'div':>6} {'cov':>6}  "
+              f"changes from the paper's V0")
     lines = [header]
     for row in rows:
-        params = " ".join(f"{key}={_cell(value)}" for key, value in row.params.items())
         name = row.name + (f" ({preset_label(row.baseline, short=True)})" if row.baseline else "")
         lines.append(f"{row.rank:>3} {name:<22} {row.stop_reason:<13} {row.iteration:>7} "
                      f"{_cell(row.score):>9} {_cell(row.cond_accuracy):>6} {_cell(row.diversity_min):>6} "
-                     f"{_cell(row.coverage):>6}  {params}")
+                     f"{_cell(row.coverage):>6}  {row.changes or '-'}")
     if top and len(info.rows) > top:
         lines.append(f"... {len(info.rows) - top} more")
     return "\n".join(lines)
@@ -97,7 +101,9 @@ def leaderboard_html(info: LeaderboardInfo) -> str:
     heads = [("rank", "#", "num"), ("compare", "compare", "none"), ("name", "trial", "text"),
              ("stop_reason", "stop reason", "text")]
     heads += [(key, title, "num") for key, title, _ in _METRICS]
-    heads += [("iteration", "iterations", "num"), ("time_s", "time (s)", "num")]
+    heads += [("iteration", "iterations", "num"), ("time_s", "time (s)", "num"),
+              ("changes", "changes from the paper's V0", "text")]
+    # every parameter also has a column of its own, shown on request (too wide for a screen by default)
     heads += [(f"param:{key}", key, "mixed") for key in info.params]
     out = ['<table id="leaderboard" class="leaderboard"><thead><tr>']
     for key, title, kind in heads:
@@ -105,7 +111,8 @@ def leaderboard_html(info: LeaderboardInfo) -> str:
         tooltip = f' title="{escape(METRIC_HELP[key])}"' if key in METRIC_HELP else ""
         # long parameter names may break after an underscore, so their columns stay narrow
         text = escape(title).replace("_", "_<wbr>") if key.startswith("param:") else escape(title)
-        out.append(f'<th data-key="{escape(key)}" data-kind="{kind}"{sortable}{tooltip}>{text}</th>')
+        column = ' data-param="1"' if key.startswith("param:") else ""
+        out.append(f'<th data-key="{escape(key)}" data-kind="{kind}"{column}{sortable}{tooltip}>{text}</th>')
     out.append("</tr></thead><tbody>")
     for row in info.rows:
         classes = (["baseline"] + ([] if row.baseline in PAPER_PRESETS else ["reference"])) if row.baseline else []
@@ -126,9 +133,11 @@ def leaderboard_html(info: LeaderboardInfo) -> str:
         out.append(f'<td data-value="{row.iteration}">{row.iteration}</td>')
         out.append(f'<td data-value="{"" if row.time_s is None else round(row.time_s, 1)}">'
                    f'{_cell(row.time_s, 0) if row.time_s is not None else "-"}</td>')
+        out.append(f'<td data-value="{escape(row.changes)}" class="changes">{escape(row.changes or "-")}</td>')
         for key in info.params:
             value = row.params.get(key)
-            out.append(f'<td data-value="{escape("" if value is None else value)}">{escape(_cell(value))}</td>')
+            out.append(f'<td data-value="{escape("" if value is None else value)}" data-param="1">'
+                       f'{escape(_cell(value))}</td>')
         out.append("</tr>")
     out.append("</tbody></table>")
     return "".join(out)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from study.spec import Domain, domain_from_dict
-from trainable.config import param_value
-from trainable.experiment import (COLLAPSES, ERROR, FID_INTRA, PARAMS_FILE, TRIAL_PREFIX, read_results,
-                                  read_stop_reason, read_study)
+from trainable.config import PRESETS, param_value
+from trainable.experiment import (COLLAPSES, ERROR, FID_INTRA, PARAMS_FILE, TRIAL_PREFIX, preset_changes,
+                                  read_results, read_stop_reason, read_study)
 
 
 def finite(value: Any) -> float | None:
@@ -88,7 +88,10 @@ def read_trial(trial_dir: Path, skipped: list[str], baselines: dict[str, dict] |
     params = {key: param_value(value) for key, value in params.items()}
     rows = read_results(trial_dir, skipped)
     reason, evidence = read_stop_reason(trial_dir, rows)
-    baseline = params.get("preset") if not in_study else None
+    # A local trial started from a preset is that preset only while its GAN is the preset's.
+    baseline = params.get("preset") if not in_study and params.get("preset") in PRESETS else None
+    if baseline and preset_changes(params, baseline):
+        baseline = None
     for name, point in (baselines or {}).items():
         if _matches(params, point):
             baseline = name

@@ -202,6 +202,7 @@ healthy ones whatever their score. Written {escape(time.strftime('%Y-%m-%d %H:%M
 <section id="ranking"><h2>Ranking</h2>
 <p>Click a column to sort; tick <em>compare</em> to draw trials in the learning curves; click a trial for its samples.
 Baselines (the paper's V0/V1/V2) and the reference recipe are marked.</p>
+<label class="note"><input type="checkbox" id="all-params"> every parameter in a column of its own</label>
 <div class="scroll">{table}</div>
 <p class="note legend">{metrics_legend()}</p></section>
 <section id="samples"><h2>Samples</h2>
@@ -295,6 +296,8 @@ tr.reference .mark{background:#66bb6a}
 #timeline-slider{width:320px;vertical-align:middle}.note{color:#555;font-size:13px}
 .figure{min-height:200px}.legend{margin-top:6px}
 .leaderboard th{vertical-align:bottom}.leaderboard th[data-kind=mixed]{white-space:normal;max-width:9em}
+.leaderboard td.changes{white-space:normal;min-width:16em;max-width:34em;font-size:12px}
+.leaderboard [data-param]{display:none}.leaderboard.all-params [data-param]{display:table-cell}
 table.config{border-collapse:collapse;font-size:13px}.config th,.config td{padding:2px 10px;border-bottom:1px solid #eee;text-align:left}
 .config th{font-weight:normal;color:#555}.skipped{font-size:13px;color:#a33}
 """
@@ -329,6 +332,10 @@ _JS = r"""
       });
       rows.forEach(function (row) { body.appendChild(row); });
     });
+  });
+
+  document.getElementById("all-params").addEventListener("change", function (event) {
+    table.classList.toggle("all-params", event.target.checked);
   });
 
   // Learning curves of the trials ticked in the table.

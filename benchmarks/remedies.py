@@ -66,7 +66,9 @@ def run_one(name: str, base: dict, overrides: dict, seed: int, iterations: int, 
     reached = next((row["iteration"] for row in rows if (row.get("cond_accuracy") or 0) >= 0.5), None)
     return {"name": name, "seed": seed, "accuracy": rows[-1]["cond_accuracy"], "fid_intra": rows[-1]["fid_intra"],
             "diversity_min": rows[-1]["diversity_min"], "reached": reached,
-            "lowest_d_loss": min(row["d_loss"] for row in rows), "seconds": time.perf_counter() - started}
+            "lowest_d_loss": min(row["d_loss"] for row in rows), "seconds": time.perf_counter() - started,
+            "curve": " ".join(f"{row['iteration']}:{row['cond_accuracy']:.2f}/{row['fid_intra']:.1f}" for row in rows
+                              if row.get("cond_accuracy") is not None)}
 
 
 def spread(values: list[float]) -> str:
@@ -109,7 +111,8 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             eta = elapsed / done * (len(jobs) - done)
             print(f"[{done}/{len(jobs)}, ETA {eta / 60:.1f} min] {result['name']} seed {result['seed']}: "
-                  f"acc {result['accuracy']:.3f} FD-intra {result['fid_intra']:.2f} ({result['seconds']:.0f} s)",
+                  f"acc {result['accuracy']:.3f} FD-intra {result['fid_intra']:.2f} ({result['seconds']:.0f} s; "
+                  f"iteration:acc/FD {result['curve']})",
                   flush=True)
     print(f"\n{args.seeds} seeds x {args.iterations} iterations, lr {args.lr}, G {base['g_filters']}, "
           f"D {base['d_filters']}, latent {base['latent_size']}, {base['normalization']}"

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from trainable._io import write_text_atomic  # public here: writers of experiment folders use it
-from trainable.config import TrainConfig, param_value
+from trainable.config import TrainConfig, param_value, preset
 
 STUDY_FILE = "study.json"
 LEDGER_FILE = "stop_reasons.jsonl"
@@ -74,6 +74,20 @@ def trial_params(config: TrainConfig, **meta: Any) -> dict[str, Any]:
     in the study's form (``param_value``: filters as "a,b,c", a switched-off rule as "off"),
     then the meta keys given."""
     return {**{key: param_value(value) for key, value in config.to_dict().items()}, **meta}
+
+
+# Fields that set how long and how a trial is run and judged, not which GAN it trains: a local
+# trial of a preset that changes only these still is that preset.
+RUN_FIELDS = frozenset({"iterations", "eval_every", "eval_samples_per_class", "grid_columns", "collapse_patience",
+                        "collapse_grace", "mode_collapse_diversity", "mode_collapse_coverage", "loss_collapse_d_loss",
+                        "loss_collapse_accuracy", "loss_collapse_divergence", "seed", "device", "precision"})
+
+
+def preset_changes(params: dict[str, Any], name: str) -> list[str]:
+    """The fields of params.json (study form) in which a trial differs from preset ``name``'s GAN."""
+    reference = trial_params(preset(name))
+    return sorted(key for key, value in params.items()
+                  if key in reference and key not in RUN_FIELDS and value != reference[key])
 
 
 def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -11,6 +11,7 @@ from PIL import Image
 from analysis.browser import find_browser, open_page
 from tests.synthetic_study import write_synthetic_study
 from analysis.dashboard import build_dashboard
+from study.spec import DEFAULT_SEARCH
 
 if not find_browser():
     if os.environ.get("CGAN_STUDY_REQUIRE_BROWSER"):
@@ -29,6 +30,14 @@ PROBE = """(async () => {
   out.heights = {};
   ["fig-history", "fig-parallel", "fig-collapse"].forEach(id => {
     out.heights[id] = document.getElementById(id).getBoundingClientRect().height; });
+  const scroller = document.getElementById("leaderboard").parentNode;
+  out.overflow = scroller.scrollWidth - scroller.clientWidth;
+  const visibleColumns = () => Array.from(document.querySelectorAll("#leaderboard th")).filter(
+    h => h.getBoundingClientRect().width > 0).length;
+  out.columns = visibleColumns();
+  document.getElementById("all-params").click();
+  out.columnsWithParams = visibleColumns();
+  document.getElementById("all-params").click();
   const first = () => document.querySelector("#leaderboard tbody tr").getAttribute("data-trial");
   out.first = first();
   const header = Array.from(document.querySelectorAll("#leaderboard th")).find(h => h.textContent === "FD-intra");
@@ -61,6 +70,8 @@ def test_study_dashboard_in_headless_chromium(tmp_path):
     probe = report.evaluated
     assert probe["plots"] >= 6  # curves, history, stop counts, collapse map, parallel, importance
     assert probe["tooltips"] == ["FD-intra", "acc", "div", "cov"]
+    assert probe["overflow"] <= 0, probe  # the ranking fits 1400 px without scrolling sideways
+    assert probe["columnsWithParams"] - probe["columns"] == len(DEFAULT_SEARCH)
     assert all(height >= 300 for height in probe["heights"].values()), probe["heights"]
     assert probe["timeline"] > 0 and probe["showcase"] == 8  # 4 best + V0, V1, V2 and the reference recipe
     assert probe["curves"] > 0 and probe["curvesAfterTick"] > probe["curves"]

@@ -21,7 +21,7 @@ from analysis._stops import StopsInfo, get_stops_info, plot_collapse_map
 from tests.synthetic_study import write_synthetic_study
 from analysis.dashboard import build_dashboard, script_json
 from study.spec import DEFAULT_SEARCH
-from trainable.config import REMEDY_FIELDS
+from trainable.config import REMEDY_FIELDS, TrainConfig
 
 COLLAPSED = ("mode-collapse", "loss-collapse")
 
@@ -49,6 +49,12 @@ def test_leaderboard_ranks_healthy_by_score_then_collapsed_with_baselines_marked
     assert [row.rank for row in info.rows] == list(range(1, len(truth) + 1))
     row = info.rows[0]
     assert row.score == pytest.approx(truth[row.name]["score"]) and row.iteration == 600
+    paper = TrainConfig()
+    for row in info.rows:  # the changes column names exactly the params that differ from the paper's V0
+        changed = [item.split("=", 1)[0] for item in row.changes.split(", ")] if row.changes else []
+        assert changed == [key for key, value in row.params.items()
+                           if TrainConfig.from_dict({key: value}) != paper], (row.changes, row.params)
+    assert any(row.changes for row in info.rows) and all(not row.changes for row in info.rows if row.baseline == "V0")
     table = format_ranking(info, top=3)
     assert table.splitlines()[1].split()[1] == names[0] and f"... {len(truth) - 3} more" in table
 
@@ -202,7 +208,8 @@ def test_a_single_local_trial_reads_and_draws_like_a_study(tmp_path, tiny_data):
     run_local_trial(tmp_path / "trial", config=config, preset="V1", data=data_path, judge=judge)
     experiment = read_experiment(tmp_path / "trial")
     (row,) = get_leaderboard_info(experiment).rows
-    assert row.baseline == "V1" and row.stop_reason == "completed" and row.iteration == 30
+    # Started from V1 but with TINY's widths: not the paper's V1, so not labelled as it.
+    assert row.baseline is None and row.stop_reason == "completed" and row.iteration == 30
     frames = get_grids_info(experiment).timelines["trial"]
     assert [f.iteration for f in frames] == [10, 20, 30] and all(f.thumb.is_file() for f in frames)
     assert "needs a study" in get_importance_info(experiment).note

@@ -49,6 +49,17 @@ def test_single_local_trial_folder_reads_the_same_way(tmp_path):
     assert trial.stop_reason == "completed" and trial.baseline == "V1" and trial.score == 3.0
 
 
+def test_a_local_trial_is_its_preset_only_while_its_gan_is_the_presets(tmp_path):
+    from trainable.config import preset
+    from trainable.experiment import trial_params
+
+    rows = [{"iteration": 5, "fid_intra": 3.0, "stop_reason": "completed"}]
+    run_length_only = trial_params(preset("V2", iterations=500, eval_every=50, seed=4), preset="V2")
+    wider = trial_params(preset("V0", g_filters=(32, 16, 8)), preset="V0")
+    assert read_experiment(make_trial(tmp_path, "a", run_length_only, rows)).trials[0].baseline == "V2"
+    assert read_experiment(make_trial(tmp_path, "b", wider, rows)).trials[0].baseline is None
+
+
 def test_reports_redone_after_a_restart_are_counted_once(tmp_path):
     rows = [{"iteration": i, "fid_intra": float(i)} for i in (20, 40, 60)]
     redone = [{"iteration": i, "fid_intra": float(i) + 0.5} for i in (60, 80)]
