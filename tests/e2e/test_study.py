@@ -196,8 +196,8 @@ early_stopping = false
 g_filters = "32,16,8"
 d_filters = "32,64,128"
 latent_size = 32
-iterations = 1000
-eval_every = 500
+iterations = 500
+eval_every = 250
 eval_samples_per_class = 50
 collapse_grace = 100000
 [search]
@@ -221,8 +221,8 @@ def test_a_short_study_ranks_the_reference_recipe_above_the_papers_v0(tmp_path):
     recipe, v0 = by_preset["recipe"], by_preset["V0"]
     assert all(recipe.params[key] == value for key, value in RECIPE.items())
     assert all(v0.params[key] == paper[key] for key in RECIPE)
-    assert recipe.last["iteration"] == v0.last["iteration"] == 1000
+    assert recipe.last["iteration"] == v0.last["iteration"] == 500
     assert recipe.score < v0.score, (recipe.score, v0.score)  # ranked above it
     assert "reference recipe: FD-intra" in done.stdout and "the paper's V0: FD-intra" in done.stdout
     assert "(reference recipe)" in done.stdout.split("best:")[1].splitlines()[0]
-    assert "vs the paper's V0 at iteration 1000" in done.stdout
+    assert "vs the paper's V0 at iteration 500" in done.stdout
