@@ -353,7 +353,7 @@ def sample(generator: Generator, z: torch.Tensor, labels_one_hot: torch.Tensor, 
     """G's images for ``z`` and labels, in G's output range, as float32 on the CPU.
 
     G runs in inference mode (running batch-norm statistics), so an image depends on its own z
-    and label only, never on the batch it was made in."""
+    and label only, not on the batch it was made in (up to float rounding)."""
     device = next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
