@@ -64,6 +64,11 @@ DIVERSITY_MIN = "diversity_min"  # lowest per-class diversity ratio (generated /
 DIVERSITY_MEAN = "diversity_mean"
 COVERAGE = "coverage"
 SCORE = "score"  # what a study's scheduler and searcher see: its metric, finite, lower is better
+# Classification Accuracy Score (trainable/cas.py) of a trial's generator, in its last row only,
+# where the study asked for it (final_cas = true): the accuracy, its per-class values, its cost.
+FINAL_CAS = "final_cas"
+FINAL_CAS_PER_CLASS = "final_cas_per_class"
+FINAL_CAS_S = "final_cas_s"
 
 # params.json keys that are the trial's context, not config fields.
 META_KEYS = ("preset", "data", "judge_steps")
