@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 from analysis._common import escape, finite, searched_params
 from analysis._reader import Experiment, rank
 from trainable.config import PAPER_PRESETS, TrainConfig, preset_label
-from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN, trial_params
+from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FINAL_CAS, trial_params
 
 
 class LeaderboardRow(NamedTuple):
@@ -21,6 +21,7 @@ class LeaderboardRow(NamedTuple):
     cond_accuracy: float | None
     diversity_min: float | None
     coverage: float | None
+    final_cas: float | None  # CAS at the last evaluation, where the study asked for it (final_cas = true)
     iteration: int
     time_s: float | None
     params: dict[str, Any]
@@ -42,7 +43,8 @@ def get_leaderboard_info(experiment: Experiment) -> LeaderboardInfo:
             rank=position, name=trial.name, baseline=trial.baseline, stop_reason=trial.stop_reason,
             evidence=trial.evidence, healthy=trial.healthy, score=trial.score,
             cond_accuracy=finite(last.get(COND_ACCURACY)), diversity_min=finite(last.get(DIVERSITY_MIN)),
-            coverage=finite(last.get(COVERAGE)), iteration=int(last.get("iteration", 0)),
+            coverage=finite(last.get(COVERAGE)), final_cas=finite(last.get(FINAL_CAS)),
+            iteration=int(last.get("iteration", 0)),
             time_s=finite(last.get("time_total_s")),
             params={key: trial.params.get(key) for key in params},
             changes=", ".join(f"{key}={_cell(trial.params[key])}" for key in params
@@ -52,6 +54,13 @@ def get_leaderboard_info(experiment: Experiment) -> LeaderboardInfo:
 
 _METRICS = (("score", "FD-intra", 3), ("cond_accuracy", "acc", 3), ("diversity_min", "div", 3),
             ("coverage", "cov", 3))
+_CAS = ("final_cas", "CAS", 3)
+
+
+def _metrics(info: LeaderboardInfo | None) -> tuple[tuple[str, str, int], ...]:
+    """The score columns: CAS too where a trial has it (a study with final_cas = true)."""
+    with_cas = info is not None and any(row.final_cas is not None for row in info.rows)
+    return (*_METRICS, _CAS) if with_cas else _METRICS
 
 
 # What each score column means, as the header's tooltip and the legend under the table.
@@ -63,12 +72,15 @@ METRIC_HELP = {
                      "(1 = as varied as the data)",
     "coverage": "coverage (Naeem et al. 2020): share of real samples with a generated one in their "
                 "nearest-neighbour ball (higher is better)",
+    "final_cas": "Classification Accuracy Score (Ravuri & Vinyals 2019) at the last evaluation: accuracy on real "
+                 "held-out faces of the judge's classifier trained on generated faces only (higher is better; "
+                 "the judge's own accuracy is its ceiling)",
 }
 
 
-def metrics_legend() -> str:
-    """One line under the ranking saying what FD-intra, acc, div and cov are."""
-    return "; ".join(f"<b>{escape(title)}</b>: {escape(METRIC_HELP[key])}" for key, title, _ in _METRICS) + "."
+def metrics_legend(info: LeaderboardInfo | None = None) -> str:
+    """One line under the ranking saying what FD-intra, acc, div, cov (and CAS) are."""
+    return "; ".join(f"<b>{escape(title)}</b>: {escape(METRIC_HELP[key])}" for key, title, _ in _metrics(info)) + "."
 
 
 def _cell(value: Any, digits: int = 3) -> str:
@@ -82,14 +94,19 @@ def _cell(value: Any, digits: int = 3) -> str:
 def format_ranking(info: LeaderboardInfo, top: int | None = None) -> str:
     """The ranking as a terminal table."""
     rows = info.rows[:top] if top else info.rows
-    header = (f"{'#':>3} {'trial':<22} {'stop':<13} {'iter':>7} {'FD-intra':>9} {'acc':>6} {'div':>6} {'cov':>6}  "
-              f"changes from the paper's V0")
+    cas = _CAS in _metrics(info)
+
+    def cas_cell(value: str) -> str:
+        return f" {value:>6}" if cas else ""
+
+    header = (f"{'#':>3} {'trial':<22} {'stop':<13} {'iter':>7} {'FD-intra':>9} {'acc':>6} {'div':>6} {'cov':>6}"
+              f"{cas_cell('CAS')}  changes from the paper's V0")
     lines = [header]
     for row in rows:
         name = row.name + (f" ({preset_label(row.baseline, short=True)})" if row.baseline else "")
         lines.append(f"{row.rank:>3} {name:<22} {row.stop_reason:<13} {row.iteration:>7} "
                      f"{_cell(row.score):>9} {_cell(row.cond_accuracy):>6} {_cell(row.diversity_min):>6} "
-                     f"{_cell(row.coverage):>6}  {row.changes or '-'}")
+                     f"{_cell(row.coverage):>6}{cas_cell(_cell(row.final_cas))}  {row.changes or '-'}")
     if top and len(info.rows) > top:
         lines.append(f"... {len(info.rows) - top} more")
     return "\n".join(lines)
@@ -100,7 +117,8 @@ def leaderboard_html(info: LeaderboardInfo) -> str:
     Every text from a trial folder is escaped."""
     heads = [("rank", "#", "num"), ("compare", "compare", "none"), ("name", "trial", "text"),
              ("stop_reason", "stop reason", "text")]
-    heads += [(key, title, "num") for key, title, _ in _METRICS]
+    metrics = _metrics(info)
+    heads += [(key, title, "num") for key, title, _ in metrics]
     heads += [("iteration", "iterations", "num"), ("time_s", "time (s)", "num"),
               ("changes", "changes from the paper's V0", "text")]
     # every parameter also has a column of its own, shown on request (too wide for a screen by default)
@@ -127,7 +145,7 @@ def leaderboard_html(info: LeaderboardInfo) -> str:
         title = f' title="{escape(row.evidence)}"' if row.evidence else ""
         out.append(f'<td data-value="{escape(row.stop_reason)}"{title}>'
                    f'<span class="reason r-{escape(row.stop_reason)}">{escape(row.stop_reason)}</span></td>')
-        for key, _, digits in _METRICS:
+        for key, _, digits in metrics:
             value = getattr(row, key)
             out.append(f'<td data-value="{"" if value is None else repr(value)}">{_cell(value, digits)}</td>')
         out.append(f'<td data-value="{row.iteration}">{row.iteration}</td>')

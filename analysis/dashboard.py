@@ -141,7 +141,7 @@ def build_dashboard(source: str | Path | Experiment, out: str | Path | None = No
     remedies = get_remedies_info(experiment)
     if remedies.effects:
         figures["remedies"] = plot_remedies(remedies)
-    table = leaderboard_html(leaderboard)
+    table = (leaderboard_html(leaderboard), metrics_legend(leaderboard))
     # The grids get what the rest of the page leaves of the size budget (showcase grids included).
     rest = len(_page(experiment, table, "", figures, data, {}, None))
     grids, budget = _frames_data(experiment, max_mb * 1e6 - rest - 100_000, bar)
@@ -152,10 +152,12 @@ def build_dashboard(source: str | Path | Experiment, out: str | Path | None = No
                            budget.level, time.perf_counter() - started, experiment.skipped)
 
 
-def _page(experiment: Experiment, table: str, showcase: str, figures: dict[str, dict], data: dict,
+def _page(experiment: Experiment, table: tuple[str, str], showcase: str, figures: dict[str, dict], data: dict,
           frames: dict, budget) -> str:
+    """The whole page; ``table`` is the ranking's HTML and the legend of its score columns."""
     import plotly.offline
 
+    table, legend = table
     study = experiment.study or {}
     title = f"cgan-study: {study.get('name') or experiment.path.name}"
     kind = "study" if experiment.study else "trial folder"
@@ -204,7 +206,7 @@ healthy ones whatever their score. Written {escape(time.strftime('%Y-%m-%d %H:%M
 Baselines (the paper's V0/V1/V2) and the reference recipe are marked.</p>
 <label class="note"><input type="checkbox" id="all-params"> every parameter in a column of its own</label>
 <div class="scroll">{table}</div>
-<p class="note legend">{metrics_legend()}</p></section>
+<p class="note legend">{legend}</p></section>
 <section id="samples"><h2>Samples</h2>
 <p>Last grids of the best healthy searched trials, of the paper's baselines and of the reference recipe (rows: classes {escape(', '.join(_classes(experiment)))}).</p>
 <div class="showcase">{showcase}</div>

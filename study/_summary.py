@@ -7,7 +7,13 @@ from pathlib import Path
 
 from analysis import WORKING_ACCURACY, first_working, rank, read_experiment, row_at
 from trainable.config import preset_label
-from trainable.experiment import COND_ACCURACY, FID_INTRA, JOURNAL_FILE
+from trainable.experiment import COND_ACCURACY, FID_INTRA, FINAL_CAS, JOURNAL_FILE
+
+
+def _cas(trial) -> str:
+    """", CAS 0.412" where the trial's last row has it (a study with final_cas = true)."""
+    value = trial.last.get(FINAL_CAS)
+    return f", CAS {value:.3f}" if isinstance(value, (int, float)) else ""
 
 
 def summary(experiment_dir: Path) -> str:
@@ -22,8 +28,8 @@ def summary(experiment_dir: Path) -> str:
     if healthy:
         best = healthy[0]
         lines.append(f"best: {best.name} FD-intra {best.score:.3f}, conditional accuracy "
-                     f"{best.last.get(COND_ACCURACY, float('nan')):.3f} at iteration {best.last.get('iteration')}"
-                     + (f" ({preset_label(best.baseline)})" if best.baseline else ""))
+                     f"{best.last.get(COND_ACCURACY, float('nan')):.3f}{_cas(best)} at iteration "
+                     f"{best.last.get('iteration')}" + (f" ({preset_label(best.baseline)})" if best.baseline else ""))
         searched = experiment.search
         lines.append("  params: " + ", ".join(f"{k}={best.params[k]}" for k in searched if k in best.params))
         v0 = next((t for t in experiment.trials if t.baseline == "V0" and t.rows), None)
@@ -51,6 +57,7 @@ def summary(experiment_dir: Path) -> str:
             score = f"FD-intra {trial.score:.3f}" if trial.score is not None else "no score"
             accuracy = trial.last.get(COND_ACCURACY)
             score += f", conditional accuracy {accuracy:.3f}" if isinstance(accuracy, (int, float)) else ""
+            score += _cas(trial)
             lines.append(f"{preset_label(trial.baseline)}: {score}, {trial.stop_reason} at iteration "
                          f"{trial.last.get('iteration')}"
                          + (f" ({trial.evidence})" if trial.evidence and trial.collapsed else ""))

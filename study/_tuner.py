@@ -26,7 +26,8 @@ def _trainable(spec: StudySpec, study: dict[str, Any], resources: Resources):
     if trained:
         print(f"judge trained: held-out accuracy {judge.heldout_accuracy:.3f}", file=sys.stderr)
     return tune.with_resources(
-        tune.with_parameters(cgan_trainable, dataset=dataset, judge=judge, metric=spec.metric),
+        tune.with_parameters(cgan_trainable, dataset=dataset, judge=judge, metric=spec.metric,
+                             cas_steps=study["judge_steps"] if spec.final_cas else None),
         {"cpu": resources.cpus, "gpu": resources.gpus})
 
 

@@ -205,6 +205,73 @@ class DataImportPickle(Command):
         return _save(dataset, args.out)
 
 
+def _add_source(parser: argparse.ArgumentParser) -> None:
+    """SOURCE and --rank, --storage: one trial, named by its folder or by its rank in a study."""
+    parser.add_argument("source", metavar="SOURCE",
+                        help="a trial folder (local, or inside a study), or a study (folder or name)")
+    parser.add_argument("--rank", type=int, default=1,
+                        help="with a study: the trial at this rank of the ranking `analyze` prints (default 1)")
+    _add_storage(parser, f"where a study named by its name is (default {DEFAULT_STORAGE})")
+
+
+def _pick_trial(args: argparse.Namespace):
+    """(the trial SOURCE and --rank name, where it comes from: {"trial", "study", "rank"})."""
+    from analysis import rank, read_experiment
+    from study.runner import load_study
+    from trainable.experiment import PARAMS_FILE
+
+    if args.rank < 1:
+        raise UserError(f"--rank {args.rank}: ranks start at 1")
+    path = Path(args.source)
+    if (path / PARAMS_FILE).is_file():
+        if args.rank != 1:
+            raise UserError(f"--rank {args.rank}: {path} is one trial; --rank picks a trial of a study")
+        trials = read_experiment(path).trials
+        if not trials:
+            raise UserError(f"{path / PARAMS_FILE}: unreadable")
+        return trials[0], {"trial": str(path.resolve()), "study": None, "rank": None}
+    try:
+        study_path = load_study(args.source, args.storage)
+    except UserError:
+        raise UserError(f"{args.source}: neither a trial folder (it holds {PARAMS_FILE}) nor a study "
+                        f"(a folder with study.json, or a study name in {args.storage})") from None
+    experiment = read_experiment(study_path)
+    ranked = rank(experiment.trials)
+    if args.rank > len(ranked):
+        raise UserError(f"--rank {args.rank}: study {study_path.name} has {len(ranked)} trial(s)")
+    trial = ranked[args.rank - 1]
+    return trial, {"trial": str(trial.path.resolve()), "study": study_path.name, "rank": args.rank}
+
+
+def _describe_pick(trial, origin: dict) -> str:
+    """e.g. "trial_00003 (rank 1 of study demo: completed at iteration 800, FD-intra 5.630)"."""
+    where = f"rank {origin['rank']} of study {origin['study']}: " if origin["study"] else ""
+    score = f", FD-intra {trial.score:.3f}" if trial.score is not None else ""
+    return f"{trial.name} ({where}{trial.stop_reason} at iteration {trial.last.get('iteration', 0)}{score})"
+
+
+def _trial_data(trial):
+    """(the trial's prepared data set, its judge steps): what it was trained and judged with."""
+    from trainable.experiment import trial_context
+    from trainable.local import BUILTIN, DEFAULT_JUDGE_STEPS, load_data
+
+    context = trial_context(trial.path)
+    return load_data(context["data"] or BUILTIN), int(context["judge_steps"] or DEFAULT_JUDGE_STEPS)
+
+
+def _picked_generator(args: argparse.Namespace):
+    """(trial, its data set, its judge steps, its generator) for SOURCE, --rank and --checkpoint; says which."""
+    from trainable.generate import find_checkpoint, load_generator
+
+    trial, origin = _pick_trial(args)
+    dataset, judge_steps = _trial_data(trial)
+    trained = load_generator(find_checkpoint(trial.path, args.checkpoint), num_classes=dataset.num_classes,
+                             size=dataset.size)
+    print(f"{_describe_pick(trial, origin)}: {trained.checkpoint.name} at iteration {trained.iteration}, "
+          f"{trained.weights} weights")
+    return trial, dataset, judge_steps, trained
+
+
 def _parse_sets(pairs: list[str]) -> dict[str, str]:
     values = {}
     for pair in pairs:
@@ -221,7 +288,8 @@ class Trial(Command):
                    "Ray Tune trial folder (params.json, result.json, progress.csv, checkpoints) plus a sample "
                    "grid per evaluation. Ctrl-C stops with a final checkpoint; --resume continues.")
     epilog = ("examples: cgan-study trial --preset V1 --set iterations=5000 --set eval_every=500\n"
-              "          cgan-study trial --resume runs/trial-V1-20261125-101500")
+              "          cgan-study trial --resume runs/trial-V1-20261125-101500\n"
+              "          cgan-study trial --from demo --set iterations=400000   # a study's best, at full length")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--preset", choices=list(PRESETS),
@@ -234,27 +302,38 @@ class Trial(Command):
         parser.add_argument("--out", type=Path, help="trial folder (default runs/trial-PRESET-TIME)")
         parser.add_argument("--resume", type=Path, metavar="DIR",
                             help="continue the trial in DIR from its last checkpoint")
-        parser.add_argument("--judge-steps", type=int, default=1500,
-                            help="training steps of the judge classifier, trained once per data set (default 1500)")
+        parser.add_argument("--from", dest="source", metavar="SOURCE",
+                            help="start from another trial's exact configuration, data and judge: a trial folder, "
+                                 "or a study (folder or name) with --rank; params.json records it under 'from'")
+        parser.add_argument("--rank", type=int, default=1,
+                            help="with --from a study: the trial at this rank of its ranking (default 1)")
+        _add_storage(parser, f"with --from a study name: where studies are (default {DEFAULT_STORAGE})")
+        parser.add_argument("--judge-steps", type=int,
+                            help="training steps of the judge classifier, trained once per data set "
+                                 "(default 1500, or the --from trial's)")
 
     def run(self, args: argparse.Namespace) -> int:
         from trainable.config import TrainConfig, preset
-        from trainable.local import run_local_trial
+        from trainable.local import DEFAULT_JUDGE_STEPS, run_local_trial
 
         overrides = _parse_sets(args.set)
         if args.resume:
             extra = set(overrides) - {"iterations"}
-            if extra or args.data or args.preset:
+            if extra or args.data or args.preset or args.source or args.judge_steps:
                 raise UserError("--resume continues a trial as it was configured; only --set iterations=N may change")
             iterations = TrainConfig.from_dict({"iterations": overrides["iterations"]}).iterations \
                 if "iterations" in overrides else None
             outcome = run_local_trial(args.resume, resume=True, iterations=iterations, progress=True)
+        elif args.source:
+            outcome = self._run_from(args, overrides)
+        elif args.rank != 1:
+            raise UserError("--rank picks a trial of the study that --from names")
         else:
             name = args.preset or "V0"
             config = preset(name, **overrides)
             out = args.out or Path("runs") / f"trial-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
             outcome = run_local_trial(out, config=config, preset=name, data=args.data,
-                                      judge_steps=args.judge_steps, progress=True)
+                                      judge_steps=args.judge_steps or DEFAULT_JUDGE_STEPS, progress=True)
         last = outcome.rows[-1] if outcome.rows else {}
         print(f"stopped: {outcome.stop_reason} at iteration {last.get('iteration', 0)}")
         if last.get("verdict_evidence"):
@@ -269,6 +348,72 @@ class Trial(Command):
         if outcome.stop_reason == INTERRUPTED:
             print(f"resume with: cgan-study trial --resume {outcome.directory}")
             return 130
+        return 0
+
+    @staticmethod
+    def _run_from(args: argparse.Namespace, overrides: dict[str, str]):
+        """A new trial with the configuration of the trial SOURCE and --rank name (--set on top)."""
+        from trainable.config import TrainConfig
+        from trainable.experiment import FROM, split_params, trial_context
+        from trainable.local import BUILTIN, DEFAULT_JUDGE_STEPS, run_local_trial
+
+        if args.preset:
+            raise UserError("--from takes the configuration of another trial; --preset cannot be combined with it")
+        trial, origin = _pick_trial(args)
+        values, _ = split_params(trial.params)
+        config = TrainConfig.from_dict(overrides, base=TrainConfig.from_dict(values))
+        context = trial_context(trial.path)
+        print(f"from {_describe_pick(trial, origin)}")
+        out = args.out or Path("runs") / f"trial-from-{trial.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        return run_local_trial(out, config=config, data=args.data or context["data"] or BUILTIN,
+                               judge_steps=args.judge_steps or context["judge_steps"] or DEFAULT_JUDGE_STEPS,
+                               meta={FROM: origin}, progress=True)
+
+
+def _add_checkpoint(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", type=int, metavar="K",
+                        help="use the trial's checkpoint_K folder (default: its last checkpoint)")
+
+
+class Generate(Command):
+    help = "write a labelled data set of a trial's generated faces (npz, class folders or FER-2013 CSV)"
+    description = ("Load a trial's generator from its last checkpoint (the EMA weights when the trial kept an average "
+                   "of G, else the raw weights) and write N generated faces per class, labelled, in a form the data "
+                   "readers load: a prepared .npz (each image's source 'generated:<trial>'), class folders "
+                   "(train/<class>/*.png), or a FER-2013 CSV. The same seed gives the same images. "
+                   "An existing --out is never overwritten.")
+    epilog = ("examples: cgan-study generate demo --per-class 1000 --out generated.npz\n"
+              "          cgan-study generate runs/studies/demo --rank 2 --per-class 500 --format folders --out faces/\n"
+              "          cgan-study data fuse real.npz generated.npz --out augmented.npz   # an augmented set")
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from trainable.data import WRITE_FORMATS  # light: numpy and Pillow
+
+        _add_source(parser)
+        parser.add_argument("--per-class", type=int, required=True, metavar="N", help="images of each class")
+        parser.add_argument("--out", type=Path, required=True, help="file (npz, csv) or folder (folders) to write")
+        parser.add_argument("--format", choices=WRITE_FORMATS, default="npz", help="output form (default npz)")
+        parser.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default 0)")
+        _add_checkpoint(parser)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from trainable.data import write_dataset
+        from trainable.generate import generate_dataset, source_name
+
+        if args.per_class < 1:
+            raise UserError(f"--per-class {args.per_class}: must be at least 1")
+        if args.seed < 0:
+            raise UserError(f"--seed {args.seed}: must be at least 0")
+        if args.out.exists():
+            raise UserError(f"{args.out} already exists; generate never overwrites (choose another --out)")
+        trial, dataset, _, trained = _picked_generator(args)
+        generated = generate_dataset(trained, args.per_class, dataset.class_names, source=source_name(trial.name),
+                                     seed=args.seed, progress=True)
+        write_dataset(generated, args.out, args.format, progress=True)
+        print(f"{args.out}: {len(generated.images)} images {generated.size}x{generated.size}, {args.per_class} of each "
+              f"of {', '.join(generated.class_names)} (split train, seed {args.seed})")
+        if args.format == "npz":
+            print(f"augment a real set with: {PROG} data fuse REAL.npz {args.out} --out augmented.npz")
         return 0
 
 
@@ -419,6 +564,48 @@ class Analyze(Command):
         return 0
 
 
+class AnalyzeCas(Command):
+    help = "Classification Accuracy Score of a trial's generator: how useful its faces are as training data"
+    description = ("CAS (Ravuri & Vinyals 2019): train the judge's classifier on generated faces only, as many per "
+                   "class as the real training split holds, and test it on the real held-out split. Printed beside "
+                   "the same classifier trained on the real training split (the judge: the ceiling) and chance. "
+                   "Costs one classifier training (about as long as the judge's).")
+    epilog = ("examples: cgan-study analyze cas demo\n"
+              "          cgan-study analyze cas runs/studies/demo --rank 2\n"
+              "          cgan-study analyze cas runs/trial-recipe-20261125-101500")
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _add_source(parser)
+        _add_checkpoint(parser)
+        parser.add_argument("--steps", type=int,
+                            help="classifier training steps (default: the trial's judge steps, so the judge is "
+                                 "the ceiling)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from trainable.cas import generator_cas
+        from trainable.judge import load_or_train_judge
+        from trainable.training import resolve_device
+
+        if args.steps is not None and args.steps < 1:
+            raise UserError(f"--steps {args.steps}: must be at least 1")
+        _, dataset, judge_steps, trained = _picked_generator(args)
+        steps = judge_steps if args.steps is None else args.steps
+        judge, _ = load_or_train_judge(dataset, steps=steps, progress=True)  # cached: the ceiling
+        device = resolve_device("auto")
+        result = generator_cas(trained.generator.to(device), dataset, latent_size=trained.config.latent_size,
+                               normalization=trained.config.normalization, steps=steps, device=device, progress=True)
+        width = max(len(name) for name in dataset.class_names)
+        print(f"CAS (generated -> real): {result.accuracy:.3f}  trained on {result.train_images} generated faces, "
+              f"tested on {result.heldout_images} real held-out faces")
+        print(f"ceiling (real -> real):  {judge.heldout_accuracy:.3f}  the same classifier trained on the real "
+              f"training split (the judge)")
+        print(f"chance:                  {1 / dataset.num_classes:.3f}")
+        for name, value in zip(dataset.class_names, result.per_class):
+            print(f"  {name:<{width}} {value:.3f}")
+        print(f"cost: {result.seconds:.1f} s ({result.steps} classifier steps on {device.type}, generation included)")
+        return 0
+
+
 class AnalyzeReplay(Command):
     help = "re-train a study's best configurations with new seeds and rank them by the median"
     description = ("Re-train the top K configurations of a study with S new seeds each, as a new study run by "
@@ -462,6 +649,8 @@ COMMANDS: dict[str, type[Command]] = {
     "study status": StudyStatus,
     "analyze": Analyze,
     "analyze replay": AnalyzeReplay,
+    "analyze cas": AnalyzeCas,
+    "generate": Generate,
 }
 
 

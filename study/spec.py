@@ -12,6 +12,8 @@
     max_failures = 2           # retries of a trial whose worker dies or raises
     cpus_per_trial = 1
     gpus_per_trial = 0         # 0.25: four trials share a GPU
+    final_cas = false          # true: each trial that runs to its end reports its generator's
+                               # Classification Accuracy Score (trainable/cas.py) in its last row
 
     [fixed]                    # config fields every trial gets (any TrainConfig field)
     iterations = 20000         # default 800 with g_filters 32,16,8: minutes on 2 CPU cores
@@ -193,6 +195,7 @@ class StudySpec:
     sampler: str = "tpe"  # or "random"
     early_stopping: bool = True  # ASHA and the collapse stoppers; false runs every trial to the end
     points: tuple[dict[str, Any], ...] = ()  # further points run first, after the baselines (seed re-runs)
+    final_cas: bool = False  # CAS at each completed trial's last evaluation (one classifier training each)
 
     def base_config(self) -> TrainConfig:
         return TrainConfig.from_dict(self.fixed)
@@ -301,6 +304,8 @@ def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
             missing = sorted(key for key in PRESETS[name] if key not in spec.search)
             raise ConfigError(f"[study].baselines: {name} needs {', '.join(missing)} searched (or fixed to its "
                               f"values) to run as itself")
+    if not isinstance(spec.final_cas, bool):
+        raise ConfigError(f"[study].final_cas: expected true or false, got {spec.final_cas!r}")
     if spec.sampler not in ("tpe", "random"):
         raise ConfigError(f"[study].sampler: expected tpe or random, got {spec.sampler!r}")
     if spec.cpus_per_trial <= 0 or spec.gpus_per_trial < 0:

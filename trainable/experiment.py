@@ -64,9 +64,16 @@ DIVERSITY_MIN = "diversity_min"  # lowest per-class diversity ratio (generated /
 DIVERSITY_MEAN = "diversity_mean"
 COVERAGE = "coverage"
 SCORE = "score"  # what a study's scheduler and searcher see: its metric, finite, lower is better
+# Classification Accuracy Score (trainable/cas.py) of a trial's generator, in its last row only,
+# where the study asked for it (final_cas = true): the accuracy, its per-class values, its cost.
+FINAL_CAS = "final_cas"
+FINAL_CAS_PER_CLASS = "final_cas_per_class"
+FINAL_CAS_S = "final_cas_s"
 
-# params.json keys that are the trial's context, not config fields.
-META_KEYS = ("preset", "data", "judge_steps")
+# params.json keys that are the trial's context, not config fields. FROM: where a trial started
+# with `trial --from` took its configuration ({"trial": folder, "study": name or null, "rank": K}).
+FROM = "from"
+META_KEYS = ("preset", "data", "judge_steps", FROM)
 
 
 def trial_params(config: TrainConfig, **meta: Any) -> dict[str, Any]:
@@ -94,6 +101,18 @@ def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     """params.json (or a Tune trial's config) -> (config values, meta)."""
     meta = {key: params[key] for key in META_KEYS if key in params}
     return {key: value for key, value in params.items() if key not in META_KEYS}, meta
+
+
+def trial_context(trial_dir: str | Path) -> dict[str, Any]:
+    """The data set and judge steps a trial was trained with ({"data", "judge_steps"}, None where
+    unknown): a local trial's params.json holds them, a study trial's are in its study.json."""
+    trial_dir = Path(trial_dir)
+    try:
+        params = json.loads((trial_dir / PARAMS_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        params = {}
+    study = read_study(trial_dir.parent) or {}
+    return {key: params[key] if key in params else study.get(key) for key in ("data", "judge_steps")}
 
 
 def grid_name(iteration: int) -> str:

@@ -129,7 +129,7 @@ def _embed(net: JudgeNet, images_unit: torch.Tensor, batch: int = 1000) -> tuple
     return np.concatenate(features).astype(np.float64), np.concatenate(predicted)
 
 
-def _heldout_split(dataset: PreparedDataset, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def heldout_split(dataset: PreparedDataset, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Train on the training split, measure on valid + test; with neither, hold out 10 % of train."""
     train = np.flatnonzero(dataset.split == "train")
     heldout = np.flatnonzero(dataset.split != "train")
@@ -140,25 +140,24 @@ def _heldout_split(dataset: PreparedDataset, rng: np.random.Generator) -> tuple[
     return train, heldout
 
 
-def train_judge(dataset: PreparedDataset, *, steps: int = 1500, batch_size: int = 128, seed: int = 0,
-                device: str | torch.device = "cpu", progress: bool = False) -> Judge:
-    """Train the judge; small random shifts keep it from memorising pixel positions."""
+def fit_classifier(images_unit: torch.Tensor, labels: torch.Tensor, num_classes: int, *, steps: int = 1500,
+                   batch_size: int = 128, seed: int = 0, label: str = "training judge",
+                   progress: bool = False) -> JudgeNet:
+    """The judge's training recipe on any labelled images in [0,1], (N, 1, S, S), on their device:
+    the judge itself on real faces, CAS's classifier on generated ones. Small random shifts keep
+    it from memorising pixel positions."""
+    device = images_unit.device
     generator = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    train, heldout = _heldout_split(dataset, rng)
-    images = torch.from_numpy(normalize(dataset.images, "[0,1]")).to(device)
-    labels = torch.from_numpy(dataset.labels).to(device)
     torch.manual_seed(seed)
-    net = JudgeNet(dataset.num_classes).to(device)
+    net = JudgeNet(num_classes).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=2e-3, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps)
-    train_index = torch.from_numpy(train).to(device)
-    meter = Progress("training judge", steps, enabled=progress)
+    meter = Progress(label, steps, enabled=progress)
     net.train()
     for step in range(steps):
-        chosen = train_index[torch.randint(len(train_index), (batch_size,), generator=generator).to(device)]
+        chosen = torch.randint(len(images_unit), (batch_size,), generator=generator).to(device)
         shift = torch.randint(-2, 3, (2,), generator=generator).tolist()
-        batch = torch.roll(images[chosen], shifts=shift, dims=(2, 3))
+        batch = torch.roll(images_unit[chosen], shifts=shift, dims=(2, 3))
         _, logits = net(batch)
         loss = nn.functional.cross_entropy(logits, labels[chosen])
         optimizer.zero_grad(set_to_none=True)
@@ -168,7 +167,25 @@ def train_judge(dataset: PreparedDataset, *, steps: int = 1500, batch_size: int 
         meter.update(step + 1, f"loss {loss.item():.3f}")
     meter.close(steps)
     net.eval()
-    _, predicted = _embed(net, images[torch.from_numpy(heldout).to(device)])
+    return net
+
+
+def predict(net: JudgeNet, images_unit: torch.Tensor) -> np.ndarray:
+    """Predicted labels (N,) for images in [0,1], (N, 1, S, S)."""
+    return _embed(net, images_unit)[1]
+
+
+def train_judge(dataset: PreparedDataset, *, steps: int = 1500, batch_size: int = 128, seed: int = 0,
+                device: str | torch.device = "cpu", progress: bool = False) -> Judge:
+    """Train the judge on the real training split; its accuracy on the held-out split is reported."""
+    rng = np.random.default_rng(seed)
+    train, heldout = heldout_split(dataset, rng)
+    images = torch.from_numpy(normalize(dataset.images, "[0,1]")).to(device)
+    labels = torch.from_numpy(dataset.labels).to(device)
+    train_index = torch.from_numpy(train).to(device)
+    net = fit_classifier(images[train_index], labels[train_index], dataset.num_classes, steps=steps,
+                         batch_size=batch_size, seed=seed, progress=progress)
+    predicted = predict(net, images[torch.from_numpy(heldout).to(device)])
     heldout_accuracy = float((predicted == dataset.labels[heldout]).mean())
     reference = np.concatenate([rng.permutation(train[dataset.labels[train] == c])[:REFERENCE_PER_CLASS]
                                 for c in range(dataset.num_classes)])

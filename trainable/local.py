@@ -53,8 +53,9 @@ class TrialOutcome:
 def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None, preset: str | None = None,
                     data: str | Path | None = None, judge_steps: int = DEFAULT_JUDGE_STEPS,
                     resume: bool = False, iterations: int | None = None, progress: bool = False,
-                    judge: Judge | None = None) -> TrialOutcome:
-    """Run (or, with ``resume``, continue) one trial writing into ``directory``."""
+                    judge: Judge | None = None, meta: dict | None = None) -> TrialOutcome:
+    """Run (or, with ``resume``, continue) one trial writing into ``directory``; ``meta``: more
+    params.json keys of its context (trainable.experiment.META_KEYS)."""
     folder = TrialDirectory(directory)
     if resume:
         values, meta = split_params(folder.params())
@@ -65,7 +66,8 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
     dataset = load_data(data)  # bad data fails before anything is written
     if not resume:
         config = config or TrainConfig()
-        folder.create(trial_params(config, preset=preset, data=str(data or BUILTIN), judge_steps=judge_steps))
+        folder.create(trial_params(config, preset=preset, data=str(data or BUILTIN), judge_steps=judge_steps,
+                                   **(meta or {})))
     if judge is None:
         judge, trained = load_or_train_judge(dataset, steps=judge_steps, progress=progress)
         if trained and progress:

@@ -65,11 +65,14 @@ class _Window:
 
 def train(trainer: Trainer, reporter: Reporter, *, history: list[dict] | None = None,
           stop_on_collapse: bool = True, progress: bool = False,
-          describe: Callable[[dict], str] | None = None) -> str:
+          describe: Callable[[dict], str] | None = None,
+          on_complete: Callable[[Trainer], dict] | None = None) -> str:
     """Train until the configured iterations, a collapse (if ``stop_on_collapse``) or Ctrl-C.
 
-    ``history`` holds the rows already reported (on resume). Returns the stop reason:
-    completed, interrupted, or the collapse kind.
+    ``history`` holds the rows already reported (on resume). ``on_complete`` adds its keys to the
+    last row of a trial that reached its iterations, never to another row (a final-only metric
+    such as CAS stays off the per-evaluation path). Returns the stop reason: completed,
+    interrupted, or the collapse kind.
     """
     config = trainer.config
     history = list(history or [])
@@ -94,6 +97,8 @@ def train(trainer: Trainer, reporter: Reporter, *, history: list[dict] | None = 
         row.update(verdict=verdict.kind, verdict_evidence=verdict.evidence,
                    time_total_s=elapsed_before + time.perf_counter() - started,
                    done=stop_reason is not None, stop_reason=stop_reason)
+        if stop_reason == COMPLETED and on_complete is not None:
+            row.update(clean(on_complete(trainer)))
         history.append(row)
         reporter(row, grid, trainer)
         return row

@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import pickle
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from trainable.data import PreparedDataset, denormalize, normalize
 from trainable.errors import UserError
 from trainable.judge import Judge
 from trainable.models import Discriminator, Generator
+from trainable.progress import Progress
 
 CHECKPOINT_FILE = "trainer.pt"
 
@@ -265,22 +267,9 @@ class Trainer:
         for ema_buffer, buffer in zip(self.g_ema.buffers(), self.generator.buffers()):
             ema_buffer.copy_(buffer)
 
-    @torch.no_grad()
-    def _generate(self, z: torch.Tensor, labels: torch.Tensor, batch: int = 500) -> torch.Tensor:
-        """Generated images in [0,1] on the CPU, G in inference mode (running batch-norm statistics);
-        the averaged G when there is one."""
-        generator = self.sampling_generator
-        generator.eval()
-        try:
-            chunks = []
-            for start in range(0, len(z), batch):
-                with self._autocast():
-                    out = generator(z[start:start + batch].to(self.device),
-                                    self.eye[labels[start:start + batch].to(self.device)])
-                chunks.append(out.float().cpu())
-        finally:
-            generator.train()
-        images = torch.cat(chunks)
+    def _generate(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Generated images in [0,1] on the CPU; the averaged G when there is one."""
+        images = sample(self.sampling_generator, z, self.eye.cpu()[labels], autocast=self._autocast)
         return images if self.config.normalization == "[0,1]" else (images + 1) / 2
 
     def evaluate(self) -> tuple[dict, np.ndarray]:
@@ -341,13 +330,41 @@ class Trainer:
         return path
 
     def restore(self, directory: str | Path) -> None:
-        path = Path(directory) / CHECKPOINT_FILE
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except FileNotFoundError:
-            raise UserError(f"{path}: no checkpoint there") from None
-        except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-            reason = next((line.strip() for line in str(exc).splitlines() if "Unsupported global" in line),
-                          str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            raise UserError(f"{path}: unreadable checkpoint ({reason})") from None
-        self.load_state_dict(state)
+        self.load_state_dict(read_checkpoint(directory, self.device))
+
+
+def read_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> dict:
+    """A checkpoint's state (``Trainer.state_dict``), or a one-line refusal naming the file."""
+    path = Path(directory) / CHECKPOINT_FILE
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no checkpoint there") from None
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        reason = next((line.strip() for line in str(exc).splitlines() if "Unsupported global" in line),
+                      str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise UserError(f"{path}: unreadable checkpoint ({reason})") from None
+
+
+@torch.no_grad()
+def sample(generator: Generator, z: torch.Tensor, labels_one_hot: torch.Tensor, *,
+           autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+           batch: int = 500, progress: Progress | None = None) -> torch.Tensor:
+    """G's images for ``z`` and labels, in G's output range, as float32 on the CPU.
+
+    G runs in inference mode (running batch-norm statistics), so an image depends on its own z
+    and label only, not on the batch it was made in (up to float rounding)."""
+    device = next(generator.parameters()).device
+    was_training = generator.training
+    generator.eval()
+    try:
+        chunks = []
+        for start in range(0, len(z), batch):
+            with autocast():
+                out = generator(z[start:start + batch].to(device), labels_one_hot[start:start + batch].to(device))
+            chunks.append(out.float().cpu())
+            if progress is not None:
+                progress.update(start + len(chunks[-1]))
+    finally:
+        generator.train(was_training)
+    return torch.cat(chunks)

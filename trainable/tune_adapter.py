@@ -9,6 +9,7 @@ store (``tune.with_parameters``), once per worker node, not once per trial from 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainable.cas import final_cas_row
 from trainable.config import TrainConfig
 from trainable.data import PreparedDataset
 from trainable.experiment import FID_INTRA, SCORE, grid_file, split_params
@@ -43,7 +45,8 @@ def fail_once_marker() -> Path | None:
 
 
 def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: Judge | None = None,
-                   metric: str = FID_INTRA) -> None:
+                   metric: str = FID_INTRA, cas_steps: int | None = None) -> None:
+    """``cas_steps``: train CAS's classifier that long at the trial's last evaluation (None: no CAS)."""
     import torch
     from ray import tune
 
@@ -74,5 +77,6 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
             fail_marker.write_text(f"{tune.get_context().get_trial_id()} failed at iteration {row['iteration']}")
             raise RuntimeError("injected failure (CGAN_STUDY_FAIL_ONCE): the trial must be retried from its checkpoint")
 
+    on_complete = None if cas_steps is None else functools.partial(final_cas_row, real=dataset, steps=cas_steps)
     # Collapse stopping is the study's stoppers' job, so every trial ends the same way.
-    train(trainer, report, history=history, stop_on_collapse=False)
+    train(trainer, report, history=history, stop_on_collapse=False, on_complete=on_complete)

@@ -315,6 +315,25 @@ def test_collapse_map_says_collapsed_only_when_a_trial_did(synthetic):
     assert title.startswith("Where in the space trials stopped") and "none collapsed" in title
 
 
+def test_ranking_and_dashboard_show_cas_where_trials_have_it(synthetic, tmp_path):
+    path, _ = synthetic
+    assert "CAS" not in format_ranking(get_leaderboard_info(read_experiment(path)))
+    copy = tmp_path / "study"
+    shutil.copytree(path, copy)
+    first = sorted(copy.glob("trial_*"))[-1]  # not a baseline: its name is one word of the table
+    rows = [json.loads(line) for line in (first / "result.json").read_text().splitlines()]
+    rows[-1]["final_cas"] = 0.375
+    (first / "result.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    info = get_leaderboard_info(read_experiment(copy))
+    assert {row.name: row.final_cas for row in info.rows if row.final_cas is not None} == {first.name: 0.375}
+    table = format_ranking(info).splitlines()
+    assert table[0].split()[8] == "CAS"
+    assert next(line for line in table if first.name in line).split()[8] == "0.375"
+    assert 'data-key="final_cas" data-kind="num" class="sortable" title="Classification Accuracy Score' in \
+        leaderboard_html(info)
+    assert "<b>CAS</b>: Classification Accuracy Score" in build_dashboard(copy, tmp_path / "d.html").path.read_text()
+
+
 def test_score_headers_explain_themselves_and_the_study_shows_its_fixed_fields(synthetic, tmp_path):
     path, _ = synthetic
     table = leaderboard_html(get_leaderboard_info(read_experiment(path)))

@@ -1,5 +1,7 @@
-"""Analysis of a real tiny study run in this session (real Ray, Optuna, trainer, files), and
-seed re-runs of its best configurations through the same study machinery."""
+"""Analysis of a real tiny study run in this session (real Ray, Optuna, trainer, files), seed
+re-runs of its best configurations through the same study machinery, and its best trial's use."""
+
+import json
 
 import pytest
 
@@ -13,6 +15,7 @@ from analysis._leaderboard import get_leaderboard_info
 from analysis._replay import get_replay_info
 from analysis._stops import get_stops_info
 from tests.e2e.test_study import cli
+from trainable.data import load_prepared
 
 pytestmark = pytest.mark.slow
 
@@ -125,3 +128,20 @@ def test_replay_reruns_the_best_with_new_seeds_and_ranks_by_median(real_study):
     assert dashboard.returncode == 0 and "Seed re-runs" in (replay_dir / "dashboard.html").read_text()
     again = cli("analyze", "replay", replay_dir)
     assert again.returncode == 1 and "itself a seed re-run" in again.stderr
+
+
+def test_the_best_trial_of_a_real_study_generates_faces_and_runs_again(real_study, run_cli, tmp_path):
+    """Tune's trial folders (checkpoints, study.json's data) serve `generate` and `trial --from`."""
+    best = get_leaderboard_info(read_experiment(real_study)).rows[0]
+    code, out, _ = run_cli("generate", real_study, "--per-class", 2, "--out", tmp_path / "g.npz")
+    assert code == 0 and f"{best.name} (rank 1 of study mixed" in out and "raw weights" in out
+    generated = load_prepared(tmp_path / "g.npz")
+    assert generated.counts() == {"train": [2] * 7} and set(generated.source.tolist()) == {f"generated:{best.name}"}
+    code, out, _ = run_cli("trial", "--from", "mixed", "--storage", real_study.parent, "--set", "iterations=20",
+                           "--out", tmp_path / "again")
+    assert code == 0, out
+    params = json.loads((tmp_path / "again" / "params.json").read_text())
+    assert params["from"] == {"trial": str((real_study / best.name).resolve()), "study": "mixed", "rank": 1}
+    assert params["data"] == "builtin:synthetic" and params["judge_steps"] == 1500 and params["iterations"] == 20
+    source = read_experiment(real_study / best.name).trials[0].params
+    assert all(params[key] == value for key, value in source.items() if key != "iterations")

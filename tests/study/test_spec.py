@@ -85,12 +85,19 @@ def test_spec_survives_the_round_trip_through_study_json():
     ("[study]\nsamples = 2\n", "fewer than the 4 baselines"),
     ("[study]\nmetric = \"loss\"\n", "[study].metric"),
     ("[fixed]\niterations = -5\n", "iterations: -5 out of range"),
+    ("[study]\nfinal_cas = \"yes\"\n", "[study].final_cas: expected true or false"),
     ("not toml = = 1", "not valid TOML"),
 ])
 def test_bad_study_files_are_refused_with_the_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as error:
         load_spec(write(tmp_path, text))
     assert message in str(error.value)
+
+
+def test_final_cas_is_an_opt_in_study_option_kept_in_study_json(tmp_path):
+    assert load_spec().final_cas is False
+    spec = load_spec(write(tmp_path, "[study]\nfinal_cas = true\n"))
+    assert spec.final_cas is True and StudySpec.from_dict(spec.to_dict()).final_cas is True
 
 
 def test_missing_study_file(tmp_path):

@@ -13,11 +13,12 @@ from trainable.data._prepared import (
     one_hot,
 )
 from trainable.data._readers import FORMATS, read_any, read_fer_csv, read_image_folders, resize
-from trainable.data._synthetic import builtin_dataset, generate_faces, prepare_faces, synthetic_dataset, write_fer_csv, write_image_folders
+from trainable.data._synthetic import builtin_dataset, generate_faces, prepare_faces, synthetic_dataset
+from trainable.data._writers import WRITE_FORMATS, write_dataset, write_fer_csv, write_image_folders
 
 __all__ = [
     "EXPRESSIONS", "builtin_dataset", "FORMATS", "NORMALIZATIONS", "SPLITS", "PreparedDataset", "denormalize", "export_pickle",
     "fuse", "generate_faces", "import_pickle", "load_array_pickle", "load_prepared", "normalize", "one_hot", "prepare_faces",
-    "read_any", "read_fer_csv", "read_image_folders", "resize", "synthetic_dataset", "write_fer_csv",
-    "write_image_folders",
+    "read_any", "read_fer_csv", "read_image_folders", "resize", "synthetic_dataset", "WRITE_FORMATS", "write_dataset",
+    "write_fer_csv", "write_image_folders",
 ]

@@ -9,13 +9,11 @@ classes overlap the way real expressions do: a classifier has to learn them.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from trainable._io import atomic_dir, atomic_path
 from trainable.data._prepared import EXPRESSIONS, PreparedDataset
 from trainable.data._readers import resize
 from trainable.progress import Progress
@@ -225,29 +223,3 @@ def builtin_dataset(count: int = 3500, *, seed: int = 0, size: int = 28) -> Prep
     dataset = synthetic_dataset(count, seed=seed, size=size)
     dataset.save(path)
     return dataset
-
-
-_CSV_USAGE = {"train": "Training", "valid": "PublicTest", "test": "PrivateTest"}
-
-
-def write_fer_csv(images: np.ndarray, labels: np.ndarray, split: np.ndarray, path: str | Path) -> Path:
-    """Write images in the original fer2013.csv form (emotion, pixels, Usage)."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["emotion", "pixels", "Usage"])
-        for image, label, part in zip(images, labels, split):
-            writer.writerow([int(label), " ".join(map(str, image.ravel().tolist())), _CSV_USAGE[str(part)]])
-    return Path(path)
-
-
-def write_image_folders(images: np.ndarray, labels: np.ndarray, split: np.ndarray, root: str | Path) -> Path:
-    """Write images in FER-2013's image-folder form: train/<expression>/*.png and test/<expression>/*.png.
-
-    That form has no validation split: PublicTest and PrivateTest both go to test/, as on Kaggle.
-    """
-    with atomic_dir(root) as tmp:
-        for i, (image, label, part) in enumerate(zip(images, labels, split)):
-            folder = tmp / ("train" if part == "train" else "test") / EXPRESSIONS[int(label)]
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image).save(folder / f"{i:05d}.png", optimize=False)
-    return Path(root)
