@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: $(VENV)/.installed
 	rm -rf runs/studies/demo
-	$(BIN)/cgan-study study run --name demo --samples 6
+	$(BIN)/cgan-study study run --config examples/demo.toml --name demo
 	$(BIN)/cgan-study analyze runs/studies/demo
 
 test: $(VENV)/.installed

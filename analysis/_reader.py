@@ -15,7 +15,7 @@ from typing import Any
 
 from study.spec import Domain, domain_from_dict
 from trainable.config import PRESETS, param_value
-from trainable.experiment import (COLLAPSES, ERROR, FID_INTRA, PARAMS_FILE, TRIAL_PREFIX, preset_changes,
+from trainable.experiment import (COLLAPSES, ERROR, FID_INTRA, PARAMS_FILE, TRIAL_PREFIX, matches_point, preset_changes,
                                   read_results, read_stop_reason, read_study)
 
 
@@ -68,10 +68,6 @@ class Experiment:
         return {key: domain_from_dict(domain) for key, domain in raw.items()}
 
 
-def _matches(params: dict[str, Any], point: dict[str, Any]) -> bool:
-    return all(key in params and params[key] == value for key, value in point.items())
-
-
 def read_trial(trial_dir: Path, skipped: list[str], baselines: dict[str, dict] | None = None,
                in_study: bool = False) -> TrialRecord | None:
     params_file = trial_dir / PARAMS_FILE
@@ -93,7 +89,7 @@ def read_trial(trial_dir: Path, skipped: list[str], baselines: dict[str, dict] |
     if baseline and preset_changes(params, baseline):
         baseline = None
     for name, point in (baselines or {}).items():
-        if _matches(params, point):
+        if matches_point(params, point):
             baseline = name
             break
     return TrialRecord(trial_dir.name, trial_dir, params, rows, reason, evidence, baseline)

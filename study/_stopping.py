@@ -15,7 +15,7 @@ from ray.tune import Stopper
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from study.spec import StudySpec
-from trainable.experiment import ASHA, COMPLETED, LEDGER_FILE, NONE, SCORE, read_json_lines
+from trainable.experiment import ASHA, COMPLETED, LEDGER_FILE, NONE, SCORE, matches_point, read_json_lines
 
 
 class StopLedger:
@@ -63,14 +63,20 @@ class CollapseStopper(Stopper):
 
 
 class RecordingASHA(ASHAScheduler):
-    """ASHA that writes each of its stop decisions into the ledger."""
+    """ASHA that writes each of its stop decisions into the ledger. The baselines' points (the
+    paper's V0/V1/V2, the reference recipe) are never stopped: they are the yardstick every trial
+    is compared with at the same budget. Their results still set ASHA's cut-offs."""
 
-    def __init__(self, experiment_dir: str | Path, **kwargs: Any) -> None:
+    def __init__(self, experiment_dir: str | Path, *, protected: tuple[dict[str, Any], ...] = (),
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ledger = StopLedger(experiment_dir)
+        self.protected = protected
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         decision = super().on_trial_result(tune_controller, trial, result)
+        if decision == TrialScheduler.STOP and any(matches_point(trial.config, point) for point in self.protected):
+            return TrialScheduler.CONTINUE
         finished = result.get("stop_reason") == COMPLETED or result.get("training_iteration", 0) >= self._max_t
         if decision == TrialScheduler.STOP and not finished:
             self.ledger.record(trial.trial_id, ASHA, f"below the ASHA cut at training_iteration "
@@ -84,7 +90,8 @@ def make_scheduler(spec: StudySpec, experiment_dir: str | Path) -> TrialSchedule
     if not spec.early_stopping:
         return FIFOScheduler()
     evaluations = spec.evaluations
-    return RecordingASHA(experiment_dir, time_attr="training_iteration", metric=SCORE, mode="min",
+    return RecordingASHA(experiment_dir, protected=tuple(spec.baseline_points()),
+                         time_attr="training_iteration", metric=SCORE, mode="min",
                          max_t=evaluations, grace_period=min(spec.grace_period, evaluations),
                          reduction_factor=spec.reduction_factor)
 

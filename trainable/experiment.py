@@ -97,6 +97,11 @@ def preset_changes(params: dict[str, Any], name: str) -> list[str]:
                   if key in reference and key not in RUN_FIELDS and value != reference[key])
 
 
+def matches_point(params: dict[str, Any], point: dict[str, Any]) -> bool:
+    """Whether a trial's parameters (study form) are a given point, e.g. one of a study's baselines."""
+    return all(key in params and params[key] == value for key, value in point.items())
+
+
 def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """params.json (or a Tune trial's config) -> (config values, meta)."""
     meta = {key: params[key] for key in META_KEYS if key in params}

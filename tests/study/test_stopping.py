@@ -30,3 +30,32 @@ def test_without_early_stopping_nothing_stops_a_trial(tmp_path):
     spec = load_spec()
     asha = make_scheduler(spec, tmp_path)
     assert isinstance(asha, RecordingASHA) and asha._max_t == spec.evaluations == 4
+
+
+class _Trial:
+    def __init__(self, trial_id: str, config: dict) -> None:
+        self.trial_id, self.config = trial_id, config
+
+
+def test_asha_never_stops_a_baseline_but_counts_its_score(tmp_path):
+    from ray.tune.schedulers import TrialScheduler
+
+    from trainable.experiment import SCORE
+
+    asha = RecordingASHA(tmp_path, protected=({"latent_size": 100, "d_filters": "32,64,128"},),
+                         time_attr="training_iteration", metric=SCORE, mode="min", max_t=4, grace_period=1,
+                         reduction_factor=2)
+    good, v0, bad = (_Trial("good", {"latent_size": 32, "d_filters": "16,32,64"}),
+                     _Trial("v0", {"latent_size": 100, "d_filters": "32,64,128"}),
+                     _Trial("bad", {"latent_size": 64, "d_filters": "16,32,64"}))
+    for trial in (good, v0, bad):
+        asha.on_trial_add(None, trial)
+
+    def report(trial, score):
+        return asha.on_trial_result(None, trial, {"training_iteration": 1, SCORE: score, "iteration": 100,
+                                                  "score": score})
+
+    assert report(good, 1.0) == TrialScheduler.CONTINUE
+    assert report(v0, 9.0) == TrialScheduler.CONTINUE  # below the cut, but the paper's V0 runs to its end
+    assert report(bad, 8.0) == TrialScheduler.STOP  # a searched trial below the cut still stops
+    assert set(StopLedger(tmp_path).entries()) == {"bad"}
