@@ -86,6 +86,18 @@ def test_spec_survives_the_round_trip_through_study_json():
     ("[study]\nmetric = \"loss\"\n", "[study].metric"),
     ("[fixed]\niterations = -5\n", "iterations: -5 out of range"),
     ("not toml = = 1", "not valid TOML"),
+    # Values of the wrong type are refused before Ray starts, never read as something else.
+    ('[study]\nsamples = "5"\n', "[study].samples: expected a whole number, got '5'"),
+    ('[study]\nearly_stopping = "no"\n', "[study].early_stopping: expected true or false"),
+    ('[study]\nbaselines = "V0"\n', "[study].baselines: expected a list of preset names"),
+    ('[study]\nbaselines = [["V0"]]\n', "[study].baselines: expected a list of preset names"),
+    ('[study]\ncpus_per_trial = "2"\n', "[study].cpus_per_trial: expected a number"),
+    ("[study]\nseed = 1.5\n", "[study].seed: expected a whole number"),
+    ("[study]\nreduction_factor = 1\n", "[study].reduction_factor: 1 is below the least allowed, 2"),
+    ("study = 5\n", "[study] must be a table"),
+    ('[search]\nlatent_size = {low = "8", high = 100}\n', "[search].latent_size: low must be a number"),
+    ('[search]\ng_lr = {low = 1e-4, high = 1e-3, log = "yes"}\n', "[search].g_lr: log must be true or false"),
+    ('[fixed]\niterations = "many"\n', "iterations: cannot read 'many' as a number"),
 ])
 def test_bad_study_files_are_refused_with_the_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as error:
@@ -96,6 +108,15 @@ def test_bad_study_files_are_refused_with_the_key(tmp_path, text, message):
 def test_missing_study_file(tmp_path):
     with pytest.raises(ConfigError, match="no such study file"):
         load_spec(tmp_path / "nope.toml")
+
+
+def test_a_folder_or_a_file_in_another_encoding_is_no_study_file(tmp_path):
+    with pytest.raises(ConfigError, match="a folder, not a study file"):
+        load_spec(tmp_path)
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes("[study]\n# r\u00e9sum\u00e9\nsamples = 5\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_spec(latin)
 
 
 def test_study_file_overrides_defaults(tmp_path):
