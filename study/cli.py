@@ -65,6 +65,12 @@ def _print_info(path: str | Path, dataset) -> None:
         print(f"{name:<{width}} " + " ".join(f"{per_split[s][label]:>7}" for s in per_split))
 
 
+def _at_least(option: str, value: int | float | None, least: int) -> None:
+    """Refuse a number too small for the option before anything runs or is written."""
+    if value is not None and value < least:
+        raise UserError(f"{option} {value}: must be at least {least}")
+
+
 def _save(dataset, out: Path) -> int:
     """Write a prepared file and say what it holds."""
     dataset.save(out)
@@ -87,14 +93,17 @@ class DataSynth(Command):
                             help="comma-separated forms to write: csv, folders, prepared (default all)")
 
     def run(self, args: argparse.Namespace) -> int:
-        from trainable.data import generate_faces, prepare_faces, write_fer_csv, write_image_folders
+        from trainable.data import EXPRESSIONS, generate_faces, prepare_faces, write_fer_csv, write_image_folders
 
         out = Path(args.out)
-        images, labels, _, split = generate_faces(args.count, seed=args.seed, progress=True)
+        _at_least("--count", args.count, len(EXPRESSIONS))  # one face per expression at least
+        _at_least("--seed", args.seed, 0)
+        _at_least("--size", args.size, 1)
         forms = set(args.forms.split(","))
         unknown = forms - set(self.FORMS)
         if unknown:
             raise UserError(f"--forms: unknown form(s) {sorted(unknown)}; expected csv, folders, prepared")
+        images, labels, _, split = generate_faces(args.count, seed=args.seed, progress=True)
         out.mkdir(parents=True, exist_ok=True)
         written = []
         if "csv" in forms:
@@ -126,6 +135,7 @@ class DataPrepare(Command):
     def run(self, args: argparse.Namespace) -> int:
         from trainable.data import read_any
 
+        _at_least("--size", args.size, 1)
         dataset = read_any(args.source, fmt=args.format, size=args.size, source=args.name, progress=True)
         return _save(dataset, args.out)
 
@@ -242,6 +252,7 @@ class Trial(Command):
         from trainable.local import run_local_trial
 
         overrides = _parse_sets(args.set)
+        _at_least("--judge-steps", args.judge_steps, 1)
         if args.resume:
             extra = set(overrides) - {"iterations"}
             if extra or args.data or args.preset:
@@ -306,6 +317,7 @@ class StudyRun(Command):
         from study.runner import load_study, run_study
         from study.spec import load_spec
 
+        _at_least("--judge-steps", args.judge_steps, 1)
         spec = load_spec(args.config, samples=args.samples, gpus_per_trial=args.gpus_per_trial,
                          cpus_per_trial=args.cpus_per_trial, seed=args.seed)
         args.name = args.name or f"study-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -386,8 +398,6 @@ class Analyze(Command):
         from analysis import format_ranking, format_replay, get_leaderboard_info, get_replay_info, read_experiment
         from analysis.dashboard import build_dashboard
 
-        if not Path(args.dir).is_dir():
-            raise UserError(f"{args.dir}: no such folder (give a study folder or a trial folder)")
         experiment = read_experiment(args.dir)
         if not experiment.trials:
             raise UserError(f"{args.dir}: no trials found (a study folder holds trial_* folders; "

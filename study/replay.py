@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from analysis import Experiment, rank, read_experiment
-from study.runner import run_study, study_dir
+from study.runner import check_name, run_study, study_dir
 from study.spec import Choice, StudySpec
 from trainable.errors import UserError
 
@@ -55,6 +55,8 @@ def replay_name(source: str | Path) -> str:
 
 def run_replay(source: str | Path, *, top: int, seeds: int, name: str | None = None, storage: str | None = None,
                address: str | None = None) -> Path:
+    if name is not None:
+        check_name(name)
     experiment = read_experiment(source)
     spec, extra = replay_spec(experiment, top=top, seeds=seeds)
     storage = storage or experiment.study.get("storage") or str(Path(source).resolve().parent)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import sys
 import time
@@ -23,8 +24,32 @@ from trainable.local import BUILTIN, load_data
 DEFAULT_STORAGE = "runs/studies"
 
 
+# A study name is one folder name: no path separators, no "..", nothing a shell or a URI must quote.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise UserError(f"study name {name!r}: use letters, digits, '.', '_' and '-' (not first: '.' or '-'), "
+                        "no path separators; --storage says where studies go")
+    return name
+
+
+def check_storage(storage: str) -> None:
+    """A local --storage is, or can become, a folder we may write: refused now, not after Ray has started."""
+    if "://" in storage:
+        return
+    path = Path(storage).expanduser().resolve()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"--storage {storage}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"--storage {storage}: {existing} is not writable")
+
+
 def study_dir(storage: str, name: str) -> Path:
     """The study's folder on this machine (for remote storage, the driver's local state)."""
+    check_name(name)
     if "://" in storage:
         return Path(os.environ.get("CGAN_STUDY_LOCAL_STATE", Path.home() / ".cache" / "cgan-study" / "state")) / name
     return Path(storage).expanduser().resolve() / name
@@ -35,6 +60,7 @@ def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: s
               extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run a study; ``extra`` entries go into study.json (a seed re-run records its source there)."""
     experiment_dir = study_dir(storage, name)
+    check_storage(storage)
     if is_study(experiment_dir):
         raise UserError(f"study {name!r} already exists in {storage}; continue it with: cgan-study study resume {name}")
     if data and data != BUILTIN and not Path(data).is_file():
@@ -96,6 +122,8 @@ def load_study(name_or_path: str, storage: str = DEFAULT_STORAGE) -> Path:
     path = Path(name_or_path)
     if is_study(path):
         return path
+    if os.sep in name_or_path or "/" in name_or_path:
+        raise UserError(f"{name_or_path}: not a study folder (no {STUDY_FILE})")
     path = study_dir(storage, name_or_path)
     if not is_study(path):
         raise UserError(f"no study {name_or_path!r} in {storage}")

@@ -18,8 +18,8 @@ are read alike.
             grids/iteration_NNNNNNN.png        the sample grid at each evaluation (rows = classes)
             grids/iteration_NNNNNNN.thumb.png  its small version for dashboards
 
-It imports nothing of the project but the config and the atomic file writer, so every module
-may import it.
+It imports nothing of the project but the config, the errors and the atomic file writer, so every
+module may import it.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any
 
 from trainable._io import write_text_atomic  # public here: writers of experiment folders use it
 from trainable.config import TrainConfig, param_value
+from trainable.errors import UserError
 
 STUDY_FILE = "study.json"
 LEDGER_FILE = "stop_reasons.jsonl"
@@ -110,15 +111,35 @@ def read_json_lines(path: str | Path, skipped: list[str] | None = None) -> list[
     rows: list[dict[str, Any]] = []
     if not path.exists():
         return rows
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             if skipped is not None:
                 skipped.append(f"{path} line {number}: incomplete JSON (the trial was still writing or was killed)")
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+        elif skipped is not None:
+            skipped.append(f"{path} line {number}: a JSON {type(row).__name__}, not a record")
     return rows
+
+
+# Keys of a report that, when present, hold a number (or null): a row where one holds anything else
+# is not a report of ours, and the readers would trip over it.
+NUMERIC_KEYS = ("iteration", "training_iteration", "time_total_s", FID, FID_INTRA, COND_ACCURACY, DIVERSITY_MIN,
+                DIVERSITY_MEAN, COVERAGE, SCORE)
+
+
+def is_report(row: dict[str, Any]) -> bool:
+    """A result row the readers can use: a whole-number iteration, and numbers where numbers belong."""
+    iteration = row.get("iteration")
+    if isinstance(iteration, bool) or not isinstance(iteration, int):
+        return False
+    return all(row.get(key) is None or (isinstance(row[key], (int, float)) and not isinstance(row[key], bool))
+               for key in NUMERIC_KEYS)
 
 
 def lineage(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -139,7 +160,14 @@ def lineage(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def read_results(trial_dir: str | Path, skipped: list[str] | None = None) -> list[dict[str, Any]]:
     """A trial's reports, once each, in order: the one reader of result.json."""
-    rows = lineage(read_json_lines(Path(trial_dir) / RESULT_FILE, skipped))
+    path = Path(trial_dir) / RESULT_FILE
+    rows = []
+    for row in read_json_lines(path, skipped):
+        if is_report(row):
+            rows.append(row)
+        elif skipped is not None:
+            skipped.append(f"{path}: a record that is not a report (iteration {row.get('iteration')!r})")
+    rows = lineage(rows)
     for row in rows:
         row.pop("config", None)  # Tune repeats the trial's config in every row; params.json holds it
     return rows
@@ -152,10 +180,16 @@ def write_json(path: str | Path, value: Any) -> None:
 
 def read_study(experiment_dir: str | Path) -> dict[str, Any] | None:
     """study.json, or None where there is none (a single trial, a study not yet started)."""
+    path = Path(experiment_dir) / STUDY_FILE
     try:
-        return json.loads((Path(experiment_dir) / STUDY_FILE).read_text())
-    except FileNotFoundError:
+        study = json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(study, dict):
+        raise UserError(f"{path}: unreadable (a JSON object expected, got {type(study).__name__})")
+    return study
 
 
 def write_study(experiment_dir: str | Path, study: dict[str, Any]) -> None:
