@@ -284,7 +284,16 @@ class Trial(Command):
 
 
 def _resume_hint(args: argparse.Namespace) -> str:
-    return f"interrupted; continue with: cgan-study study resume {args.name} --storage {args.storage}"
+    from study.runner import study_dir  # loaded already: the command that was interrupted imported it
+    from trainable.experiment import is_study
+
+    try:
+        started = args.name is not None and is_study(study_dir(args.storage, args.name))
+    except UserError:  # a bad name, interrupted before it was refused
+        started = False
+    if not started:
+        return "interrupted before the study started; nothing to resume (run it again)"
+    return f"interrupted: continue with {PROG} study resume {args.name} --storage {args.storage}"
 
 
 class StudyRun(Command):
@@ -455,7 +464,7 @@ class AnalyzeReplay(Command):
         return 0
 
     def interrupted(self, args: argparse.Namespace) -> str:
-        return ("interrupted; continue with: cgan-study study resume NAME --storage STORAGE "
+        return (f"interrupted: continue with {PROG} study resume NAME --storage STORAGE "
                 "(the name and storage printed above)")
 
 

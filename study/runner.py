@@ -5,6 +5,7 @@ study/_tuner.py and study/_summary.py.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -12,13 +13,14 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from study._session import Resources, plan_resources, ray_session
 from study._tuner import build_tuner
 from study.spec import StudySpec
 from trainable.errors import UserError
-from trainable.experiment import STUDY_FILE, TRIAL_PREFIX, is_study, read_study, write_study
+from trainable.experiment import (LOCK_FILE, STUDY_FILE, TRIAL_PREFIX, driver_lock, is_study, read_study,
+                                  write_study)
 from trainable.local import BUILTIN, load_data
 
 DEFAULT_STORAGE = "runs/studies"
@@ -71,7 +73,9 @@ def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: s
              "judge_steps": judge_steps, "spec": spec.to_dict(),
              "baselines": dict(zip(spec.baselines, spec.baseline_points())), **(extra or {})}
     load_data(study["data"])  # bad data fails before Ray starts
-    with ray_session(address):
+    with _one_driver(experiment_dir, name), ray_session(address):
+        if is_study(experiment_dir):  # another driver started it while this one was checking
+            raise UserError(f"study {name!r} already exists in {storage}; continue it with: cgan-study study resume {name}")
         import ray
 
         resources = plan_resources(spec, ray.nodes(), wait_for_gpus=wait_for_gpus)
@@ -81,10 +85,31 @@ def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: s
         tuner = build_tuner(spec, study, resources, restore=False)
         # Written only now: a study that failed before this point can simply be run again.
         study["started_at"] = time.time()
-        experiment_dir.mkdir(parents=True, exist_ok=True)
         write_study(experiment_dir, study)
-        tuner.fit()
+        _check_finished(tuner.fit(), spec)
     return study
+
+
+@contextlib.contextmanager
+def _one_driver(experiment_dir: Path, name: str) -> Iterator[None]:
+    """The study folder's driver lock, held while the study runs. A folder made only to hold the
+    lock goes again when the study never started, so the study can simply be run again."""
+    fresh = not experiment_dir.exists()
+    try:
+        with driver_lock(experiment_dir, f"study {name!r}"):
+            yield
+    finally:
+        if fresh and not is_study(experiment_dir):
+            (experiment_dir / LOCK_FILE).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                experiment_dir.rmdir()
+
+
+def _check_finished(grid, spec: StudySpec) -> None:
+    """Tune catches Ctrl-C itself, saves its state and returns from fit as if done: a study with a
+    trial not ended, or not yet created, was interrupted, and says so as Ctrl-C does."""
+    if len(grid) < spec.samples or grid.num_terminated + grid.num_errors < len(grid):
+        raise KeyboardInterrupt
 
 
 def resume_study(name: str, *, storage: str = DEFAULT_STORAGE, address: str | None = None) -> dict[str, Any]:
@@ -97,12 +122,13 @@ def resume_study(name: str, *, storage: str = DEFAULT_STORAGE, address: str | No
 
     if not tune.Tuner.can_restore(study["storage_uri"]):
         raise UserError(f"study {name!r} has no saved experiment state to resume from in {study['storage_uri']}")
-    with ray_session(address):
+    with _one_driver(experiment_dir, name), ray_session(address):
         resources = Resources(**study["resources"])
         tuner = build_tuner(spec, study, resources, restore=True)
         grid = tuner.fit()
         known = {Path(result.path).name for result in grid if result.path}
         _set_aside_orphans(experiment_dir, known)
+        _check_finished(grid, spec)
     return study
 
 

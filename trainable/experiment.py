@@ -6,6 +6,7 @@ are read alike.
 
     STUDY/                       a study (a local trial folder is one TRIAL/ on its own)
         study.json               what ran: name, storage, data, the spec, the baselines' points
+        driver.lock              locked (flock) by the driver running the study, its pid inside
         stop_reasons.jsonl       the driver's ledger: why each trial ended (first decision stands)
         optuna.log               Optuna journal mirror of the finished trials
         trial_ID/                one per trial, the files of a Ray Tune trial folder:
@@ -24,15 +25,19 @@ module may import it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from trainable._io import write_text_atomic  # public here: writers of experiment folders use it
 from trainable.config import TrainConfig, param_value
 from trainable.errors import UserError
 
 STUDY_FILE = "study.json"
+LOCK_FILE = "driver.lock"  # held by the one driver writing a study or trial folder; holds its pid
 LEDGER_FILE = "stop_reasons.jsonl"
 JOURNAL_FILE = "optuna.log"
 TRIAL_PREFIX = "trial_"
@@ -222,3 +227,25 @@ def read_stop_reason(trial_dir: str | Path, rows: list[dict[str, Any]]) -> tuple
         lines = error_file.read_text().strip().splitlines()
         return ERROR, lines[-1] if lines else ""
     return RUNNING, ""
+
+
+@contextlib.contextmanager
+def driver_lock(folder: str | Path, what: str) -> Iterator[None]:
+    """One driver at a time writes ``folder``: an OS lock (flock) on its LOCK_FILE, held for the
+    block. The OS releases it when the process ends, killed or not, so a dead driver never
+    blocks the next; a second driver is refused with the holder's pid."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise UserError(f"{what} is in use by another driver (pid {holder}); wait for it to end, "
+                            "or stop that process") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # and with it the lock
