@@ -7,6 +7,7 @@ are read alike.
     STUDY/                       a study (a local trial folder is one TRIAL/ on its own)
         study.json               what ran: name, storage, data, the spec, the baselines' points
         driver.lock              locked (flock) by the driver running the study, its pid inside
+        ray_session.json         while it runs: the pids of its embedded Ray, ended if a killed driver left them
         stop_reasons.jsonl       the driver's ledger: why each trial ended (first decision stands)
         optuna.log               Optuna journal mirror of the finished trials
         trial_ID/                one per trial, the files of a Ray Tune trial folder:
@@ -38,6 +39,7 @@ from trainable.errors import UserError
 
 STUDY_FILE = "study.json"
 LOCK_FILE = "driver.lock"  # held by the one driver writing a study or trial folder; holds its pid
+SESSION_FILE = "ray_session.json"  # the processes of a running study's embedded Ray
 LEDGER_FILE = "stop_reasons.jsonl"
 JOURNAL_FILE = "optuna.log"
 TRIAL_PREFIX = "trial_"
@@ -70,6 +72,7 @@ DIVERSITY_MIN = "diversity_min"  # lowest per-class diversity ratio (generated /
 DIVERSITY_MEAN = "diversity_mean"
 COVERAGE = "coverage"
 SCORE = "score"  # what a study's scheduler and searcher see: its metric, finite, lower is better
+NODE_ID = "node_id"  # a study report's Ray node (beside Tune's hostname and node_ip): where the trial ran
 
 # params.json keys that are the trial's context, not config fields.
 META_KEYS = ("preset", "data", "judge_steps")

@@ -361,10 +361,10 @@ class Trainer:
         try:
             state = torch.load(io.BytesIO(data), map_location=self.device, weights_only=True)
         except pickle.UnpicklingError as exc:
-            found = next((line.split("GLOBAL")[-1].split()[0] for line in str(exc).splitlines() if "GLOBAL" in line),
-                         None)
-            reason = (f"it holds a Python object ({found}), not only tensors: refused, loading it could run code"
-                      if found else "not a checkpoint file")
+            named = next((line.split("GLOBAL", 1)[1].split(" was not")[0].strip()
+                          for line in str(exc).splitlines() if "Unsupported global: GLOBAL" in line), None)
+            reason = (f"damaged, or not tensors only: it names the Python object {named!r}, not loaded as that "
+                      "could run code" if named else "not a checkpoint file")
             raise UserError(f"{path}: unreadable checkpoint ({reason})") from None
         except (RuntimeError, EOFError, ValueError, OSError):
             raise UserError(f"{path}: unreadable checkpoint (truncated or not a checkpoint file)") from None
