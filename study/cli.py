@@ -49,6 +49,8 @@ def _add_storage(parser: argparse.ArgumentParser, help: str = f"where studies ar
 
 def _add_address(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="Ray cluster address (e.g. auto); default: start Ray here")
+    parser.add_argument("--connect-timeout", type=float, default=30.0, metavar="S",
+                        help="with --address: give up when nothing answers there within S seconds (default 30)")
 
 
 def _print_info(path: str | Path, dataset) -> None:
@@ -331,7 +333,8 @@ class StudyRun(Command):
                          cpus_per_trial=args.cpus_per_trial, seed=args.seed)
         args.name = args.name or f"study-{time.strftime('%Y%m%d-%H%M%S')}"
         run_study(spec, name=args.name, data=str(args.data) if args.data else None, storage=args.storage,
-                  address=args.address, judge_steps=args.judge_steps, wait_for_gpus=args.wait_for_gpus)
+                  address=args.address, judge_steps=args.judge_steps, wait_for_gpus=args.wait_for_gpus,
+                  connect_timeout=args.connect_timeout)
         print(summary(load_study(args.name, args.storage)))
         return 0
 
@@ -353,7 +356,7 @@ class StudyResume(Command):
         from study._summary import summary
         from study.runner import load_study, resume_study
 
-        resume_study(args.name, storage=args.storage, address=args.address)
+        resume_study(args.name, storage=args.storage, address=args.address, connect_timeout=args.connect_timeout)
         print(summary(load_study(args.name, args.storage)))
         return 0
 
@@ -458,7 +461,7 @@ class AnalyzeReplay(Command):
         from study.replay import run_replay
 
         path = run_replay(args.dir, top=args.top, seeds=args.seeds, name=args.name, storage=args.storage,
-                          address=args.address)
+                          address=args.address, connect_timeout=args.connect_timeout)
         print(format_replay(get_replay_info(read_experiment(path))))
         print(f"re-run study: {path} (cgan-study analyze {path} draws its dashboard)")
         return 0

@@ -10,17 +10,18 @@ import dataclasses
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from study._session import Resources, plan_resources, ray_session
+from study._session import DEFAULT_CONNECT_TIMEOUT, Resources, plan_resources, ray_session, storage_note
 from study._tuner import build_tuner
 from study.spec import StudySpec
 from trainable.errors import UserError
-from trainable.experiment import (LOCK_FILE, STUDY_FILE, TRIAL_PREFIX, driver_lock, is_study, read_study,
-                                  write_study)
+from trainable.experiment import (LOCK_FILE, SESSION_FILE, STUDY_FILE, TRIAL_PREFIX, driver_lock, is_study,
+                                  read_study, write_study)
 from trainable.local import BUILTIN, load_data
 
 DEFAULT_STORAGE = "runs/studies"
@@ -59,12 +60,10 @@ def study_dir(storage: str, name: str) -> Path:
 
 def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: str = DEFAULT_STORAGE,
               address: str | None = None, judge_steps: int = 1500, wait_for_gpus: bool = False,
-              extra: dict[str, Any] | None = None) -> dict[str, Any]:
+              connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run a study; ``extra`` entries go into study.json (a seed re-run records its source there)."""
     experiment_dir = study_dir(storage, name)
     check_storage(storage)
-    if is_study(experiment_dir):
-        raise UserError(f"study {name!r} already exists in {storage}; continue it with: cgan-study study resume {name}")
     if data and data != BUILTIN and not Path(data).is_file():
         raise UserError(f"{data}: no such prepared data file")
     storage_path = storage if "://" in storage else str(Path(storage).expanduser().resolve())
@@ -73,21 +72,30 @@ def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: s
              "judge_steps": judge_steps, "spec": spec.to_dict(),
              "baselines": dict(zip(spec.baselines, spec.baseline_points())), **(extra or {})}
     load_data(study["data"])  # bad data fails before Ray starts
-    with _one_driver(experiment_dir, name), ray_session(address):
-        if is_study(experiment_dir):  # another driver started it while this one was checking
+    with _one_driver(experiment_dir, name):
+        if is_study(experiment_dir):
             raise UserError(f"study {name!r} already exists in {storage}; continue it with: cgan-study study resume {name}")
+        _start(spec, study, experiment_dir, address=address, connect_timeout=connect_timeout,
+               wait_for_gpus=wait_for_gpus)
+    return study
+
+
+def _start(spec: StudySpec, study: dict[str, Any], experiment_dir: Path, *, address: str | None,
+           connect_timeout: float, wait_for_gpus: bool) -> None:
+    with ray_session(address, connect_timeout=connect_timeout, record=experiment_dir / SESSION_FILE):
         import ray
 
         resources = plan_resources(spec, ray.nodes(), wait_for_gpus=wait_for_gpus)
-        if resources.note:
-            print(f"note: {resources.note}", file=sys.stderr)
+        storage_warning = storage_note(study["storage"], ray.nodes(), joined=bool(address), more_coming=wait_for_gpus)
+        for note in (resources.note, storage_warning):
+            if note:
+                print(f"note: {note}", file=sys.stderr)
         study["resources"] = dataclasses.asdict(resources)
         tuner = build_tuner(spec, study, resources, restore=False)
         # Written only now: a study that failed before this point can simply be run again.
         study["started_at"] = time.time()
         write_study(experiment_dir, study)
-        _check_finished(tuner.fit(), spec)
-    return study
+        _fit(tuner)
 
 
 @contextlib.contextmanager
@@ -105,14 +113,48 @@ def _one_driver(experiment_dir: Path, name: str) -> Iterator[None]:
                 experiment_dir.rmdir()
 
 
-def _check_finished(grid, spec: StudySpec) -> None:
-    """Tune catches Ctrl-C itself, saves its state and returns from fit as if done: a study with a
-    trial not ended, or not yet created, was interrupted, and says so as Ctrl-C does."""
-    if len(grid) < spec.samples or grid.num_terminated + grid.num_errors < len(grid):
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    before = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _fit(tuner):
+    """``tuner.fit()``, where Ctrl-C stops the study as Tune does (it saves its state and returns)
+    but is then raised, so the command says the study was interrupted instead of summing it up
+    as finished. Tune's own SIGINT handler is switched off for that, and its SIGUSR1 handler,
+    always installed, does the graceful stop; a second Ctrl-C stops at once."""
+    interrupted = False
+
+    def on_ctrl_c(signum, frame):
+        nonlocal interrupted
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted = True
+        print("interrupted: saving the study's state (Ctrl-C again to stop at once)", file=sys.stderr)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    handler = signal.signal(signal.SIGINT, on_ctrl_c)
+    with _environment(TUNE_DISABLE_SIGINT_HANDLER="1"):
+        try:
+            grid = tuner.fit()
+        finally:
+            signal.signal(signal.SIGINT, handler)
+    if interrupted:
         raise KeyboardInterrupt
+    return grid
 
 
-def resume_study(name: str, *, storage: str = DEFAULT_STORAGE, address: str | None = None) -> dict[str, Any]:
+def resume_study(name: str, *, storage: str = DEFAULT_STORAGE, address: str | None = None,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> dict[str, Any]:
     experiment_dir = study_dir(storage, name)
     study = read_study(experiment_dir)
     if study is None:
@@ -120,16 +162,23 @@ def resume_study(name: str, *, storage: str = DEFAULT_STORAGE, address: str | No
     spec = StudySpec.from_dict(study["spec"])
     from ray import tune
 
-    if not tune.Tuner.can_restore(study["storage_uri"]):
-        raise UserError(f"study {name!r} has no saved experiment state to resume from in {study['storage_uri']}")
-    with _one_driver(experiment_dir, name), ray_session(address):
-        resources = Resources(**study["resources"])
-        tuner = build_tuner(spec, study, resources, restore=True)
-        grid = tuner.fit()
-        known = {Path(result.path).name for result in grid if result.path}
-        _set_aside_orphans(experiment_dir, known)
-        _check_finished(grid, spec)
+    with _one_driver(experiment_dir, name):
+        if not tune.Tuner.can_restore(study["storage_uri"]):
+            raise UserError(f"study {name!r} has no saved experiment state to resume from in {study['storage_uri']}")
+        with ray_session(address, connect_timeout=connect_timeout, record=experiment_dir / SESSION_FILE):
+            import ray
+
+            note = storage_note(study["storage"], ray.nodes(), joined=bool(address))
+            if note:
+                print(f"note: {note}", file=sys.stderr)
+            _resume(spec, study, experiment_dir)
     return study
+
+
+def _resume(spec: StudySpec, study: dict[str, Any], experiment_dir: Path) -> None:
+    tuner = build_tuner(spec, study, Resources(**study["resources"]), restore=True)
+    grid = _fit(tuner)
+    _set_aside_orphans(experiment_dir, {Path(result.path).name for result in grid if result.path})
 
 
 def _set_aside_orphans(experiment_dir: Path, known: set[str]) -> None:

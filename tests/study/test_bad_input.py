@@ -66,3 +66,35 @@ def test_status_and_analyze_read_a_result_json_with_records_that_are_not_reports
     code, out, err = run_cli("study", "status", "s", "--storage", tmp_path / "studies")
     assert code == 0, err
     assert "skipped 3 unreadable entries" in out
+
+
+def test_an_address_where_nothing_listens_fails_in_time_and_leaves_nothing(run_cli, tmp_path, tiny_data):
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    _refused(run_cli, "study", "run", "--data", tiny_data[0], "--judge-steps", "60", "--name", "s",
+             "--storage", tmp_path / "studies", "--address", f"127.0.0.1:{port}", "--connect-timeout", "2",
+             message=f"cannot join Ray at 127.0.0.1:{port}: nothing answers there after 2 s")
+    assert time.monotonic() - started < 20
+    assert not (tmp_path / "studies" / "s").exists()  # the folder made for its lock went again
+
+
+def test_one_driver_per_study_the_second_is_told_the_holders_pid(run_cli, tmp_path, lock_holder):
+    from study.spec import load_spec
+
+    study = tmp_path / "studies" / "s"
+    study.mkdir(parents=True)
+    (study / "study.json").write_text(json.dumps({"name": "s", "spec": load_spec().to_dict(),
+                                                  "storage_uri": str(study)}))
+    holder = lock_holder(study)
+    _refused(run_cli, "study", "resume", "s", "--storage", tmp_path / "studies",
+             message=f"study 's' is in use by another driver (pid {holder.pid})")
+    holder.kill()  # as a crash would: the OS releases the lock
+    holder.wait()
+    # The next driver gets as far as the (here missing) saved state.
+    _refused(run_cli, "study", "resume", "s", "--storage", tmp_path / "studies",
+             message="has no saved experiment state")

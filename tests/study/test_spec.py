@@ -1,7 +1,9 @@
+import json
+
 import optuna
 import pytest
 
-from study._session import Resources, plan_resources
+from study._session import Resources, plan_resources, storage_note
 from study.spec import DEFAULT_SEARCH, SearchSpace, StudySpec, load_spec, trial_config
 from trainable.config import RECIPE, preset
 from trainable.errors import ConfigError, UserError
@@ -151,3 +153,43 @@ def test_requests_no_node_can_hold_are_refused():
         plan_resources(load_spec(cpus_per_trial=32), [CPU_NODE, GPU_NODE])
     with pytest.raises(ConfigError, match="a fraction must be at most 1"):
         load_spec(gpus_per_trial=1.5)
+
+
+def test_a_local_storage_path_on_a_cluster_of_several_nodes_is_warned_of():
+    two = [CPU_NODE, GPU_NODE]
+    assert "is a local path on a cluster of 2 node(s)" in storage_note("/home/me/studies", two, joined=True)
+    assert "and more to come" in storage_note("/home/me/studies", [CPU_NODE], joined=True, more_coming=True)
+    assert storage_note("s3://bucket/studies", two, joined=True) == ""
+    assert storage_note("/home/me/studies", [CPU_NODE], joined=True) == ""  # one machine: its own disk is fine
+    assert storage_note("runs/studies", two, joined=False) == ""  # an embedded Ray is one machine
+
+
+def test_the_processes_a_killed_driver_left_are_ended_by_the_next(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from study._session import end_leftovers, record_session
+
+    record = tmp_path / "ray_session.json"
+    # An agent as Ray's are: it ignores SIGTERM, and it outlives the driver that started it.
+    agent = subprocess.Popen([sys.executable, "-c", "import signal, time\n"
+                              "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint(1, flush=True)\ntime.sleep(120)"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        agent.stdout.readline()
+        record_session(record)
+        os.kill(agent.pid, signal.SIGTERM)
+        time.sleep(0.2)
+        assert agent.poll() is None
+        assert agent.pid in end_leftovers(record)
+        assert agent.wait(timeout=10) == -signal.SIGKILL and not record.exists()
+        # A pid that names another process now (its start time differs) is left alone.
+        record.write_text(json.dumps({"processes": [[os.getpid(), 1]]}))
+        assert end_leftovers(record) == []
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()

@@ -1,7 +1,5 @@
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -73,29 +71,16 @@ def test_no_readable_checkpoint_is_one_clear_error(tiny_data, tmp_path):
     assert "1 older ones unreadable too" in str(refused.value) and "weights_only" not in str(refused.value)
 
 
-HOLD_LOCK = """
-import sys, time
-from trainable.experiment import driver_lock
-with driver_lock(sys.argv[1], "x"):
-    print("locked", flush=True)
-    time.sleep(60)
-"""
-
-
-def test_one_driver_per_trial_folder_and_a_dead_one_blocks_nothing(tiny_data, tmp_path):
+def test_one_driver_per_trial_folder_and_a_dead_one_blocks_nothing(tiny_data, tmp_path, lock_holder):
     from trainable.experiment import driver_lock
 
     path, _, judge = tiny_data
     folder = _unstarted_trial(tmp_path / "t", path)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(folder)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(UserError, match=f"trial folder {folder} is in use by another driver \\(pid {holder.pid}\\)"):
-            run_local_trial(folder, resume=True, judge=judge)
-        assert sorted(p.name for p in folder.iterdir()) == ["driver.lock", "params.json"]  # nothing written
-    finally:
-        holder.kill()  # as a crash would: the OS releases the lock
-        holder.wait()
+    holder = lock_holder(folder)
+    with pytest.raises(UserError, match=f"trial folder {folder} is in use by another driver \\(pid {holder.pid}\\)"):
+        run_local_trial(folder, resume=True, judge=judge)
+    assert sorted(p.name for p in folder.iterdir()) == ["driver.lock", "params.json"]  # nothing written
+    holder.kill()  # as a crash would: the OS releases the lock
+    holder.wait()
     with driver_lock(folder, "x"):  # free again at once
         assert (folder / "driver.lock").read_text().strip() == str(os.getpid())
