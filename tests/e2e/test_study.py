@@ -173,12 +173,13 @@ def _start_time(pid: int) -> int | None:
         return None
 
 
-def test_killed_driver_is_resumed_with_every_trial_accounted_once(tmp_path):
+def test_killed_driver_is_resumed_with_every_trial_accounted_once(tmp_path, tiny_data):
     config = write_study(tmp_path, samples=6, iterations=200, grace=100000)
     storage = tmp_path / "studies"
     log = open(tmp_path / "driver.log", "w")
     driver = subprocess.Popen([sys.executable, "-m", "study", "study", "run", "--config", str(config),
-                               "--name", "killed", "--storage", str(storage)],
+                               "--name", "killed", "--storage", str(storage), "--data", str(tiny_data[0]),
+                               "--judge-steps", "60"],
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     experiment_dir = storage / "killed"
     deadline = time.time() + 300
