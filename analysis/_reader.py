@@ -15,8 +15,9 @@ from typing import Any
 
 from study.spec import Domain, domain_from_dict
 from trainable.config import PRESETS, param_value
-from trainable.experiment import (COLLAPSES, ERROR, FID_INTRA, PARAMS_FILE, TRIAL_PREFIX, matches_point, preset_changes,
-                                  read_results, read_stop_reason, read_study)
+from trainable.errors import UserError
+from trainable.experiment import (COLLAPSES, ERROR, FID_INTRA, PARAMS_FILE, TRIAL_PREFIX, matches_point,
+                                  preset_changes, read_results, read_stop_reason, read_study)
 
 
 def finite(value: Any) -> float | None:
@@ -76,7 +77,9 @@ def read_trial(trial_dir: Path, skipped: list[str], baselines: dict[str, dict] |
         return None
     try:
         params = json.loads(params_file.read_text())
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        params = None
+    if not isinstance(params, dict):
         skipped.append(f"{params_file}: unreadable")
         return None
     # Both trials write the study's form (trainable.experiment.trial_params); a local trial written
@@ -104,7 +107,7 @@ def read_experiment(path: str | Path) -> Experiment:
         return Experiment(path, [trial] if trial else [], None, skipped)
     study = read_study(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such experiment folder")
+        raise UserError(f"{path}: no such folder (give a study folder or a trial folder)")
     baselines = (study or {}).get("baselines", {})
     trials = []
     for trial_dir in sorted(p for p in path.iterdir() if p.is_dir() and p.name.startswith(TRIAL_PREFIX)):

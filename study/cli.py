@@ -49,6 +49,8 @@ def _add_storage(parser: argparse.ArgumentParser, help: str = f"where studies ar
 
 def _add_address(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="Ray cluster address (e.g. auto); default: start Ray here")
+    parser.add_argument("--connect-timeout", type=float, default=30.0, metavar="S",
+                        help="with --address: give up when nothing answers there within S seconds (default 30)")
 
 
 def _print_info(path: str | Path, dataset) -> None:
@@ -63,6 +65,12 @@ def _print_info(path: str | Path, dataset) -> None:
     print(f"{'class':<{width}} " + " ".join(f"{s:>7}" for s in per_split))
     for label, name in enumerate(dataset.class_names):
         print(f"{name:<{width}} " + " ".join(f"{per_split[s][label]:>7}" for s in per_split))
+
+
+def _at_least(option: str, value: int | float | None, least: int) -> None:
+    """Refuse a number too small for the option before anything runs or is written."""
+    if value is not None and value < least:
+        raise UserError(f"{option} {value}: must be at least {least}")
 
 
 def _save(dataset, out: Path) -> int:
@@ -87,14 +95,17 @@ class DataSynth(Command):
                             help="comma-separated forms to write: csv, folders, prepared (default all)")
 
     def run(self, args: argparse.Namespace) -> int:
-        from trainable.data import generate_faces, prepare_faces, write_fer_csv, write_image_folders
+        from trainable.data import EXPRESSIONS, generate_faces, prepare_faces, write_fer_csv, write_image_folders
 
         out = Path(args.out)
-        images, labels, _, split = generate_faces(args.count, seed=args.seed, progress=True)
+        _at_least("--count", args.count, len(EXPRESSIONS))  # one face per expression at least
+        _at_least("--seed", args.seed, 0)
+        _at_least("--size", args.size, 1)
         forms = set(args.forms.split(","))
         unknown = forms - set(self.FORMS)
         if unknown:
             raise UserError(f"--forms: unknown form(s) {sorted(unknown)}; expected csv, folders, prepared")
+        images, labels, _, split = generate_faces(args.count, seed=args.seed, progress=True)
         out.mkdir(parents=True, exist_ok=True)
         written = []
         if "csv" in forms:
@@ -126,6 +137,7 @@ class DataPrepare(Command):
     def run(self, args: argparse.Namespace) -> int:
         from trainable.data import read_any
 
+        _at_least("--size", args.size, 1)
         dataset = read_any(args.source, fmt=args.format, size=args.size, source=args.name, progress=True)
         return _save(dataset, args.out)
 
@@ -317,6 +329,7 @@ class Trial(Command):
         from trainable.local import DEFAULT_JUDGE_STEPS, run_local_trial
 
         overrides = _parse_sets(args.set)
+        _at_least("--judge-steps", args.judge_steps, 1)
         if args.resume:
             extra = set(overrides) - {"iterations"}
             if extra or args.data or args.preset or args.source or args.judge_steps:
@@ -418,7 +431,16 @@ class Generate(Command):
 
 
 def _resume_hint(args: argparse.Namespace) -> str:
-    return f"interrupted; continue with: cgan-study study resume {args.name} --storage {args.storage}"
+    from study.runner import study_dir  # loaded already: the command that was interrupted imported it
+    from trainable.experiment import is_study
+
+    try:
+        started = args.name is not None and is_study(study_dir(args.storage, args.name))
+    except UserError:  # a bad name, interrupted before it was refused
+        started = False
+    if not started:
+        return "interrupted before the study started; nothing to resume (run it again)"
+    return f"interrupted: continue with {PROG} study resume {args.name} --storage {args.storage}"
 
 
 class StudyRun(Command):
@@ -451,11 +473,13 @@ class StudyRun(Command):
         from study.runner import load_study, run_study
         from study.spec import load_spec
 
+        _at_least("--judge-steps", args.judge_steps, 1)
         spec = load_spec(args.config, samples=args.samples, gpus_per_trial=args.gpus_per_trial,
                          cpus_per_trial=args.cpus_per_trial, seed=args.seed)
         args.name = args.name or f"study-{time.strftime('%Y%m%d-%H%M%S')}"
         run_study(spec, name=args.name, data=str(args.data) if args.data else None, storage=args.storage,
-                  address=args.address, judge_steps=args.judge_steps, wait_for_gpus=args.wait_for_gpus)
+                  address=args.address, judge_steps=args.judge_steps, wait_for_gpus=args.wait_for_gpus,
+                  connect_timeout=args.connect_timeout)
         print(summary(load_study(args.name, args.storage)))
         return 0
 
@@ -477,7 +501,7 @@ class StudyResume(Command):
         from study._summary import summary
         from study.runner import load_study, resume_study
 
-        resume_study(args.name, storage=args.storage, address=args.address)
+        resume_study(args.name, storage=args.storage, address=args.address, connect_timeout=args.connect_timeout)
         print(summary(load_study(args.name, args.storage)))
         return 0
 
@@ -531,8 +555,6 @@ class Analyze(Command):
         from analysis import format_ranking, format_replay, get_leaderboard_info, get_replay_info, read_experiment
         from analysis.dashboard import build_dashboard
 
-        if not Path(args.dir).is_dir():
-            raise UserError(f"{args.dir}: no such folder (give a study folder or a trial folder)")
         experiment = read_experiment(args.dir)
         if not experiment.trials:
             raise UserError(f"{args.dir}: no trials found (a study folder holds trial_* folders; "
@@ -626,13 +648,13 @@ class AnalyzeReplay(Command):
         from study.replay import run_replay
 
         path = run_replay(args.dir, top=args.top, seeds=args.seeds, name=args.name, storage=args.storage,
-                          address=args.address)
+                          address=args.address, connect_timeout=args.connect_timeout)
         print(format_replay(get_replay_info(read_experiment(path))))
         print(f"re-run study: {path} (cgan-study analyze {path} draws its dashboard)")
         return 0
 
     def interrupted(self, args: argparse.Namespace) -> str:
-        return ("interrupted; continue with: cgan-study study resume NAME --storage STORAGE "
+        return (f"interrupted: continue with {PROG} study resume NAME --storage STORAGE "
                 "(the name and storage printed above)")
 
 

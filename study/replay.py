@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from analysis import Experiment, rank, read_experiment
-from study.runner import run_study, study_dir
+from study.runner import DEFAULT_CONNECT_TIMEOUT, check_name, run_study, study_dir
 from study.spec import Choice, StudySpec
 from trainable.errors import UserError
 
@@ -54,12 +54,14 @@ def replay_name(source: str | Path) -> str:
 
 
 def run_replay(source: str | Path, *, top: int, seeds: int, name: str | None = None, storage: str | None = None,
-               address: str | None = None) -> Path:
+               address: str | None = None, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> Path:
+    if name is not None:
+        check_name(name)
     experiment = read_experiment(source)
     spec, extra = replay_spec(experiment, top=top, seeds=seeds)
     storage = storage or experiment.study.get("storage") or str(Path(source).resolve().parent)
     name = name or replay_name(source)
     run_study(spec, name=name, data=experiment.study.get("data"), storage=storage, address=address,
-              judge_steps=int(experiment.study.get("judge_steps", 1500)), extra=extra)
+              judge_steps=int(experiment.study.get("judge_steps", 1500)), connect_timeout=connect_timeout, extra=extra)
     return study_dir(storage, name)
 

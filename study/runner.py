@@ -5,26 +5,54 @@ study/_tuner.py and study/_summary.py.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import re
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from study._session import Resources, plan_resources, ray_session
+from study._session import DEFAULT_CONNECT_TIMEOUT, Resources, plan_resources, ray_session, storage_note
 from study._tuner import build_tuner
 from study.spec import StudySpec
 from trainable.errors import UserError
-from trainable.experiment import STUDY_FILE, TRIAL_PREFIX, is_study, read_study, write_study
+from trainable.experiment import (LOCK_FILE, SESSION_FILE, STUDY_FILE, TRIAL_PREFIX, driver_lock, is_study,
+                                  read_study, write_study)
 from trainable.local import BUILTIN, load_data
 
 DEFAULT_STORAGE = "runs/studies"
 
 
+# A study name is one folder name: no path separators, no "..", nothing a shell or a URI must quote.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise UserError(f"study name {name!r}: use letters, digits, '.', '_' and '-' (not first: '.' or '-'), "
+                        "no path separators; --storage says where studies go")
+    return name
+
+
+def check_storage(storage: str) -> None:
+    """A local --storage is, or can become, a folder we may write: refused now, not after Ray has started."""
+    if "://" in storage:
+        return
+    path = Path(storage).expanduser().resolve()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"--storage {storage}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"--storage {storage}: {existing} is not writable")
+
+
 def study_dir(storage: str, name: str) -> Path:
     """The study's folder on this machine (for remote storage, the driver's local state)."""
+    check_name(name)
     if "://" in storage:
         return Path(os.environ.get("CGAN_STUDY_LOCAL_STATE", Path.home() / ".cache" / "cgan-study" / "state")) / name
     return Path(storage).expanduser().resolve() / name
@@ -32,11 +60,10 @@ def study_dir(storage: str, name: str) -> Path:
 
 def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: str = DEFAULT_STORAGE,
               address: str | None = None, judge_steps: int = 1500, wait_for_gpus: bool = False,
-              extra: dict[str, Any] | None = None) -> dict[str, Any]:
+              connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run a study; ``extra`` entries go into study.json (a seed re-run records its source there)."""
     experiment_dir = study_dir(storage, name)
-    if is_study(experiment_dir):
-        raise UserError(f"study {name!r} already exists in {storage}; continue it with: cgan-study study resume {name}")
+    check_storage(storage)
     if data and data != BUILTIN and not Path(data).is_file():
         raise UserError(f"{data}: no such prepared data file")
     storage_path = storage if "://" in storage else str(Path(storage).expanduser().resolve())
@@ -45,23 +72,89 @@ def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: s
              "judge_steps": judge_steps, "spec": spec.to_dict(),
              "baselines": dict(zip(spec.baselines, spec.baseline_points())), **(extra or {})}
     load_data(study["data"])  # bad data fails before Ray starts
-    with ray_session(address):
+    with _one_driver(experiment_dir, name):
+        if is_study(experiment_dir):
+            raise UserError(f"study {name!r} already exists in {storage}; continue it with: cgan-study study resume {name}")
+        _start(spec, study, experiment_dir, address=address, connect_timeout=connect_timeout,
+               wait_for_gpus=wait_for_gpus)
+    return study
+
+
+def _start(spec: StudySpec, study: dict[str, Any], experiment_dir: Path, *, address: str | None,
+           connect_timeout: float, wait_for_gpus: bool) -> None:
+    with ray_session(address, connect_timeout=connect_timeout, record=experiment_dir / SESSION_FILE):
         import ray
 
         resources = plan_resources(spec, ray.nodes(), wait_for_gpus=wait_for_gpus)
-        if resources.note:
-            print(f"note: {resources.note}", file=sys.stderr)
+        storage_warning = storage_note(study["storage"], ray.nodes(), joined=bool(address), more_coming=wait_for_gpus)
+        for note in (resources.note, storage_warning):
+            if note:
+                print(f"note: {note}", file=sys.stderr)
         study["resources"] = dataclasses.asdict(resources)
         tuner = build_tuner(spec, study, resources, restore=False)
         # Written only now: a study that failed before this point can simply be run again.
         study["started_at"] = time.time()
-        experiment_dir.mkdir(parents=True, exist_ok=True)
         write_study(experiment_dir, study)
-        tuner.fit()
-    return study
+        _fit(tuner)
 
 
-def resume_study(name: str, *, storage: str = DEFAULT_STORAGE, address: str | None = None) -> dict[str, Any]:
+@contextlib.contextmanager
+def _one_driver(experiment_dir: Path, name: str) -> Iterator[None]:
+    """The study folder's driver lock, held while the study runs. A folder made only to hold the
+    lock goes again when the study never started, so the study can simply be run again."""
+    fresh = not experiment_dir.exists()
+    try:
+        with driver_lock(experiment_dir, f"study {name!r}"):
+            yield
+    finally:
+        if fresh and not is_study(experiment_dir):
+            (experiment_dir / LOCK_FILE).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                experiment_dir.rmdir()
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    before = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _fit(tuner):
+    """``tuner.fit()``, where Ctrl-C stops the study as Tune does (it saves its state and returns)
+    but is then raised, so the command says the study was interrupted instead of summing it up
+    as finished. Tune's own SIGINT handler is switched off for that, and its SIGUSR1 handler,
+    always installed, does the graceful stop; a second Ctrl-C stops at once."""
+    interrupted = False
+
+    def on_ctrl_c(signum, frame):
+        nonlocal interrupted
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted = True
+        print("interrupted: saving the study's state (Ctrl-C again to stop at once)", file=sys.stderr)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    handler = signal.signal(signal.SIGINT, on_ctrl_c)
+    with _environment(TUNE_DISABLE_SIGINT_HANDLER="1"):
+        try:
+            grid = tuner.fit()
+        finally:
+            signal.signal(signal.SIGINT, handler)
+    if interrupted:
+        raise KeyboardInterrupt
+    return grid
+
+
+def resume_study(name: str, *, storage: str = DEFAULT_STORAGE, address: str | None = None,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> dict[str, Any]:
     experiment_dir = study_dir(storage, name)
     study = read_study(experiment_dir)
     if study is None:
@@ -69,15 +162,23 @@ def resume_study(name: str, *, storage: str = DEFAULT_STORAGE, address: str | No
     spec = StudySpec.from_dict(study["spec"])
     from ray import tune
 
-    if not tune.Tuner.can_restore(study["storage_uri"]):
-        raise UserError(f"study {name!r} has no saved experiment state to resume from in {study['storage_uri']}")
-    with ray_session(address):
-        resources = Resources(**study["resources"])
-        tuner = build_tuner(spec, study, resources, restore=True)
-        grid = tuner.fit()
-        known = {Path(result.path).name for result in grid if result.path}
-        _set_aside_orphans(experiment_dir, known)
+    with _one_driver(experiment_dir, name):
+        if not tune.Tuner.can_restore(study["storage_uri"]):
+            raise UserError(f"study {name!r} has no saved experiment state to resume from in {study['storage_uri']}")
+        with ray_session(address, connect_timeout=connect_timeout, record=experiment_dir / SESSION_FILE):
+            import ray
+
+            note = storage_note(study["storage"], ray.nodes(), joined=bool(address))
+            if note:
+                print(f"note: {note}", file=sys.stderr)
+            _resume(spec, study, experiment_dir)
     return study
+
+
+def _resume(spec: StudySpec, study: dict[str, Any], experiment_dir: Path) -> None:
+    tuner = build_tuner(spec, study, Resources(**study["resources"]), restore=True)
+    grid = _fit(tuner)
+    _set_aside_orphans(experiment_dir, {Path(result.path).name for result in grid if result.path})
 
 
 def _set_aside_orphans(experiment_dir: Path, known: set[str]) -> None:
@@ -96,6 +197,8 @@ def load_study(name_or_path: str, storage: str = DEFAULT_STORAGE) -> Path:
     path = Path(name_or_path)
     if is_study(path):
         return path
+    if os.sep in name_or_path or "/" in name_or_path:
+        raise UserError(f"{name_or_path}: not a study folder (no {STUDY_FILE})")
     path = study_dir(storage, name_or_path)
     if not is_study(path):
         raise UserError(f"no study {name_or_path!r} in {storage}")

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -152,13 +153,21 @@ class Range:
             raise ConfigError(f"[search].{key}: a range needs low and high (optional log, step), got {sorted(raw)}")
         integer = field_types()[key].base is int
         low, high = raw["low"], raw["high"]
+        for bound, value in (("low", low), ("high", high)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"[search].{key}: {bound} must be a number, got {value!r}")
+        if not isinstance(raw.get("log", False), bool):
+            raise ConfigError(f"[search].{key}: log must be true or false, got {raw['log']!r}")
+        step = raw.get("step")
+        if step is not None and (not integer or isinstance(step, bool) or not isinstance(step, int) or step < 1):
+            raise ConfigError(f"[search].{key}: step must be a whole number >= 1 on an integer field, got {step!r}")
         if not low < high:
             raise ConfigError(f"[search].{key}: low {low} must be below high {high}")
         TrainConfig.from_dict({key: int(low) if integer else float(low)})
         TrainConfig.from_dict({key: int(high) if integer else float(high)})
         if raw.get("log") and low <= 0:
             raise ConfigError(f"[search].{key}: a log range needs low > 0")
-        return cls(float(low), float(high), bool(raw.get("log", False)), raw.get("step"), integer)
+        return cls(float(low), float(high), raw.get("log", False), step, integer)
 
 
 Domain = Choice | Range
@@ -252,26 +261,62 @@ class StudySpec:
 
 
 _STUDY_KEYS = {f.name for f in dataclasses.fields(StudySpec)} - {"search", "fixed", "points"}
+# The least each whole-number [study] setting may be (max_failures -1: retry without end, as in Ray).
+_LEAST = {"samples": 1, "grace_period": 1, "reduction_factor": 2, "max_failures": -1}
+
+
+def _read_toml(path: str | Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such study file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not a study file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); a study file is TOML") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
+def _check_setting(key: str, value: Any) -> None:
+    """A [study] value has its field's type (TOML's: 5 not "5", true not "yes"), checked before Ray starts."""
+    kind = typing.get_type_hints(StudySpec)[key]
+    kind = typing.get_origin(kind) or kind
+    if kind is bool:
+        ok, expected = isinstance(value, bool), "true or false (unquoted)"
+    elif kind is int:
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif kind is float:
+        ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif kind is tuple:
+        ok = isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
+        expected = 'a list of preset names like ["V0", "recipe"]'
+    else:
+        ok, expected = isinstance(value, kind), "a string"
+    if not ok:
+        raise ConfigError(f"[study].{key}: expected {expected}, got {value!r}")
+    if key in _LEAST and value < _LEAST[key]:
+        raise ConfigError(f"[study].{key}: {value} is below the least allowed, {_LEAST[key]}")
 
 
 def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
     """Read a study file (or the defaults), validating every key and value with a clear message."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        try:
-            raw = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such study file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    raw = _read_toml(path) if path is not None else {}
     unknown = set(raw) - {"study", "fixed", "search"}
     if unknown:
         raise ConfigError(f"{path}: unknown section [{sorted(unknown)[0]}]; expected [study], [fixed], [search]")
+    for section, value in raw.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: [{section}] must be a table (a [{section}] header and key = value lines)")
     settings = dict(raw.get("study", {}))
     bad = set(settings) - _STUDY_KEYS
     if bad:
         raise ConfigError(f"{path}: unknown key [study].{sorted(bad)[0]}; known: {', '.join(sorted(_STUDY_KEYS))}")
     settings.update({k: v for k, v in overrides.items() if v is not None})
+    for key, value in settings.items():
+        _check_setting(key, value)
     search_raw = raw.get("search", DEFAULT_SEARCH)
     fixed = {**DEFAULT_FIXED, **raw.get("fixed", {})} if "fixed" in raw or path is None else dict(DEFAULT_FIXED)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -285,9 +330,6 @@ def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
     TrainConfig.from_dict(fixed)
     search = {key: domain_from_toml(key, value) for key, value in search_raw.items()}
     if "baselines" in settings:
-        if not isinstance(settings["baselines"], list):
-            raise ConfigError(f"[study].baselines: expected a list of preset names like [\"V0\", \"recipe\"], "
-                              f"got {settings['baselines']!r}")
         settings["baselines"] = tuple(settings["baselines"])
     spec = StudySpec(search=search, fixed=fixed, **settings)
     if "baselines" not in settings:  # the recipe runs wherever the space can express it

@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -56,3 +58,31 @@ def write_png(path, array):
 
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)
+
+
+HOLD_LOCK = """
+import sys, time
+from trainable.experiment import driver_lock
+with driver_lock(sys.argv[1], "x"):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.fixture
+def lock_holder():
+    """Another process holding a folder's driver lock, as a running driver does; returns the
+    process (kill it to play a crash); any left is killed at the end of the test."""
+    holders = []
+
+    def hold(folder):
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(folder)], stdout=subprocess.PIPE, text=True,
+                                  env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        holders.append(holder)
+        assert holder.stdout.readline().strip() == "locked"
+        return holder
+
+    yield hold
+    for holder in holders:
+        holder.kill()
+        holder.wait()

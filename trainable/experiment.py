@@ -6,6 +6,8 @@ are read alike.
 
     STUDY/                       a study (a local trial folder is one TRIAL/ on its own)
         study.json               what ran: name, storage, data, the spec, the baselines' points
+        driver.lock              locked (flock) by the driver running the study, its pid inside
+        ray_session.json         while it runs: the pids of its embedded Ray, ended if a killed driver left them
         stop_reasons.jsonl       the driver's ledger: why each trial ended (first decision stands)
         optuna.log               Optuna journal mirror of the finished trials
         trial_ID/                one per trial, the files of a Ray Tune trial folder:
@@ -18,20 +20,26 @@ are read alike.
             grids/iteration_NNNNNNN.png        the sample grid at each evaluation (rows = classes)
             grids/iteration_NNNNNNN.thumb.png  its small version for dashboards
 
-It imports nothing of the project but the config and the atomic file writer, so every module
-may import it.
+It imports nothing of the project but the config, the errors and the atomic file writer, so every
+module may import it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from trainable._io import write_text_atomic  # public here: writers of experiment folders use it
 from trainable.config import TrainConfig, param_value, preset
+from trainable.errors import UserError
 
 STUDY_FILE = "study.json"
+LOCK_FILE = "driver.lock"  # held by the one driver writing a study or trial folder; holds its pid
+SESSION_FILE = "ray_session.json"  # the processes of a running study's embedded Ray
 LEDGER_FILE = "stop_reasons.jsonl"
 JOURNAL_FILE = "optuna.log"
 TRIAL_PREFIX = "trial_"
@@ -69,6 +77,7 @@ SCORE = "score"  # what a study's scheduler and searcher see: its metric, finite
 FINAL_CAS = "final_cas"
 FINAL_CAS_PER_CLASS = "final_cas_per_class"
 FINAL_CAS_S = "final_cas_s"
+NODE_ID = "node_id"  # a study report's Ray node (beside Tune's hostname and node_ip): where the trial ran
 
 # params.json keys that are the trial's context, not config fields. FROM: where a trial started
 # with `trial --from` took its configuration ({"trial": folder, "study": name or null, "rank": K}).
@@ -148,15 +157,35 @@ def read_json_lines(path: str | Path, skipped: list[str] | None = None) -> list[
     rows: list[dict[str, Any]] = []
     if not path.exists():
         return rows
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             if skipped is not None:
                 skipped.append(f"{path} line {number}: incomplete JSON (the trial was still writing or was killed)")
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+        elif skipped is not None:
+            skipped.append(f"{path} line {number}: a JSON {type(row).__name__}, not a record")
     return rows
+
+
+# Keys of a report that, when present, hold a number (or null): a row where one holds anything else
+# is not a report of ours, and the readers would trip over it.
+NUMERIC_KEYS = ("iteration", "training_iteration", "time_total_s", FID, FID_INTRA, COND_ACCURACY, DIVERSITY_MIN,
+                DIVERSITY_MEAN, COVERAGE, SCORE)
+
+
+def is_report(row: dict[str, Any]) -> bool:
+    """A result row the readers can use: a whole-number iteration, and numbers where numbers belong."""
+    iteration = row.get("iteration")
+    if isinstance(iteration, bool) or not isinstance(iteration, int):
+        return False
+    return all(row.get(key) is None or (isinstance(row[key], (int, float)) and not isinstance(row[key], bool))
+               for key in NUMERIC_KEYS)
 
 
 def lineage(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -177,7 +206,14 @@ def lineage(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def read_results(trial_dir: str | Path, skipped: list[str] | None = None) -> list[dict[str, Any]]:
     """A trial's reports, once each, in order: the one reader of result.json."""
-    rows = lineage(read_json_lines(Path(trial_dir) / RESULT_FILE, skipped))
+    path = Path(trial_dir) / RESULT_FILE
+    rows = []
+    for row in read_json_lines(path, skipped):
+        if is_report(row):
+            rows.append(row)
+        elif skipped is not None:
+            skipped.append(f"{path}: a record that is not a report (iteration {row.get('iteration')!r})")
+    rows = lineage(rows)
     for row in rows:
         row.pop("config", None)  # Tune repeats the trial's config in every row; params.json holds it
     return rows
@@ -190,10 +226,16 @@ def write_json(path: str | Path, value: Any) -> None:
 
 def read_study(experiment_dir: str | Path) -> dict[str, Any] | None:
     """study.json, or None where there is none (a single trial, a study not yet started)."""
+    path = Path(experiment_dir) / STUDY_FILE
     try:
-        return json.loads((Path(experiment_dir) / STUDY_FILE).read_text())
-    except FileNotFoundError:
+        study = json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(study, dict):
+        raise UserError(f"{path}: unreadable (a JSON object expected, got {type(study).__name__})")
+    return study
 
 
 def write_study(experiment_dir: str | Path, study: dict[str, Any]) -> None:
@@ -226,3 +268,25 @@ def read_stop_reason(trial_dir: str | Path, rows: list[dict[str, Any]]) -> tuple
         lines = error_file.read_text().strip().splitlines()
         return ERROR, lines[-1] if lines else ""
     return RUNNING, ""
+
+
+@contextlib.contextmanager
+def driver_lock(folder: str | Path, what: str) -> Iterator[None]:
+    """One driver at a time writes ``folder``: an OS lock (flock) on its LOCK_FILE, held for the
+    block. The OS releases it when the process ends, killed or not, so a dead driver never
+    blocks the next; a second driver is refused with the holder's pid."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise UserError(f"{what} is in use by another driver (pid {holder}); wait for it to end, "
+                            "or stop that process") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # and with it the lock

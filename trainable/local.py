@@ -8,12 +8,11 @@ from pathlib import Path
 
 from trainable.config import TrainConfig, preset
 from trainable.data import PreparedDataset, builtin_dataset, load_prepared
-from trainable.errors import UserError
-from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED, split_params,
-                                  trial_params)
+from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED, driver_lock,
+                                  split_params, trial_params)
 from trainable.judge import Judge, load_or_train_judge
 from trainable.loop import train
-from trainable.training import Trainer
+from trainable.training import Trainer, restore_newest_readable
 from trainable.trial_dir import LocalReporter, TrialDirectory
 
 BUILTIN = "builtin:synthetic"
@@ -54,8 +53,8 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
                     data: str | Path | None = None, judge_steps: int = DEFAULT_JUDGE_STEPS,
                     resume: bool = False, iterations: int | None = None, progress: bool = False,
                     judge: Judge | None = None, meta: dict | None = None) -> TrialOutcome:
-    """Run (or, with ``resume``, continue) one trial writing into ``directory``; ``meta``: more
-    params.json keys of its context (trainable.experiment.META_KEYS)."""
+    """Run (or, with ``resume``, continue) one trial writing into ``directory``, holding its lock;
+    ``meta``: more params.json keys of its context (trainable.experiment.META_KEYS)."""
     folder = TrialDirectory(directory)
     if resume:
         values, meta = split_params(folder.params())
@@ -64,33 +63,33 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
             config = config.replace(iterations=iterations)
         data, judge_steps = meta.get("data", BUILTIN), meta.get("judge_steps", judge_steps)
     dataset = load_data(data)  # bad data fails before anything is written
-    if not resume:
-        config = config or TrainConfig()
-        folder.create(trial_params(config, preset=preset, data=str(data or BUILTIN), judge_steps=judge_steps,
-                                   **(meta or {})))
-    if judge is None:
-        judge, trained = load_or_train_judge(dataset, steps=judge_steps, progress=progress)
-        if trained and progress:
-            print(f"judge trained: held-out accuracy {judge.heldout_accuracy:.3f} (cached for this data set)",
-                  file=sys.stderr)
-    trainer = Trainer(config, dataset, judge)
-    if progress and trainer.device.type == "cpu":
-        warn_if_slow(config)
-    history: list[dict] = []
-    if resume:
-        checkpoints = folder.checkpoints()
-        if not checkpoints:
-            raise UserError(f"{folder.path}: no checkpoint to resume from")
-        trainer.restore(checkpoints[-1])
-        history = [row for row in folder.results() if row["iteration"] <= trainer.iteration]
-        stopped = history[-1].get("stop_reason") if history else None
-        if stopped not in (None, INTERRUPTED) and (iterations is None or trainer.iteration >= config.iterations):
+    with driver_lock(folder.path, f"trial folder {folder.path}"):  # one driver at a time
+        if not resume:
+            config = config or TrainConfig()
+            folder.create(trial_params(config, preset=preset, data=str(data or BUILTIN), judge_steps=judge_steps,
+                                       **(meta or {})))
+        if judge is None:
+            judge, trained = load_or_train_judge(dataset, steps=judge_steps, progress=progress)
+            if trained and progress:
+                print(f"judge trained: held-out accuracy {judge.heldout_accuracy:.3f} (cached for this data set)",
+                      file=sys.stderr)
+        trainer = Trainer(config, dataset, judge)
+        if progress and trainer.device.type == "cpu":
+            warn_if_slow(config)
+        history: list[dict] = []
+        if resume:
+            # The newest checkpoint that loads: a damaged last one falls back to the one before.
+            restore_newest_readable(trainer, folder.checkpoints()[::-1], trainer.restore,
+                                    name=lambda path: path.name, where=str(folder.path))
+            history = [row for row in folder.results() if row["iteration"] <= trainer.iteration]
+            stopped = history[-1].get("stop_reason") if history else None
+            if stopped not in (None, INTERRUPTED) and (iterations is None or trainer.iteration >= config.iterations):
+                folder.rewrite(history)
+                return TrialOutcome(folder.path, stopped, history)  # nothing left to do
+            if stopped:
+                # Training goes on from the row it stopped at (Ctrl-C, or more iterations): that row no
+                # longer ends the trial, so only the history's last row says why the trial stopped.
+                history[-1] = {**history[-1], "stop_reason": None, "done": False}
             folder.rewrite(history)
-            return TrialOutcome(folder.path, stopped, history)  # nothing left to do
-        if stopped:
-            # Training goes on from the row it stopped at (Ctrl-C, or more iterations): that row no
-            # longer ends the trial, so only the history's last row says why the trial stopped.
-            history[-1] = {**history[-1], "stop_reason": None, "done": False}
-        folder.rewrite(history)
-    stop_reason = train(trainer, LocalReporter(folder), history=history, progress=progress, describe=describe)
-    return TrialOutcome(folder.path, stop_reason, folder.results())
+        stop_reason = train(trainer, LocalReporter(folder), history=history, progress=progress, describe=describe)
+        return TrialOutcome(folder.path, stop_reason, folder.results())

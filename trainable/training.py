@@ -12,15 +12,18 @@ import contextlib
 import copy
 import dataclasses
 import functools
+import hashlib
+import io
 import pickle
+import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from trainable._io import atomic_path
+from trainable._io import atomic_path, write_text_atomic
 from trainable.augment import diff_augment
 from trainable.config import TrainConfig
 from trainable.data import PreparedDataset, denormalize, normalize
@@ -30,6 +33,9 @@ from trainable.models import Discriminator, Generator
 from trainable.progress import Progress
 
 CHECKPOINT_FILE = "trainer.pt"
+DIGEST_FILE = "trainer.pt.sha256"
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,27 +329,51 @@ class Trainer:
         self.events = list(state["events"])
 
     def save(self, directory: str | Path) -> Path:
-        """Write the checkpoint atomically into ``directory`` (created if needed)."""
+        """Write the checkpoint atomically into ``directory`` (created if needed), with its SHA-256
+        beside it: torch loads a file with flipped bytes without a word, the digest does not."""
         path = Path(directory) / CHECKPOINT_FILE
+        buffer = io.BytesIO()
+        torch.save(self.state_dict(), buffer)
         with atomic_path(path) as tmp:
-            torch.save(self.state_dict(), tmp)
+            tmp.write_bytes(buffer.getvalue())
+        write_text_atomic(path.with_name(DIGEST_FILE), hashlib.sha256(buffer.getvalue()).hexdigest() + "\n")
         return path
 
     def restore(self, directory: str | Path) -> None:
-        self.load_state_dict(read_checkpoint(directory, self.device))
+        """Load a checkpoint, verified: a damaged one raises UserError naming what is wrong."""
+        path = Path(directory) / CHECKPOINT_FILE
+        state = read_checkpoint(directory, self.device)
+        try:
+            self.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"{path}: unreadable checkpoint (does not fit this trial's model: {reason})") from None
 
 
 def read_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> dict:
-    """A checkpoint's state (``Trainer.state_dict``), or a one-line refusal naming the file."""
+    """A checkpoint's state (``Trainer.state_dict``), verified against the SHA-256 beside it, or a
+    one-line refusal naming the file and what is wrong."""
     path = Path(directory) / CHECKPOINT_FILE
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise UserError(f"{path}: no checkpoint there") from None
-    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        reason = next((line.strip() for line in str(exc).splitlines() if "Unsupported global" in line),
-                      str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    try:
+        state = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        named = next((line.split("GLOBAL", 1)[1].split(" was not")[0].strip()
+                      for line in str(exc).splitlines() if "Unsupported global: GLOBAL" in line), None)
+        reason = (f"damaged, or not tensors only: it names the Python object {named!r}, not loaded as that "
+                  "could run code" if named else "not a checkpoint file")
         raise UserError(f"{path}: unreadable checkpoint ({reason})") from None
+    except (RuntimeError, EOFError, ValueError, OSError):
+        raise UserError(f"{path}: unreadable checkpoint (truncated or not a checkpoint file)") from None
+    digest = path.with_name(DIGEST_FILE)
+    if digest.is_file() and digest.read_text().strip() != hashlib.sha256(data).hexdigest():
+        raise UserError(f"{path}: unreadable checkpoint (its bytes do not match its SHA-256: damaged)")
+    if not isinstance(state, dict):
+        raise UserError(f"{path}: unreadable checkpoint (not a checkpoint file)")
+    return state
 
 
 @torch.no_grad()
@@ -368,3 +398,25 @@ def sample(generator: Generator, z: torch.Tensor, labels_one_hot: torch.Tensor, 
     finally:
         generator.train(was_training)
     return torch.cat(chunks)
+
+
+def restore_newest_readable(trainer: Trainer, candidates: Sequence[T], restore: Callable[[T], R], *,
+                            name: Callable[[T], str], where: str) -> R:
+    """Restore from the newest candidate checkpoint that loads, falling back to older ones and
+    saying so on stderr; a UserError only when none loads. ``restore`` loads one candidate into
+    ``trainer`` (and reads what else the caller keeps beside it)."""
+    failures = []
+    for candidate in candidates:
+        try:
+            restored = restore(candidate)
+        except UserError as exc:
+            failures.append(str(exc))
+            continue
+        for failure in failures:
+            print(f"note: {failure}; resuming from the previous readable one, {name(candidate)} "
+                  f"(iteration {trainer.iteration})", file=sys.stderr)
+        return restored
+    if not failures:
+        raise UserError(f"{where}: no checkpoint to resume from")
+    more = f"; {len(failures) - 1} older ones unreadable too" if len(failures) > 1 else ""
+    raise UserError(f"{where}: no readable checkpoint to resume from ({failures[0]}{more})")

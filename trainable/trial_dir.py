@@ -50,12 +50,18 @@ class TrialDirectory:
         write_text_atomic(self.params_path, json.dumps(params, indent=2) + "\n")
 
     def params(self) -> dict[str, Any]:
+        if not self.path.is_dir():
+            raise UserError(f"{self.path}: {'not a folder' if self.path.exists() else 'no such folder'}; "
+                            "--resume takes a trial folder")
         try:
-            return json.loads(self.params_path.read_text())
+            params = json.loads(self.params_path.read_text())
         except FileNotFoundError:
             raise UserError(f"{self.path}: no {PARAMS_FILE}, not a trial folder") from None
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UserError(f"{self.params_path}: unreadable ({exc})") from None
+        if not isinstance(params, dict):
+            raise UserError(f"{self.params_path}: unreadable (a JSON object expected)")
+        return params
 
     def results(self) -> list[dict]:
         return read_results(self.path)

@@ -13,6 +13,7 @@ import functools
 import json
 import math
 import os
+import posixpath
 import tempfile
 from pathlib import Path
 
@@ -21,10 +22,11 @@ import numpy as np
 from trainable.cas import final_cas_row
 from trainable.config import TrainConfig
 from trainable.data import PreparedDataset
-from trainable.experiment import FID_INTRA, SCORE, grid_file, split_params
+from trainable.errors import UserError
+from trainable.experiment import FID_INTRA, NODE_ID, SCORE, grid_file, split_params
 from trainable.judge import Judge
 from trainable.loop import train
-from trainable.training import Trainer
+from trainable.training import CHECKPOINT_FILE, Trainer, restore_newest_readable
 from trainable.trial_dir import write_grid
 
 PENALTY = 1e6  # the score of a report with no finite quality value: never NaN, always worst
@@ -37,16 +39,69 @@ def score_of(row: dict, metric: str) -> float:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else PENALTY
 
 
-def fail_once_marker() -> Path | None:
-    """Fault injection for the retry test: with CGAN_STUDY_FAIL_ONCE set to a file path, the
-    first trial to report raises once right after its checkpoint (and creates the file)."""
-    path = os.environ.get("CGAN_STUDY_FAIL_ONCE")
-    return Path(path) if path else None
+def inject_faults(history: list[dict]) -> None:
+    """Fault injection for the retry tests, after a report and its checkpoint. With
+    CGAN_STUDY_FAIL_ONCE set to a file path, the first trial to report raises once (and creates
+    the file). With CGAN_STUDY_DAMAGE_ONCE, the first trial to make its second report cuts the
+    checkpoint it has just stored short, then raises once: its retry must fall back."""
+    from ray import tune
+
+    trial_id = tune.get_context().get_trial_id()
+    fail = os.environ.get("CGAN_STUDY_FAIL_ONCE")
+    if fail and not Path(fail).exists():
+        Path(fail).write_text(f"{trial_id} failed at iteration {history[-1]['iteration']}")
+        raise RuntimeError("injected failure (CGAN_STUDY_FAIL_ONCE): the trial must be retried from its checkpoint")
+    damage = os.environ.get("CGAN_STUDY_DAMAGE_ONCE")
+    if damage and len(history) >= 2 and not Path(damage).exists():
+        stored = tune.get_checkpoint()  # the checkpoint just reported, where the study stores it
+        path = posixpath.join(stored.path, CHECKPOINT_FILE)
+        with stored.filesystem.open_input_stream(path) as stream:
+            data = stream.read()
+        with stored.filesystem.open_output_stream(path) as stream:
+            stream.write(data[:len(data) // 2])
+        Path(damage).write_text(f"{trial_id} {posixpath.basename(stored.path)}")
+        raise RuntimeError("injected failure (CGAN_STUDY_DAMAGE_ONCE): the retry must fall back a checkpoint")
+
+
+def older_checkpoints(checkpoint) -> list:
+    """The trial's earlier checkpoints beside ``checkpoint`` in the study's storage, newest first
+    (CheckpointConfig keeps the last two), on whatever file system the storage is."""
+    from pyarrow.fs import FileSelector, FileType
+    from ray import tune
+
+    parent, name = posixpath.split(checkpoint.path.rstrip("/"))
+    found = checkpoint.filesystem.get_file_info(FileSelector(parent, allow_not_found=True))
+    older = sorted(info.path for info in found if info.type == FileType.Directory
+                   and info.base_name.startswith("checkpoint_") and info.base_name < name)
+    return [tune.Checkpoint(path=path, filesystem=checkpoint.filesystem) for path in reversed(older)]
+
+
+def _restore(trainer: Trainer, checkpoint) -> list[dict]:
+    """Load one Tune checkpoint into ``trainer``; returns the history saved with it."""
+    with checkpoint.as_directory() as directory:
+        trainer.restore(directory)
+        path = Path(directory) / HISTORY_FILE
+        try:
+            history = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+        raise UserError(f"{path}: unreadable (a list of reports expected)")
+    return history
+
+
+def restore_study_trial(trainer: Trainer, checkpoint, *, where: str) -> list[dict]:
+    """Restore from Tune's latest checkpoint of a trial or, when it does not load, from the one Tune
+    kept before it (said on stderr, which Ray shows in the driver's output); returns the history."""
+    return restore_newest_readable(trainer, [checkpoint, *older_checkpoints(checkpoint)],
+                                   lambda candidate: _restore(trainer, candidate),
+                                   name=lambda candidate: posixpath.basename(candidate.path), where=where)
 
 
 def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: Judge | None = None,
                    metric: str = FID_INTRA, cas_steps: int | None = None) -> None:
     """``cas_steps``: train CAS's classifier that long at the trial's last evaluation (None: no CAS)."""
+    import ray
     import torch
     from ray import tune
 
@@ -58,11 +113,9 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
     history: list[dict] = []
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            trainer.restore(directory)
-            history = json.loads((Path(directory) / HISTORY_FILE).read_text())
+        history = restore_study_trial(trainer, checkpoint, where=f"trial {tune.get_context().get_trial_id()}")
     trial_dir = Path(os.getcwd())  # Ray runs the function in the trial's working folder
-    fail_marker = fail_once_marker()
+    node_id = ray.get_runtime_context().get_node_id()  # hostname and IP cannot tell two nodes of one host apart
 
     def report(row: dict, grid: np.ndarray, trainer: Trainer) -> None:
         write_grid(trial_dir, row["iteration"], grid)
@@ -71,11 +124,9 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
             trainer.save(directory)
             (Path(directory) / HISTORY_FILE).write_text(json.dumps(history))
             metrics = {key: value for key, value in row.items() if key not in ("done",)}
-            metrics.update({SCORE: score_of(row, metric), "grid": grid_file(row["iteration"])})
+            metrics.update({SCORE: score_of(row, metric), "grid": grid_file(row["iteration"]), NODE_ID: node_id})
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-        if fail_marker is not None and not fail_marker.exists():
-            fail_marker.write_text(f"{tune.get_context().get_trial_id()} failed at iteration {row['iteration']}")
-            raise RuntimeError("injected failure (CGAN_STUDY_FAIL_ONCE): the trial must be retried from its checkpoint")
+        inject_faults(history)
 
     on_complete = None if cas_steps is None else functools.partial(final_cas_row, real=dataset, steps=cas_steps)
     # Collapse stopping is the study's stoppers' job, so every trial ends the same way.

@@ -85,6 +85,7 @@ def test_study_runs_baselines_records_stop_reasons_and_summary(tmp_path):
         # Every report's grid was synced from the worker into the study's storage.
         for row in trial.rows:
             assert (trial.path / row["grid"]).is_file(), row["grid"]
+            assert row["node_id"] and row["hostname"] and row["node_ip"]  # where it ran, node by node
     assert any(t.stop_reason == "completed" for t in experiment.trials)
     check_optuna_agrees(experiment)
     assert f"study tiny: 5 trials" in done.stdout
@@ -114,11 +115,12 @@ def test_diverging_trial_ends_as_loss_collapse_and_is_pruned(tmp_path):
     assert {trials[t.name.removeprefix("trial_")].state.name for t in collapsed} == {"PRUNED"}
 
 
-def test_trial_that_raises_once_is_retried_from_its_checkpoint(tmp_path):
-    marker = tmp_path / "failed-once"
+def test_trial_that_raises_once_is_retried_from_its_checkpoint(tmp_path, tiny_data):
+    marker, damaged = tmp_path / "failed-once", tmp_path / "damaged-once"
     config = write_study(tmp_path, samples=3, iterations=60)
+    # One trial raises after its first report; one cuts its second checkpoint short, then raises.
     done = cli("study", "run", "--config", config, "--name", "retry", "--storage", tmp_path / "studies",
-               env={"CGAN_STUDY_FAIL_ONCE": str(marker)})
+               "--data", tiny_data[0], "--judge-steps", "60", env={"CGAN_STUDY_FAIL_ONCE": str(marker), "CGAN_STUDY_DAMAGE_ONCE": str(damaged)})
     assert done.returncode == 0, done.stderr[-3000:]
     failed_id = marker.read_text().split()[0]
     experiment = read_experiment(tmp_path / "studies" / "retry")
@@ -126,21 +128,58 @@ def test_trial_that_raises_once_is_retried_from_its_checkpoint(tmp_path):
     iterations = [row["iteration"] for row in trial.rows]
     # Resumed from the checkpoint at iteration 20: 20 is not trained (or reported) twice.
     assert iterations == sorted(set(iterations)) and iterations[0] == 20
-    assert trial.stop_reason in ("completed", "asha")
+    # The damaged checkpoint is not retried until the trial errors: its retry falls back to the one before.
+    damaged_id, checkpoint = damaged.read_text().split()
+    output = done.stdout + done.stderr
+    assert f"{checkpoint}/trainer.pt: unreadable checkpoint (truncated" in output, output[-3000:]
+    assert "resuming from the previous readable one, checkpoint_" in output
+    trial = next(t for t in experiment.trials if t.name == f"trial_{damaged_id}")
+    assert [row["iteration"] for row in trial.rows] == [20, 40, 60]
+    assert all(t.stop_reason in ("completed", "asha") for t in experiment.trials)
     check_optuna_agrees(experiment)
 
 
-def _ray_processes(session_marker: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if session_marker in line]
+def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path, tiny_data):
+    config = write_study(tmp_path, samples=3, iterations=2000, grace=100000)
+    storage = tmp_path / "studies"
+    # The tiny data set and its judge, trained and cached by the fixture: the study starts at once.
+    with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
+        driver = subprocess.Popen([sys.executable, "-m", "study", "study", "run", "--config", str(config),
+                                   "--name", "stopped", "--storage", str(storage), "--data", str(tiny_data[0]),
+                                   "--judge-steps", "60"], stdout=out, stderr=err, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not any(p.stat().st_size for p in (storage / "stopped").glob("trial_*/result.json")):
+            assert driver.poll() is None and time.time() < deadline, (tmp_path / "err").read_text()[-3000:]
+            time.sleep(0.5)
+        driver.send_signal(signal.SIGINT)  # to the driver alone, as Ctrl-C reaches its Python
+        driver.wait(timeout=120)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    out, err = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
+    assert driver.returncode == 130, err[-3000:]
+    assert err.strip().splitlines()[-1] == (f"interrupted: continue with cgan-study study resume stopped "
+                                            f"--storage {storage}")
+    assert "study stopped:" not in out  # no summary that looks finished
+    assert not (storage / "stopped" / "ray_session.json").exists()  # its Ray was shut down
 
 
-def test_killed_driver_is_resumed_with_every_trial_accounted_once(tmp_path):
+def _start_time(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError):
+        return None
+
+
+def test_killed_driver_is_resumed_with_every_trial_accounted_once(tmp_path, tiny_data):
     config = write_study(tmp_path, samples=6, iterations=200, grace=100000)
     storage = tmp_path / "studies"
     log = open(tmp_path / "driver.log", "w")
     driver = subprocess.Popen([sys.executable, "-m", "study", "study", "run", "--config", str(config),
-                               "--name", "killed", "--storage", str(storage)],
+                               "--name", "killed", "--storage", str(storage), "--data", str(tiny_data[0]),
+                               "--judge-steps", "60"],
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     experiment_dir = storage / "killed"
     deadline = time.time() + 300
@@ -154,8 +193,11 @@ def test_killed_driver_is_resumed_with_every_trial_accounted_once(tmp_path):
         pytest.fail("the study never got going")
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started, as a crash would
     driver.wait()
+    left = json.loads((experiment_dir / "ray_session.json").read_text())["processes"]
     resumed = cli("study", "resume", "killed", "--storage", storage)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # Whatever the killed driver's Ray left running was ended by the next driver of the study.
+    assert not [pid for pid, started in left if _start_time(pid) == started]
     experiment = read_experiment(experiment_dir)
     assert len(experiment.trials) == 6, [t.name for t in experiment.trials]
     for trial in experiment.trials:

@@ -30,6 +30,16 @@ def test_cluster_yaml_installs_this_project_and_the_pinned_torch():
     assert any(target.endswith("cgan-study") for target in config["file_mounts"])
 
 
+def test_the_example_stores_results_where_every_node_can_write():
+    # A path only the head sees (or one nothing mounts) cannot hold the workers' checkpoints.
+    commands = [line for line in CLUSTER.read_text().splitlines() if "cgan-study study run" in line]
+    storages = [line.split("--storage ")[1].split()[0].strip("'") for line in commands]
+    assert storages and all(storage.startswith("s3://") for storage in storages)
+    assert all("--wait-for-gpus" in line for line in commands)  # the head has no CPU for trials: workers come
+    workers = load()["available_node_types"]["gpu_worker"]["node_config"]
+    assert workers["IamInstanceProfile"] == {"Name": "ray-autoscaler-v1"}  # the S3 access the head gets
+
+
 def test_a_broken_config_is_refused_by_the_same_validation():
     import jsonschema
     from ray.autoscaler._private.util import prepare_config, validate_config

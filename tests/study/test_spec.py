@@ -1,7 +1,9 @@
+import json
+
 import optuna
 import pytest
 
-from study._session import Resources, plan_resources
+from study._session import Resources, plan_resources, storage_note
 from study.spec import DEFAULT_SEARCH, SearchSpace, StudySpec, load_spec, trial_config
 from trainable.config import RECIPE, preset
 from trainable.errors import ConfigError, UserError
@@ -87,6 +89,18 @@ def test_spec_survives_the_round_trip_through_study_json():
     ("[fixed]\niterations = -5\n", "iterations: -5 out of range"),
     ("[study]\nfinal_cas = \"yes\"\n", "[study].final_cas: expected true or false"),
     ("not toml = = 1", "not valid TOML"),
+    # Values of the wrong type are refused before Ray starts, never read as something else.
+    ('[study]\nsamples = "5"\n', "[study].samples: expected a whole number, got '5'"),
+    ('[study]\nearly_stopping = "no"\n', "[study].early_stopping: expected true or false"),
+    ('[study]\nbaselines = "V0"\n', "[study].baselines: expected a list of preset names"),
+    ('[study]\nbaselines = [["V0"]]\n', "[study].baselines: expected a list of preset names"),
+    ('[study]\ncpus_per_trial = "2"\n', "[study].cpus_per_trial: expected a number"),
+    ("[study]\nseed = 1.5\n", "[study].seed: expected a whole number"),
+    ("[study]\nreduction_factor = 1\n", "[study].reduction_factor: 1 is below the least allowed, 2"),
+    ("study = 5\n", "[study] must be a table"),
+    ('[search]\nlatent_size = {low = "8", high = 100}\n', "[search].latent_size: low must be a number"),
+    ('[search]\ng_lr = {low = 1e-4, high = 1e-3, log = "yes"}\n', "[search].g_lr: log must be true or false"),
+    ('[fixed]\niterations = "many"\n', "iterations: cannot read 'many' as a number"),
 ])
 def test_bad_study_files_are_refused_with_the_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as error:
@@ -103,6 +117,15 @@ def test_final_cas_is_an_opt_in_study_option_kept_in_study_json(tmp_path):
 def test_missing_study_file(tmp_path):
     with pytest.raises(ConfigError, match="no such study file"):
         load_spec(tmp_path / "nope.toml")
+
+
+def test_a_folder_or_a_file_in_another_encoding_is_no_study_file(tmp_path):
+    with pytest.raises(ConfigError, match="a folder, not a study file"):
+        load_spec(tmp_path)
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes("[study]\n# r\u00e9sum\u00e9\nsamples = 5\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_spec(latin)
 
 
 def test_study_file_overrides_defaults(tmp_path):
@@ -137,3 +160,43 @@ def test_requests_no_node_can_hold_are_refused():
         plan_resources(load_spec(cpus_per_trial=32), [CPU_NODE, GPU_NODE])
     with pytest.raises(ConfigError, match="a fraction must be at most 1"):
         load_spec(gpus_per_trial=1.5)
+
+
+def test_a_local_storage_path_on_a_cluster_of_several_nodes_is_warned_of():
+    two = [CPU_NODE, GPU_NODE]
+    assert "is a local path on a cluster of 2 node(s)" in storage_note("/home/me/studies", two, joined=True)
+    assert "and more to come" in storage_note("/home/me/studies", [CPU_NODE], joined=True, more_coming=True)
+    assert storage_note("s3://bucket/studies", two, joined=True) == ""
+    assert storage_note("/home/me/studies", [CPU_NODE], joined=True) == ""  # one machine: its own disk is fine
+    assert storage_note("runs/studies", two, joined=False) == ""  # an embedded Ray is one machine
+
+
+def test_the_processes_a_killed_driver_left_are_ended_by_the_next(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from study._session import end_leftovers, record_session
+
+    record = tmp_path / "ray_session.json"
+    # An agent as Ray's are: it ignores SIGTERM, and it outlives the driver that started it.
+    agent = subprocess.Popen([sys.executable, "-c", "import signal, time\n"
+                              "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint(1, flush=True)\ntime.sleep(120)"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        agent.stdout.readline()
+        record_session(record)
+        os.kill(agent.pid, signal.SIGTERM)
+        time.sleep(0.2)
+        assert agent.poll() is None
+        assert agent.pid in end_leftovers(record)
+        assert agent.wait(timeout=10) == -signal.SIGKILL and not record.exists()
+        # A pid that names another process now (its start time differs) is left alone.
+        record.write_text(json.dumps({"processes": [[os.getpid(), 1]]}))
+        assert end_leftovers(record) == []
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()

@@ -50,3 +50,13 @@ def test_params_hold_the_study_form_and_read_back_to_the_same_config():
     values, meta = split_params(json.loads(json.dumps(params)))
     assert TrainConfig.from_dict(values) == config
     assert meta == {"preset": "V2", "data": "builtin:synthetic", "judge_steps": 10}
+
+
+def test_valid_json_that_is_not_a_report_is_skipped_and_named(tmp_path):
+    good = [json.dumps({"iteration": i, "fid_intra": float(i)}) for i in (10, 20)]
+    folder = _trial(tmp_path, [good[0], "null", "[1, 2]", '"text"', '{"iteration": "30"}',
+                               '{"iteration": 40, "fid_intra": "low"}', '{"iteration": true}', good[1]])
+    skipped = []
+    assert [r["iteration"] for r in read_results(folder, skipped)] == [10, 20]
+    assert len(skipped) == 6, skipped
+    assert "line 2: a JSON NoneType, not a record" in skipped[0] and "iteration '30'" in skipped[3]

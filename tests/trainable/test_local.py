@@ -1,7 +1,11 @@
 import json
+import os
+
+import pytest
 
 from tests.conftest import TINY
 from trainable.config import TrainConfig
+from trainable.errors import UserError
 from trainable.experiment import COMPLETED
 from trainable.local import run_local_trial
 
@@ -29,3 +33,54 @@ def test_local_params_are_in_the_study_form(tiny_data, tmp_path):
     assert params["g_filters"] == "8,8,4" and params["freeze_after"] == "off" and params["preset"] == "V1"
     resumed = run_local_trial(tmp_path / "t", resume=True, iterations=20, judge=judge)
     assert [row["iteration"] for row in resumed.rows] == [10, 20]
+
+
+def test_a_damaged_last_checkpoint_falls_back_to_the_one_before(tiny_data, tmp_path, capsys):
+    path, _, judge = tiny_data
+    config = TrainConfig.from_dict({**TINY, "iterations": 20})
+    first = run_local_trial(tmp_path / "t", config=config, data=path, judge=judge)
+    previous, last = sorted((tmp_path / "t").glob("checkpoint_*"))
+    checkpoint = last / "trainer.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # cut short, as a full disk or a kill leaves it
+    resumed = run_local_trial(tmp_path / "t", resume=True, iterations=30, judge=judge)
+    err = capsys.readouterr().err
+    assert f"{checkpoint}: unreadable checkpoint (truncated" in err
+    assert f"resuming from the previous readable one, {previous.name} (iteration 10)" in err
+    # Iteration 20 is trained again from 10; exact resume makes its report the same.
+    assert [row["iteration"] for row in resumed.rows] == [10, 20, 30]
+    assert resumed.rows[1]["d_loss"] == first.rows[1]["d_loss"]
+
+
+def _unstarted_trial(folder, data):
+    """A trial folder as `trial` writes it before its first report: params.json alone."""
+    from trainable.experiment import trial_params
+    from trainable.trial_dir import TrialDirectory
+
+    TrialDirectory(folder).create(trial_params(TrainConfig.from_dict(TINY), data=str(data), judge_steps=60))
+    return folder
+
+
+def test_no_readable_checkpoint_is_one_clear_error(tiny_data, tmp_path):
+    path, _, judge = tiny_data
+    folder = _unstarted_trial(tmp_path / "t", path)
+    for index in (0, 1):
+        (folder / f"checkpoint_{index:06d}").mkdir()
+        (folder / f"checkpoint_{index:06d}" / "trainer.pt").write_bytes(os.urandom(4096))
+    with pytest.raises(UserError, match="no readable checkpoint to resume from") as refused:
+        run_local_trial(folder, resume=True, judge=judge)
+    assert "1 older ones unreadable too" in str(refused.value) and "weights_only" not in str(refused.value)
+
+
+def test_one_driver_per_trial_folder_and_a_dead_one_blocks_nothing(tiny_data, tmp_path, lock_holder):
+    from trainable.experiment import driver_lock
+
+    path, _, judge = tiny_data
+    folder = _unstarted_trial(tmp_path / "t", path)
+    holder = lock_holder(folder)
+    with pytest.raises(UserError, match=f"trial folder {folder} is in use by another driver \\(pid {holder.pid}\\)"):
+        run_local_trial(folder, resume=True, judge=judge)
+    assert sorted(p.name for p in folder.iterdir()) == ["driver.lock", "params.json"]  # nothing written
+    holder.kill()  # as a crash would: the OS releases the lock
+    holder.wait()
+    with driver_lock(folder, "x"):  # free again at once
+        assert (folder / "driver.lock").read_text().strip() == str(os.getpid())

@@ -193,8 +193,27 @@ def test_checkpoints_load_with_weights_only(tiny_data, tmp_path):
     Trainer(TrainConfig.from_dict(TINY), dataset).restore(tmp_path / "ok")
     (tmp_path / "evil").mkdir()
     torch.save({"payload": np.dtype}, tmp_path / "evil" / "trainer.pt")  # needs a full unpickler
-    with pytest.raises(UserError, match="unreadable checkpoint"):
+    with pytest.raises(UserError, match="unreadable checkpoint") as refused:
         trainer.restore(tmp_path / "evil")
+    assert "could run code" in str(refused.value) and "weights_only" not in str(refused.value)
+
+
+@pytest.mark.parametrize("damage,reason", [
+    (lambda data: data[:len(data) // 2], "truncated or not a checkpoint file"),
+    (lambda data: b"", "truncated or not a checkpoint file"),
+    (lambda data: np.random.default_rng(0).bytes(len(data)), "not a checkpoint file"),
+    # one flipped byte in the tensor data: torch loads it without a word, the digest does not
+    (lambda data: data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 0xFF]) + data[len(data) // 2 + 1:],
+     "do not match its SHA-256"),
+])
+def test_a_damaged_checkpoint_is_refused_on_load_with_a_reason(tiny_data, tmp_path, damage, reason):
+    _, dataset, _ = tiny_data
+    trainer = Trainer(TrainConfig.from_dict(TINY), dataset)
+    path = trainer.save(tmp_path)
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(UserError, match="unreadable checkpoint") as refused:
+        trainer.restore(tmp_path)
+    assert reason in str(refused.value) and "weights_only" not in str(refused.value)
 
 
 def test_grid_is_comparable_across_evaluations(tiny_data):
