@@ -41,7 +41,7 @@ def test_the_recipe_runs_only_where_the_space_can_express_it(tmp_path):
     assert spec.baselines == ("V0", "V1", "V2")
     # ... unless it fixes the recipe's values; asked for by name where it cannot run, it is refused.
     fixed = load_spec(write(tmp_path, '[fixed]\nconditioning = "projection"\nnormalization = "[-1,1]"\n'
-                                      'g_lr = 1e-3\nd_lr = 1e-3\n[search]\nlatent_size = [80, 100]\n'
+                                      f'g_lr = {RECIPE["g_lr"]}\nd_lr = {RECIPE["d_lr"]}\n[search]\nlatent_size = [80, 100]\n'
                                       '[study]\nbaselines = ["V0", "recipe"]\n'))
     assert fixed.baselines == ("V0", "recipe")
     with pytest.raises(ConfigError, match="recipe needs conditioning, d_lr, g_lr, normalization searched"):
