@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import optuna
 import pytest
@@ -200,3 +201,10 @@ def test_the_processes_a_killed_driver_left_are_ended_by_the_next(tmp_path):
         if agent.poll() is None:
             agent.kill()
             agent.wait()
+
+
+def test_the_demo_study_file_runs_the_papers_v0_beside_the_recipe():
+    spec = load_spec(Path(__file__).parents[2] / "examples" / "demo.toml")
+    assert spec.baselines == ("V0", "recipe") and spec.samples > len(spec.baselines)
+    v0, recipe = spec.baseline_points()
+    assert {key: recipe[key] for key in RECIPE} == RECIPE and v0["conditioning"] == "concat"
