@@ -262,13 +262,21 @@ def _describe_pick(trial, origin: dict) -> str:
     return f"{trial.name} ({where}{trial.stop_reason} at iteration {trial.last.get('iteration', 0)}{score})"
 
 
-def _trial_data(trial):
-    """(the trial's prepared data set, its judge steps): what it was trained and judged with."""
+def _trial_context(trial) -> tuple[str, int]:
+    """(the trial's data set, its judge steps): what it was trained and judged with, the defaults where unknown."""
     from trainable.experiment import trial_context
-    from trainable.local import BUILTIN, DEFAULT_JUDGE_STEPS, load_data
+    from trainable.local import BUILTIN, DEFAULT_JUDGE_STEPS
 
     context = trial_context(trial.path)
-    return load_data(context["data"] or BUILTIN), int(context["judge_steps"] or DEFAULT_JUDGE_STEPS)
+    return context["data"] or BUILTIN, int(context["judge_steps"] or DEFAULT_JUDGE_STEPS)
+
+
+def _trial_data(trial):
+    """(the trial's prepared data set, its judge steps)."""
+    from trainable.local import load_data
+
+    data, judge_steps = _trial_context(trial)
+    return load_data(data), judge_steps
 
 
 def _picked_generator(args: argparse.Namespace):
@@ -367,19 +375,18 @@ class Trial(Command):
     def _run_from(args: argparse.Namespace, overrides: dict[str, str]):
         """A new trial with the configuration of the trial SOURCE and --rank name (--set on top)."""
         from trainable.config import TrainConfig
-        from trainable.experiment import FROM, split_params, trial_context
-        from trainable.local import BUILTIN, DEFAULT_JUDGE_STEPS, run_local_trial
+        from trainable.experiment import FROM, split_params
+        from trainable.local import run_local_trial
 
         if args.preset:
             raise UserError("--from takes the configuration of another trial; --preset cannot be combined with it")
         trial, origin = _pick_trial(args)
         values, _ = split_params(trial.params)
         config = TrainConfig.from_dict(overrides, base=TrainConfig.from_dict(values))
-        context = trial_context(trial.path)
+        data, judge_steps = _trial_context(trial)
         print(f"from {_describe_pick(trial, origin)}")
         out = args.out or Path("runs") / f"trial-from-{trial.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        return run_local_trial(out, config=config, data=args.data or context["data"] or BUILTIN,
-                               judge_steps=args.judge_steps or context["judge_steps"] or DEFAULT_JUDGE_STEPS,
+        return run_local_trial(out, config=config, data=args.data or data, judge_steps=args.judge_steps or judge_steps,
                                meta={FROM: origin}, progress=True)
 
 
@@ -413,10 +420,8 @@ class Generate(Command):
         from trainable.data import write_dataset
         from trainable.generate import generate_dataset, source_name
 
-        if args.per_class < 1:
-            raise UserError(f"--per-class {args.per_class}: must be at least 1")
-        if args.seed < 0:
-            raise UserError(f"--seed {args.seed}: must be at least 0")
+        _at_least("--per-class", args.per_class, 1)
+        _at_least("--seed", args.seed, 0)
         if args.out.exists():
             raise UserError(f"{args.out} already exists; generate never overwrites (choose another --out)")
         trial, dataset, _, trained = _picked_generator(args)

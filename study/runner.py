@@ -86,16 +86,20 @@ def _start(spec: StudySpec, study: dict[str, Any], experiment_dir: Path, *, addr
         import ray
 
         resources = plan_resources(spec, ray.nodes(), wait_for_gpus=wait_for_gpus)
-        storage_warning = storage_note(study["storage"], ray.nodes(), joined=bool(address), more_coming=wait_for_gpus)
-        for note in (resources.note, storage_warning):
-            if note:
-                print(f"note: {note}", file=sys.stderr)
+        _say(resources.note, storage_note(study["storage"], ray.nodes(), joined=bool(address),
+                                          more_coming=wait_for_gpus))
         study["resources"] = dataclasses.asdict(resources)
         tuner = build_tuner(spec, study, resources, restore=False)
         # Written only now: a study that failed before this point can simply be run again.
         study["started_at"] = time.time()
         write_study(experiment_dir, study)
         _fit(tuner)
+
+
+def _say(*notes: str | None) -> None:
+    for note in notes:
+        if note:
+            print(f"note: {note}", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -168,9 +172,7 @@ def resume_study(name: str, *, storage: str = DEFAULT_STORAGE, address: str | No
         with ray_session(address, connect_timeout=connect_timeout, record=experiment_dir / SESSION_FILE):
             import ray
 
-            note = storage_note(study["storage"], ray.nodes(), joined=bool(address))
-            if note:
-                print(f"note: {note}", file=sys.stderr)
+            _say(storage_note(study["storage"], ray.nodes(), joined=bool(address)))
             _resume(spec, study, experiment_dir)
     return study
 
