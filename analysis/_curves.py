@@ -7,9 +7,10 @@ from typing import Any, NamedTuple
 
 from analysis._common import escape, finite, label
 from analysis._reader import Experiment
-from trainable.experiment import COLLAPSES, COND_ACCURACY, DIVERSITY_MIN, FID_INTRA
+from trainable.experiment import COLLAPSES, COND_ACCURACY, DIVERSITY_MIN, FID_INTRA, metric_label
 
-PANELS = (("x", "y", "losses"), ("x2", "y2", "D accuracy"), ("x3", "y3", "intra-class FD"),
+# The third panel shows the study's metric (its title is that metric's label).
+PANELS = (("x", "y", "losses"), ("x2", "y2", "D accuracy"), ("x3", "y3", None),
           ("x4", "y4", "diversity (lowest class) / conditional accuracy"))
 
 
@@ -20,12 +21,13 @@ class TrialCurves(NamedTuple):
     d_loss: list[float | None]
     g_loss: list[float | None]
     d_accuracy: list[float | None]  # mean of D's accuracy on real and on fake batches
-    score: list[float | None]
+    score: list[float | None]  # the study's metric
     diversity: list[float | None]
     cond_accuracy: list[float | None]
     freeze_events: list[tuple[int, str]]  # (iteration, "freeze" | "unfreeze")
     stop_iteration: int
     stop_reason: str
+    metric_label: str = metric_label(FID_INTRA)
 
 
 def _accuracy(row: dict[str, Any]) -> float | None:
@@ -42,9 +44,9 @@ def get_curves_info(experiment: Experiment) -> dict[str, TrialCurves]:
         curves[trial.name] = TrialCurves(
             trial.name, label(trial), [int(r.get("iteration", 0)) for r in rows],
             [finite(r.get("d_loss")) for r in rows], [finite(r.get("g_loss")) for r in rows],
-            [_accuracy(r) for r in rows], [finite(r.get(FID_INTRA)) for r in rows],
+            [_accuracy(r) for r in rows], [finite(r.get(trial.metric)) for r in rows],
             [finite(r.get(DIVERSITY_MIN)) for r in rows], [finite(r.get(COND_ACCURACY)) for r in rows],
-            events, int(trial.last.get("iteration", 0)), trial.stop_reason)
+            events, int(trial.last.get("iteration", 0)), trial.stop_reason, experiment.metric_label)
     return curves
 
 
@@ -78,7 +80,8 @@ def curve_traces(curves: TrialCurves, color: str) -> list[dict[str, Any]]:
         {**common, "x": x, "y": curves.d_accuracy, "name": name, "mode": "lines", "xaxis": "x2", "yaxis": "y2",
          "showlegend": False, "hovertemplate": "D accuracy %{y:.3f} @%{x}<extra>" + name + "</extra>"},
         {**common, "x": x, "y": curves.score, "name": name, "mode": "lines+markers", "xaxis": "x3", "yaxis": "y3",
-         "showlegend": False, "marker": {"size": 4}, "hovertemplate": "FD-intra %{y:.3f} @%{x}<extra>" + name + "</extra>"},
+         "showlegend": False, "marker": {"size": 4},
+         "hovertemplate": escape(curves.metric_label) + " %{y:.3f} @%{x}<extra>" + name + "</extra>"},
         {**common, "x": x, "y": curves.diversity, "name": name, "mode": "lines", "xaxis": "x4", "yaxis": "y4",
          "showlegend": False, "hovertemplate": "diversity %{y:.3f} @%{x}<extra>" + name + "</extra>"},
         {**common, "x": x, "y": curves.cond_accuracy, "name": name, "mode": "lines", "xaxis": "x4", "yaxis": "y4",
@@ -104,21 +107,17 @@ def curve_traces(curves: TrialCurves, color: str) -> list[dict[str, Any]]:
     return traces
 
 
-def curves_layout() -> dict[str, Any]:
+def curves_layout(score_label: str = metric_label(FID_INTRA)) -> dict[str, Any]:
     layout: dict[str, Any] = {"grid": {"rows": 2, "columns": 2, "pattern": "independent"}, "height": 620,
                               "margin": {"t": 40}, "legend": {"orientation": "h", "y": -0.12},
                               "annotations": []}
     for index, (xaxis, yaxis, title) in enumerate(PANELS):
         suffix = "" if index == 0 else str(index + 1)
         layout[f"xaxis{suffix}"] = {"title": {"text": "iteration"}}
-        layout[f"yaxis{suffix}"] = {"title": {"text": title}}
+        layout[f"yaxis{suffix}"] = {"title": {"text": title or score_label}}
     layout["yaxis2"]["range"] = [0, 1.02]
     layout["yaxis3"]["type"] = "log"
     layout["title"] = {"text": "Learning curves (solid: D loss / diversity; dotted: G loss / conditional accuracy; "
                                "triangles: D frozen / unfrozen; square or cross: stop)", "font": {"size": 13}}
     return layout
 
-
-def plot_curves(curves: list[TrialCurves], colors: list[str]) -> dict[str, Any]:
-    return {"data": [trace for c, color in zip(curves, colors) for trace in curve_traces(c, color)],
-            "layout": curves_layout()}

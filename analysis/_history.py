@@ -16,6 +16,7 @@ class HistoryInfo(NamedTuple):
     reasons: list[str]
     baselines: list[str | None]
     best_so_far: list[float | None]  # over healthy trials only: a collapsed trial is never "best"
+    score_label: str = "FD-intra"  # the study's metric
 
 
 def get_history_info(experiment: Experiment) -> HistoryInfo:
@@ -30,7 +31,7 @@ def get_history_info(experiment: Experiment) -> HistoryInfo:
         reasons.append(trial.stop_reason)
         baselines.append(trial.baseline)
         best_so_far.append(best)
-    return HistoryInfo(numbers, names, scores, reasons, baselines, best_so_far)
+    return HistoryInfo(numbers, names, scores, reasons, baselines, best_so_far, experiment.metric_label)
 
 
 def plot_history(info: HistoryInfo) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def plot_history(info: HistoryInfo) -> dict[str, Any]:
             "y": [info.scores[i] if info.scores[i] is not None else ceiling for i in index],
             "text": [escape(info.names[i]) + (f" ({escape(info.baselines[i])})" if info.baselines[i] else "")
                      + ("" if info.scores[i] is not None else "<br>no score") for i in index],
-            "hovertemplate": "trial %{x}: %{text}<br>FD-intra %{y:.3f}<extra>" + reason + "</extra>",
+            "hovertemplate": "trial %{x}: %{text}<br>" + escape(info.score_label) + " %{y:.3f}<extra>" + reason + "</extra>",
             "marker": {"color": REASON_COLORS[reason], "size": 9,
                        "symbol": "x" if collapsed else "circle",
                        "line": {"width": [2 if info.baselines[i] else 0 for i in index], "color": "black"}},
@@ -58,7 +59,7 @@ def plot_history(info: HistoryInfo) -> dict[str, Any]:
     data.append({"type": "scatter", "mode": "lines", "name": "best so far (healthy)", "x": info.numbers,
                  "y": info.best_so_far, "line": {"shape": "hv", "color": "black"}, "hoverinfo": "skip"})
     layout = {"title": {"text": "Optimization history"}, "xaxis": {"title": {"text": "trial (start order)"}},
-              "yaxis": {"title": {"text": "intra-class FD (lower is better)"}, "type": "log" if known and min(known) > 0 else "linear"},
+              "yaxis": {"title": {"text": f"{escape(info.score_label)} (lower is better)"}, "type": "log" if known and min(known) > 0 else "linear"},
               # the legend below the axis title, so neither covers the other nor the plot
               "legend": {"orientation": "h", "x": 0, "y": -0.22, "yanchor": "top"},
               "height": 460, "margin": {"t": 50, "b": 130, "l": 80, "r": 30}}

@@ -7,7 +7,8 @@ from typing import Any, NamedTuple
 from analysis._common import escape, finite, searched_params
 from analysis._reader import Experiment, rank
 from trainable.config import PAPER_PRESETS, TrainConfig, preset_label
-from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FINAL_CAS, trial_params
+from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID, FID_INTRA, FINAL_CAS, metric_label,
+                                  trial_params)
 
 
 class LeaderboardRow(NamedTuple):
@@ -17,7 +18,7 @@ class LeaderboardRow(NamedTuple):
     stop_reason: str
     evidence: str
     healthy: bool
-    score: float | None  # intra-class judge Frechet distance, lower is better
+    score: float | None  # the study's metric (intra-class judge Frechet distance by default), lower is better
     cond_accuracy: float | None
     diversity_min: float | None
     coverage: float | None
@@ -31,6 +32,7 @@ class LeaderboardRow(NamedTuple):
 class LeaderboardInfo(NamedTuple):
     params: list[str]
     rows: list[LeaderboardRow]
+    metric: str = FID_INTRA  # the study's metric: the score column and the ranking
 
 
 def get_leaderboard_info(experiment: Experiment) -> LeaderboardInfo:
@@ -49,23 +51,24 @@ def get_leaderboard_info(experiment: Experiment) -> LeaderboardInfo:
             params={key: trial.params.get(key) for key in params},
             changes=", ".join(f"{key}={_cell(trial.params[key])}" for key in params
                               if key in trial.params and trial.params[key] != paper.get(key))))
-    return LeaderboardInfo(params, rows)
+    return LeaderboardInfo(params, rows, experiment.metric)
 
 
-_METRICS = (("score", "FD-intra", 3), ("cond_accuracy", "acc", 3), ("diversity_min", "div", 3),
-            ("coverage", "cov", 3))
+_METRICS = (("cond_accuracy", "acc", 3), ("diversity_min", "div", 3), ("coverage", "cov", 3))
 _CAS = ("final_cas", "CAS", 3)
 
 
 def _metrics(info: LeaderboardInfo | None) -> tuple[tuple[str, str, int], ...]:
-    """The score columns: CAS too where a trial has it (a study with final_cas = true)."""
+    """The score columns, the study's metric first: CAS too where a trial has it (final_cas = true)."""
+    score = ("score", metric_label(info.metric if info is not None else FID_INTRA), 3)
     with_cas = info is not None and any(row.final_cas is not None for row in info.rows)
-    return (*_METRICS, _CAS) if with_cas else _METRICS
+    return (score, *_METRICS, _CAS) if with_cas else (score, *_METRICS)
 
 
 # What each score column means, as the header's tooltip and the legend under the table.
 METRIC_HELP = {
-    "score": "intra-class Frechet distance in the judge's feature space (lower is better)",
+    FID_INTRA: "intra-class Frechet distance in the judge's feature space, the mean over classes (lower is better)",
+    FID: "Frechet distance in the judge's feature space over all classes together (lower is better)",
     "cond_accuracy": "conditional accuracy: share of samples the judge assigns to the class they were drawn for "
                      "(higher is better)",
     "diversity_min": "lowest per-class diversity ratio: spread of generated / spread of real samples "
@@ -79,8 +82,12 @@ METRIC_HELP = {
 
 
 def metrics_legend(info: LeaderboardInfo | None = None) -> str:
-    """One line under the ranking saying what FD-intra, acc, div, cov (and CAS) are."""
-    return "; ".join(f"<b>{escape(title)}</b>: {escape(METRIC_HELP[key])}" for key, title, _ in _metrics(info)) + "."
+    """One line under the ranking saying what the score (FD-intra by default), acc, div, cov (and CAS) are."""
+    return "; ".join(f"<b>{escape(title)}</b>: {escape(_help(key, info))}" for key, title, _ in _metrics(info)) + "."
+
+
+def _help(key: str, info: LeaderboardInfo | None) -> str:
+    return METRIC_HELP[(info.metric if info is not None else FID_INTRA) if key == "score" else key]
 
 
 def _cell(value: Any, digits: int = 3) -> str:
@@ -99,7 +106,8 @@ def format_ranking(info: LeaderboardInfo, top: int | None = None) -> str:
     def cas_cell(value: str) -> str:
         return f" {value:>6}" if cas else ""
 
-    header = (f"{'#':>3} {'trial':<22} {'stop':<13} {'iter':>7} {'FD-intra':>9} {'acc':>6} {'div':>6} {'cov':>6}"
+    header = (f"{'#':>3} {'trial':<22} {'stop':<13} {'iter':>7} {metric_label(info.metric):>9} {'acc':>6} {'div':>6} "
+              f"{'cov':>6}"
               f"{cas_cell('CAS')}  changes from the paper's V0")
     lines = [header]
     for row in rows:
@@ -126,7 +134,7 @@ def leaderboard_html(info: LeaderboardInfo) -> str:
     out = ['<table id="leaderboard" class="leaderboard"><thead><tr>']
     for key, title, kind in heads:
         sortable = ' class="sortable"' if kind != "none" else ""
-        tooltip = f' title="{escape(METRIC_HELP[key])}"' if key in METRIC_HELP else ""
+        tooltip = f' title="{escape(_help(key, info))}"' if kind == "num" and key in (k for k, _, _ in metrics) else ""
         # long parameter names may break after an underscore, so their columns stay narrow
         text = escape(title).replace("_", "_<wbr>") if key.startswith("param:") else escape(title)
         column = ' data-param="1"' if key.startswith("param:") else ""

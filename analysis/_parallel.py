@@ -20,6 +20,7 @@ class ParallelInfo(NamedTuple):
     names: list[str]
     scores: list[float]
     dimensions: list[Dimension]
+    score_label: str = "FD-intra"  # the study's metric
 
 
 def _dimension(name: str, raw: list[Any], log: bool = False) -> Dimension:
@@ -39,7 +40,8 @@ def get_parallel_info(experiment: Experiment) -> ParallelInfo:
     reasons = [t.stop_reason for t in trials]
     order = [r for r in STOP_REASONS if r in reasons]
     dimensions.append(Dimension("stop reason", [float(order.index(r)) for r in reasons], order, False))
-    return ParallelInfo([t.name for t in trials], [t.score for t in trials], dimensions)
+    return ParallelInfo([t.name for t in trials], [t.score for t in trials], dimensions,
+                        experiment.metric_label)
 
 
 def plot_parallel(info: ParallelInfo) -> dict[str, Any]:
@@ -64,7 +66,7 @@ def plot_parallel(info: ParallelInfo) -> dict[str, Any]:
     scores = info.scores
     trace = {"type": "parcoords", "dimensions": dims,
              "line": {"color": scores, "colorscale": "Viridis", "reversescale": True, "showscale": True,
-                      "colorbar": {"title": {"text": "FD-intra"}}}}
+                      "colorbar": {"title": {"text": escape(info.score_label)}}}}
     # Twenty-odd axes side by side: angled labels above a tall plot keep neighbours' names apart.
     trace["labelangle"] = -30
     trace["labelside"] = "top"

@@ -17,7 +17,7 @@ from study.spec import Domain, domain_from_dict
 from trainable.config import PRESETS, param_value
 from trainable.errors import UserError
 from trainable.experiment import (COLLAPSES, ERROR, FID_INTRA, PARAMS_FILE, TRIAL_PREFIX, matches_point,
-                                  preset_changes, read_results, read_stop_reason, read_study)
+                                  metric_label, preset_changes, read_results, read_stop_reason, read_study)
 
 
 def finite(value: Any) -> float | None:
@@ -25,6 +25,11 @@ def finite(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+def study_metric(study: dict[str, Any] | None) -> str:
+    """The report key a study ranks its trials on (its study file's metric); FD-intra for a trial."""
+    return ((study or {}).get("spec") or {}).get("metric") or FID_INTRA
 
 
 @dataclasses.dataclass
@@ -36,6 +41,7 @@ class TrialRecord:
     stop_reason: str  # one of trainable.experiment.STOP_REASONS
     evidence: str = ""
     baseline: str | None = None  # V0 / V1 / V2 when the trial is one of the paper's points
+    metric: str = FID_INTRA  # the study's metric (study.json); a local trial's is FD-intra
 
     @property
     def last(self) -> dict[str, Any]:
@@ -43,7 +49,8 @@ class TrialRecord:
 
     @property
     def score(self) -> float | None:
-        return finite(self.last.get(FID_INTRA))
+        """The trial's last value of the study's metric: what it is ranked on."""
+        return finite(self.last.get(self.metric))
 
     @property
     def collapsed(self) -> bool:
@@ -63,6 +70,15 @@ class Experiment:
     skipped: list[str]
 
     @property
+    def metric(self) -> str:
+        """The report key trials are ranked on: the study file's metric (FD-intra by default)."""
+        return study_metric(self.study)
+
+    @property
+    def metric_label(self) -> str:
+        return metric_label(self.metric)
+
+    @property
     def search(self) -> dict[str, Domain]:
         """The study's search space in the study file's order; empty for a single trial."""
         raw = ((self.study or {}).get("spec") or {}).get("search") or {}
@@ -70,7 +86,7 @@ class Experiment:
 
 
 def read_trial(trial_dir: Path, skipped: list[str], baselines: dict[str, dict] | None = None,
-               in_study: bool = False) -> TrialRecord | None:
+               in_study: bool = False, metric: str = FID_INTRA) -> TrialRecord | None:
     params_file = trial_dir / PARAMS_FILE
     if not params_file.exists():
         skipped.append(f"{trial_dir}: no {PARAMS_FILE} (not a trial folder, or not started)")
@@ -95,7 +111,7 @@ def read_trial(trial_dir: Path, skipped: list[str], baselines: dict[str, dict] |
         if matches_point(params, point):
             baseline = name
             break
-    return TrialRecord(trial_dir.name, trial_dir, params, rows, reason, evidence, baseline)
+    return TrialRecord(trial_dir.name, trial_dir, params, rows, reason, evidence, baseline, metric)
 
 
 def read_experiment(path: str | Path) -> Experiment:
@@ -111,7 +127,8 @@ def read_experiment(path: str | Path) -> Experiment:
     baselines = (study or {}).get("baselines", {})
     trials = []
     for trial_dir in sorted(p for p in path.iterdir() if p.is_dir() and p.name.startswith(TRIAL_PREFIX)):
-        trial = read_trial(trial_dir, skipped, baselines, in_study=study is not None)
+        trial = read_trial(trial_dir, skipped, baselines, in_study=study is not None,
+                           metric=study_metric(study))
         if trial is not None:
             trials.append(trial)
     return Experiment(path, trials, study, skipped)

@@ -11,7 +11,7 @@ from trainable.config import REMEDY_FIELDS, TrainConfig, param_value
 
 class RemedyGroup(NamedTuple):
     trials: list[str]
-    scores: list[float]  # healthy trials' final score (FD-intra)
+    scores: list[float]  # healthy trials' final score (the study's metric)
     collapsed: int  # trials that collapsed (no score counted)
 
 
@@ -24,6 +24,7 @@ class RemedyEffect(NamedTuple):
 
 class RemediesInfo(NamedTuple):
     effects: list[RemedyEffect]  # remedy fields the study searched, in REMEDY_FIELDS order
+    score_label: str = "FD-intra"  # the study's metric
 
 
 def _group(trials) -> RemedyGroup:
@@ -41,7 +42,7 @@ def get_remedies_info(experiment: Experiment) -> RemediesInfo:
         known = [t for t in experiment.trials if field in t.params]
         effects.append(RemedyEffect(field, paper, _group([t for t in known if t.params[field] == paper]),
                                     _group([t for t in known if t.params[field] != paper])))
-    return RemediesInfo(effects)
+    return RemediesInfo(effects, experiment.metric_label)
 
 
 def plot_remedies(info: RemediesInfo) -> dict[str, Any]:
@@ -59,13 +60,14 @@ def plot_remedies(info: RemediesInfo) -> dict[str, Any]:
         name = "without (the paper's value)" if side == "without" else "with the remedy"
         data.append({"type": "box", "name": name, "x": x, "y": y, "text": text, "boxpoints": "all", "jitter": 0.4,
                      "pointpos": 0, "marker": {"color": color, "size": 6}, "line": {"color": color},
-                     "hovertemplate": "%{text}<br>FD-intra %{y:.3f}<extra></extra>"})
+                     "hovertemplate": "%{text}<br>" + escape(info.score_label) + " %{y:.3f}<extra></extra>"})
     collapsed = [f"{e.field}: {e.without.collapsed}/{len(e.without.trials)} vs {e.with_.collapsed}/{len(e.with_.trials)}"
                  for e in info.effects]
     return {"data": data, "layout": {
-        "title": {"text": "Remedies: final FD-intra of healthy trials without and with each (lower is better)"},
+        "title": {"text": f"Remedies: final {escape(info.score_label)} of healthy trials without and with each "
+                          "(lower is better)"},
         "boxmode": "group", "height": 420, "margin": {"t": 50, "b": 110},
-        "yaxis": {"title": {"text": "FD-intra"}}, "xaxis": {"title": {"text": "remedy (config field)"}},
+        "yaxis": {"title": {"text": escape(info.score_label)}}, "xaxis": {"title": {"text": "remedy (config field)"}},
         "legend": {"orientation": "h", "y": -0.3},
         "annotations": [{"text": escape("collapsed, without vs with: " + "; ".join(collapsed)), "showarrow": False,
                          "xref": "paper", "yref": "paper", "x": 0, "y": 1.02, "xanchor": "left",

@@ -27,6 +27,7 @@ class ReplayGroup(NamedTuple):
 class ReplayInfo(NamedTuple):
     source: str
     groups: list[ReplayGroup]  # by median score, lower first; groups with no score last
+    score_label: str = "FD-intra"  # the study's metric
 
 
 def get_replay_info(experiment: Experiment) -> ReplayInfo | None:
@@ -47,11 +48,11 @@ def get_replay_info(experiment: Experiment) -> ReplayInfo | None:
             statistics.median(known) if known else None, min(known) if known else None,
             max(known) if known else None))
     groups.sort(key=lambda g: (g.median is None, g.median if g.median is not None else 0.0, g.source_rank))
-    return ReplayInfo(study["replay_of"], groups)
+    return ReplayInfo(study["replay_of"], groups, experiment.metric_label)
 
 
 def format_replay(info: ReplayInfo) -> str:
-    lines = [f"seed re-runs of {info.source}, ranked by median intra-class FD over the new seeds",
+    lines = [f"seed re-runs of {info.source}, ranked by median {info.score_label} over the new seeds",
              f"{'#':>3} {'was':>4} {'source trial':<24} {'median':>8} {'min':>8} {'max':>8} {'first run':>9}  seeds"]
     for position, group in enumerate(info.groups, 1):
         def cell(value):
@@ -73,13 +74,13 @@ def plot_replay(info: ReplayInfo) -> dict[str, Any]:
                      "boxpoints": "all", "jitter": 0.3, "pointpos": 0,
                      "text": [escape(f"seed {seed}: {reason}") for seed, reason, score in
                               zip(group.seeds, group.stop_reasons, group.scores) if score is not None],
-                     "hovertemplate": "%{text}<br>FD-intra %{y:.3f}<extra></extra>"})
+                     "hovertemplate": "%{text}<br>" + escape(info.score_label) + " %{y:.3f}<extra></extra>"})
         if group.source_score is not None:
             data.append({"type": "scatter", "mode": "markers", "x": [label], "y": [group.source_score],
                          "marker": {"symbol": "diamond-open", "size": 12, "color": "black"},
                          "name": "first run", "showlegend": position == 1,
                          "hovertemplate": "first run: %{y:.3f}<extra></extra>"})
-    return {"data": data, "layout": {"title": {"text": "Seed re-runs: intra-class FD per configuration "
+    return {"data": data, "layout": {"title": {"text": f"Seed re-runs: {escape(info.score_label)} per configuration "
                                                        "(box: new seeds; diamond: the study's run)"},
-                                     "yaxis": {"title": {"text": "intra-class FD (lower is better)"}},
+                                     "yaxis": {"title": {"text": f"{escape(info.score_label)} (lower is better)"}},
                                      "showlegend": True, "margin": {"t": 40}}}

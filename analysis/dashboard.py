@@ -19,7 +19,7 @@ from analysis._curves import curve_traces, curves_layout, get_curves_info
 from analysis._grids import data_uri, get_grids_info, plan_frames, thumbnail_bytes
 from analysis._history import get_history_info, plot_history
 from analysis._importance import get_importance_info, plot_importance
-from analysis._leaderboard import get_leaderboard_info, leaderboard_html, metrics_legend
+from analysis._leaderboard import METRIC_HELP, get_leaderboard_info, leaderboard_html, metrics_legend
 from analysis._parallel import get_parallel_info, plot_parallel
 from analysis._reader import Experiment, TrialRecord, rank, read_experiment
 from analysis._replay import get_replay_info, plot_replay
@@ -121,7 +121,7 @@ def build_dashboard(source: str | Path | Experiment, out: str | Path | None = No
         default = [t.name for t in ranked[:DEFAULT_COMPARE]]
     data = {
         "curves": {name: curve_traces(c, colors[name]) for name, c in curves.items()},
-        "curves_layout": curves_layout(),
+        "curves_layout": curves_layout(experiment.metric_label),
         "default_compare": default,
         "order": [t.name for t in ranked],
         "labels": {t.name: (f"#{i} " + t.name + (f" ({preset_label(t.baseline, short=True)})" if t.baseline else "") + f" - {t.stop_reason}")
@@ -196,7 +196,7 @@ def _page(experiment: Experiment, table: tuple[str, str], showcase: str, figures
 </head><body>
 <header><h1>{escape(title)}</h1>
 <p>{kind} <code>{escape(experiment.path)}</code>: {len(experiment.trials)} trials ({summary}).
-Score: intra-class judge Fr&eacute;chet distance (lower is better). Collapsed trials rank below all
+Score: {escape(METRIC_HELP[experiment.metric])}. Collapsed trials rank below all
 healthy ones whatever their score. Written {escape(time.strftime('%Y-%m-%d %H:%M'))}.</p>{skipped}
 <nav><a href="#ranking">ranking</a> <a href="#samples">samples</a> <a href="#curves">learning curves</a>{study_nav}
 <a href="#config">configuration</a></nav></header>

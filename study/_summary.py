@@ -7,7 +7,7 @@ from pathlib import Path
 
 from analysis import WORKING_ACCURACY, first_working, rank, read_experiment, row_at
 from trainable.config import preset_label
-from trainable.experiment import COND_ACCURACY, FID_INTRA, FINAL_CAS, JOURNAL_FILE
+from trainable.experiment import COND_ACCURACY, FINAL_CAS, JOURNAL_FILE
 
 
 def _cas(trial) -> str:
@@ -21,13 +21,14 @@ def summary(experiment_dir: Path) -> str:
     the same iteration), when a configuration first worked, stop reasons, where the results are."""
     experiment = read_experiment(experiment_dir)
     ranked = rank(experiment.trials)
+    metric, label = experiment.metric, experiment.metric_label  # what the study ranks on
     lines = [f"study {experiment_dir.name}: {len(experiment.trials)} trials in {experiment_dir}"]
     counts = Counter(trial.stop_reason for trial in experiment.trials)
     lines.append("stop reasons: " + ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items())))
     healthy = [t for t in ranked if t.healthy]
     if healthy:
         best = healthy[0]
-        lines.append(f"best: {best.name} FD-intra {best.score:.3f}, conditional accuracy "
+        lines.append(f"best: {best.name} {label} {best.score:.3f}, conditional accuracy "
                      f"{best.last.get(COND_ACCURACY, float('nan')):.3f}{_cas(best)} at iteration "
                      f"{best.last.get('iteration')}" + (f" ({preset_label(best.baseline)})" if best.baseline else ""))
         searched = experiment.search
@@ -37,9 +38,9 @@ def summary(experiment_dir: Path) -> str:
             # At the same budget: where V0 stopped (ASHA may have cut it), or where the best did.
             iteration = min(v0.last.get("iteration", 0), best.last.get("iteration", 0))
             ours, theirs = row_at(best, iteration), row_at(v0, iteration)
-            if ours and theirs and ours.get(FID_INTRA) and theirs.get(FID_INTRA):
-                lines.append(f"  vs the paper's V0 at iteration {iteration}: FD-intra {ours[FID_INTRA]:.3f} vs "
-                             f"{theirs[FID_INTRA]:.3f} ({ours[FID_INTRA] / theirs[FID_INTRA]:.2f}x), conditional "
+            if ours and theirs and ours.get(metric) and theirs.get(metric):
+                lines.append(f"  vs the paper's V0 at iteration {iteration}: {label} {ours[metric]:.3f} vs "
+                             f"{theirs[metric]:.3f} ({ours[metric] / theirs[metric]:.2f}x), conditional "
                              f"accuracy {ours.get(COND_ACCURACY, float('nan')):.3f} vs "
                              f"{theirs.get(COND_ACCURACY, float('nan')):.3f}")
     else:
@@ -54,7 +55,7 @@ def summary(experiment_dir: Path) -> str:
                      f"{minutes} min {seconds:02d} s into the study")
     for trial in experiment.trials:
         if trial.baseline:
-            score = f"FD-intra {trial.score:.3f}" if trial.score is not None else "no score"
+            score = f"{label} {trial.score:.3f}" if trial.score is not None else "no score"
             accuracy = trial.last.get(COND_ACCURACY)
             score += f", conditional accuracy {accuracy:.3f}" if isinstance(accuracy, (int, float)) else ""
             score += _cas(trial)

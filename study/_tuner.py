@@ -9,7 +9,7 @@ from typing import Any
 
 from study._session import Resources
 from study.spec import StudySpec
-from trainable.experiment import COND_ACCURACY, DIVERSITY_MIN, FID_INTRA, trial_dir_name
+from trainable.experiment import COND_ACCURACY, DIVERSITY_MIN, metric_label, trial_dir_name
 from trainable.local import load_data
 
 
@@ -59,7 +59,7 @@ def build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *,
             # Sample grids are written in the trial's working folder: sync them to storage too.
             sync_config=tune.SyncConfig(sync_artifacts=True),
             progress_reporter=tune.CLIReporter(
-                metric_columns={"iteration": "iter", FID_INTRA: "FD-intra", COND_ACCURACY: "acc",
+                metric_columns={"iteration": "iter", spec.metric: metric_label(spec.metric), COND_ACCURACY: "acc",
                                 DIVERSITY_MIN: "div", "verdict": "verdict"},
                 parameter_columns=list(spec.search)[:6], max_report_frequency=15),
             verbose=1,

@@ -17,7 +17,7 @@ from typing import Sequence
 
 from trainable.config import PRESETS
 from trainable.errors import UserError
-from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED
+from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED, metric_label
 
 PROG = "cgan-study"
 DESCRIPTION = "Hyper-parameter studies of the paper's conditional GAN for facial expressions."
@@ -258,7 +258,7 @@ def _pick_trial(args: argparse.Namespace):
 def _describe_pick(trial, origin: dict) -> str:
     """e.g. "trial_00003 (rank 1 of study demo: completed at iteration 800, FD-intra 5.630)"."""
     where = f"rank {origin['rank']} of study {origin['study']}: " if origin["study"] else ""
-    score = f", FD-intra {trial.score:.3f}" if trial.score is not None else ""
+    score = f", {metric_label(trial.metric)} {trial.score:.3f}" if trial.score is not None else ""
     return f"{trial.name} ({where}{trial.stop_reason} at iteration {trial.last.get('iteration', 0)}{score})"
 
 

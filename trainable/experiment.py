@@ -67,6 +67,7 @@ NONE = "none"
 # Metric keys of a report row (the judge's scores) and the study's score.
 FID = "fid"  # judge-feature Frechet distance over all classes
 FID_INTRA = "fid_intra"  # its mean over classes: the primary quality score, lower is better
+METRIC_LABELS = {FID_INTRA: "FD-intra", FID: "FID"}  # how a study's metric is named in its output
 COND_ACCURACY = "cond_accuracy"  # share of samples the judge assigns to the intended class
 DIVERSITY_MIN = "diversity_min"  # lowest per-class diversity ratio (generated / real spread)
 DIVERSITY_MEAN = "diversity_mean"
@@ -77,6 +78,13 @@ SCORE = "score"  # what a study's scheduler and searcher see: its metric, finite
 FINAL_CAS = "final_cas"
 FINAL_CAS_PER_CLASS = "final_cas_per_class"
 FINAL_CAS_S = "final_cas_s"
+
+
+def metric_label(metric: str) -> str:
+    """A study metric's name in tables and figures: "FD-intra" for fid_intra, "FID" for fid."""
+    return METRIC_LABELS.get(metric, metric)
+
+
 NODE_ID = "node_id"  # a study report's Ray node (beside Tune's hostname and node_ip): where the trial ran
 
 # params.json keys that are the trial's context, not config fields. FROM: where a trial started

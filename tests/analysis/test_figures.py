@@ -14,7 +14,7 @@ from analysis._curves import curve_traces, get_curves_info
 from analysis._grids import get_grids_info, plan_frames, thumbnail_bytes
 from analysis._history import get_history_info, plot_history
 from analysis._importance import get_importance_info
-from analysis._leaderboard import METRIC_HELP, format_ranking, get_leaderboard_info, leaderboard_html
+from analysis._leaderboard import format_ranking, get_leaderboard_info, leaderboard_html
 from analysis._parallel import get_parallel_info, plot_parallel
 from analysis._remedies import get_remedies_info, plot_remedies
 from analysis._stops import StopsInfo, get_stops_info, plot_collapse_map
@@ -338,9 +338,41 @@ def test_score_headers_explain_themselves_and_the_study_shows_its_fixed_fields(s
     path, _ = synthetic
     table = leaderboard_html(get_leaderboard_info(read_experiment(path)))
     for key in ("score", "cond_accuracy", "diversity_min", "coverage"):
-        assert f'data-key="{key}" data-kind="num" class="sortable" title="' in table and METRIC_HELP[key]
+        assert f'data-key="{key}" data-kind="num" class="sortable" title="' in table
+    assert 'title="intra-class Frechet distance' in table
     page = build_dashboard(path, tmp_path / "d.html").path.read_text()
     assert "<b>acc</b>: conditional accuracy" in page  # the legend under the table
     fixed = json.loads((path / "study.json").read_text())["spec"]["fixed"]
     assert fixed and all(f"<th>{key}</th><td>{value}</td>" in page for key, value in fixed.items())
     assert all(f'id="{section}"' in page for section in ("history", "stops", "space", "config"))
+
+
+def test_a_study_with_metric_fid_is_ranked_summarised_and_drawn_on_fid(synthetic, tmp_path):
+    """The study file's metric is what the study ranks on, not FD-intra whatever it says."""
+    from study._summary import summary
+
+    path, truth = synthetic
+    copy = tmp_path / "study"
+    shutil.copytree(path, copy)
+    study = json.loads((copy / "study.json").read_text())
+    study["spec"]["metric"] = "fid"
+    (copy / "study.json").write_text(json.dumps(study))
+    for trial_dir in copy.glob("trial_*"):  # fid orders the trials the other way round from fid_intra
+        rows = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
+        for row in rows:
+            row["fid"] = 1000.0 - row["fid_intra"]
+        (trial_dir / "result.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    healthy = [n for n, t in truth.items() if t["reason"] not in COLLAPSED]
+    info = get_leaderboard_info(read_experiment(copy))
+    assert [row.name for row in info.rows[:len(healthy)]] == sorted(healthy, key=lambda n: -truth[n]["score"])
+    assert info.rows[0].score == pytest.approx(1000.0 - max(truth[n]["score"] for n in healthy))
+    assert format_ranking(info).splitlines()[0].split()[4] == "FID"
+    text = summary(copy)
+    best = info.rows[0]
+    assert f"best: {best.name} FID {best.score:.3f}" in text and "FD-intra" not in text
+    page = build_dashboard(copy, tmp_path / "d.html").path.read_text()
+    assert "Score: Frechet distance in the judge&#x27;s feature space over all classes" in page
+    assert "<b>FID</b>" in page and "<b>FD-intra</b>" not in page
+    history = plot_history(get_history_info(read_experiment(copy)))
+    assert history["layout"]["yaxis"]["title"]["text"] == "FID (lower is better)"
+    assert "FID %{y:.3f}" in history["data"][0]["hovertemplate"]
