@@ -1,25 +1,46 @@
-"""Driver-side bookkeeping when a trial ends: its stop reason, and the Optuna journal mirror.
+"""Driver-side bookkeeping of a study's trials: their stop reasons, and the study in Optuna's terms.
 
 The searcher's own Optuna study lives in memory and is checkpointed by Tune with the rest of
-the experiment, which is what lets a killed driver resume. For optuna-dashboard and for
-anyone who wants the study in Optuna's own terms, every finished trial is also written to a
-journal file (``optuna.log``) with the state Tune agrees on: COMPLETE, PRUNED or FAIL.
+the experiment, which is what lets a killed driver resume. For optuna-dashboard, and for anyone
+who wants the study in Optuna's own terms, the driver also keeps an Optuna store beside the
+trial folders: a journal (``optuna.log``) and a file-system artifact store (``optuna_artifacts/``).
+
+How a Tune trial appears there:
+- created RUNNING when Tune starts it, with its searched parameters, its real start time, and
+  whether it is one of the paper's baselines or a reference point (user attributes);
+- one intermediate value per report, at the report's training iteration, of the study's metric
+  (named: ``study.metric_names``); single-objective studies only, as Optuna allows;
+- each report's sample grid as an artifact of the trial (optuna-dashboard shows the faces);
+- finished when Tune ends it, with the state Tune agrees on (COMPLETE, PRUNED for ASHA and the
+  collapse stoppers, FAIL for an error), the real end time and the stop reason.
+A resumed driver finds its trials by their Tune trial id (no duplicates); a trial the journal
+holds as RUNNING that the resumed Tune does not know (started after Tune's last save of the
+experiment) is ended FAIL as interrupted. The study is created once.
 """
 
 from __future__ import annotations
 
 import math
+import posixpath
+import tempfile
+import warnings
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from ray.tune import Callback
 
 from study._stopping import StopLedger
 from study.spec import StudySpec
-from trainable.experiment import COMPLETED, DIVERSITY_MEAN, EARLY, ERROR, JOURNAL_FILE, SCORE, write_stop
+from trainable.config import PAPER_PRESETS
+from trainable.experiment import (COMPLETED, DIVERSITY_MEAN, EARLY, ERROR, INTERRUPTED, JOURNAL_FILE, SCORE,
+                                  matches_point, write_stop)
 from trainable.tune_adapter import PENALTY
+
+ARTIFACTS_DIR = "optuna_artifacts"
+TUNE_TRIAL_ID = "tune_trial_id"  # the user attribute that ties an Optuna trial to its Tune trial
 
 
 def journal_storage(experiment_dir: str | Path) -> optuna.storages.JournalStorage:
@@ -28,15 +49,134 @@ def journal_storage(experiment_dir: str | Path) -> optuna.storages.JournalStorag
     return optuna.storages.JournalStorage(JournalFileBackend(str(Path(experiment_dir) / JOURNAL_FILE)))
 
 
+class OptunaStore:
+    """The study's Optuna journal and artifact store, written by the driver only."""
+
+    def __init__(self, experiment_dir: str | Path, spec: StudySpec, study_name: str) -> None:
+        from optuna.artifacts import FileSystemArtifactStore
+
+        self.spec = spec
+        self.storage = journal_storage(experiment_dir)
+        artifacts = Path(experiment_dir) / ARTIFACTS_DIR
+        artifacts.mkdir(parents=True, exist_ok=True)
+        self.artifacts = FileSystemArtifactStore(str(artifacts))
+        try:
+            self.study_id = self.storage.get_study_id_from_name(study_name)
+        except KeyError:  # the first driver of this study: its one create-study record
+            directions = ["minimize", "maximize"] if spec.multi_objective else ["minimize"]
+            study = optuna.create_study(storage=self.storage, study_name=study_name, directions=directions)
+            with warnings.catch_warnings():  # metric names are "experimental" since Optuna 3.2
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([spec.metric, DIVERSITY_MEAN] if spec.multi_objective else [spec.metric])
+            study.set_user_attr("baselines", list(spec.baselines))
+            self.study_id = study._study_id
+        self.ids = {t.user_attrs[TUNE_TRIAL_ID]: t._trial_id
+                    for t in self.storage.get_all_trials(self.study_id, deepcopy=False) if TUNE_TRIAL_ID in t.user_attrs}
+        self.distributions = spec.distributions()
+
+    def _baseline(self, config: dict[str, Any]) -> str | None:
+        for name, point in zip(self.spec.baselines, self.spec.baseline_points()):
+            if matches_point(config, point):
+                return name
+        return None
+
+    def start(self, tune_trial_id: str, config: dict[str, Any]) -> int:
+        """The trial's Optuna id: created RUNNING now, or the one a previous driver created."""
+        if tune_trial_id in self.ids:
+            return self.ids[tune_trial_id]
+        params = {key: config[key] for key in self.spec.search if key in config}
+        attrs: dict[str, Any] = {TUNE_TRIAL_ID: tune_trial_id}
+        baseline = self._baseline(config)
+        if baseline is not None:
+            attrs.update(baseline=baseline, reference="paper" if baseline in PAPER_PRESETS else "remedy recipe")
+        template = optuna.trial.create_trial(
+            state=TrialState.RUNNING, params=params, user_attrs=attrs,
+            distributions={key: dist for key, dist in self.distributions.items() if key in params})
+        template.datetime_start = datetime.now(timezone.utc)
+        self.ids[tune_trial_id] = self.storage.create_new_trial(self.study_id, template_trial=template)
+        return self.ids[tune_trial_id]
+
+    def _trial(self, trial_id: int) -> FrozenTrial:
+        return self.storage.get_trial(trial_id)
+
+    def report(self, trial_id: int, step: int, value: float) -> None:
+        if not self.spec.multi_objective and not self._trial(trial_id).state.is_finished():
+            self.storage.set_trial_intermediate_value(trial_id, step, value)
+
+    def upload_grids(self, trial_id: int, grids: list[str], read: Callable[[str], bytes | None]) -> None:
+        """Each grid (a path relative to the trial folder) as an artifact of the trial, once."""
+        from optuna.artifacts import get_all_artifact_meta, upload_artifact
+
+        frozen = self._trial(trial_id)
+        have = {meta.filename for meta in get_all_artifact_meta(frozen, storage=self.storage)}
+        for grid in grids:
+            name = posixpath.basename(grid)
+            if name in have:
+                continue
+            data = read(grid)
+            if data is None:  # not synced to the study's storage yet: the next report or the end uploads it
+                continue
+            with tempfile.TemporaryDirectory() as directory:
+                path = Path(directory) / name
+                path.write_bytes(data)
+                upload_artifact(artifact_store=self.artifacts, file_path=str(path), study_or_trial=frozen,
+                                storage=self.storage)
+            have.add(name)
+
+    def finish(self, trial_id: int, state: TrialState, values: list[float] | None, attrs: dict[str, Any]) -> None:
+        if self._trial(trial_id).state.is_finished():
+            return  # a resumed driver sees completions again
+        for key, value in attrs.items():
+            self.storage.set_trial_user_attr(trial_id, key, value)
+        self.storage.set_trial_state_values(trial_id, state, values)
+
+    def end_lost(self, known: set[str]) -> None:
+        """RUNNING trials no Tune trial of this driver knows: their driver was killed before Tune
+        saved them, and they never finish; end them as interrupted."""
+        for tune_trial_id, trial_id in self.ids.items():
+            if tune_trial_id not in known and not self._trial(trial_id).state.is_finished():
+                self.finish(trial_id, TrialState.FAIL, None, {"stop_reason": INTERRUPTED, "evidence":
+                            "its driver was killed before Tune saved the trial; Tune does not resume it"})
+
+
 class StudyCallback(Callback):
     def __init__(self, experiment_dir: str | Path, spec: StudySpec, study_name: str) -> None:
         self.experiment_dir = str(experiment_dir)
         self.spec = spec
         self.study_name = study_name
-        self.scores: dict[str, dict[int, float]] = {}
+        self._store: OptunaStore | None = None
+        self._grids: dict[str, list[str]] = {}  # the grids each trial reported to this driver
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks with the experiment; the store is opened anew by each driver.
+        return {**self.__dict__, "_store": None, "_grids": {}}
+
+    @property
+    def store(self) -> OptunaStore:
+        if self._store is None:
+            self._store = OptunaStore(self.experiment_dir, self.spec, self.study_name)
+        return self._store
+
+    def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
+        if self._store is None:  # the first trial this driver starts: end the lost ones of a killed driver
+            self.store.end_lost({t.trial_id for t in trials})
+        self.store.start(trial.trial_id, trial.config)
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
-        self.scores.setdefault(trial.trial_id, {})[int(result["training_iteration"])] = float(result[SCORE])
+        if result.get("done"):
+            # The stopper or ASHA decided on this very result (before the callbacks run): say so in it,
+            # so the last reported result of every trial carries its stop reason (Tune's result.json,
+            # progress.csv and ExperimentAnalysis). Tune lets callbacks change the result in place.
+            entry = StopLedger(self.experiment_dir).get(trial.trial_id)
+            if entry is not None:
+                result["stop_reason"] = entry["stop_reason"]
+        trial_id = self.store.start(trial.trial_id, trial.config)
+        if isinstance(result.get("iteration"), int):
+            self.store.report(trial_id, result["iteration"], float(result[SCORE]))
+        grids = self._grids.setdefault(trial.trial_id, [])
+        if isinstance(result.get("grid"), str):
+            grids.append(result["grid"])
+        self.store.upload_grids(trial_id, grids, _reader(trial))
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         self._finish(trial, error=None)
@@ -58,13 +198,7 @@ class StudyCallback(Callback):
         self._mirror(trial, record)
 
     def _mirror(self, trial, record: dict) -> None:
-        storage = journal_storage(self.experiment_dir)
-        directions = ["minimize", "maximize"] if self.spec.multi_objective else ["minimize"]
-        study = optuna.create_study(storage=storage, study_name=self.study_name, directions=directions,
-                                    load_if_exists=True)
-        if any(t.user_attrs.get("tune_trial_id") == trial.trial_id for t in study.get_trials(deepcopy=False)):
-            return  # already mirrored (a resumed driver sees completions again)
-        params = {key: trial.config[key] for key in self.spec.search if key in trial.config}
+        trial_id = self.store.start(trial.trial_id, trial.config)
         reason = record["stop_reason"]
         state = TrialState.FAIL if reason == ERROR else TrialState.PRUNED if reason in EARLY else TrialState.COMPLETE
         values = None
@@ -74,10 +208,18 @@ class StudyCallback(Callback):
             if self.spec.multi_objective:
                 diversity = last.get(DIVERSITY_MEAN)
                 values.append(float(diversity) if isinstance(diversity, (int, float)) and math.isfinite(diversity) else 0.0)
-        intermediate = self.scores.get(trial.trial_id, {})
-        frozen = optuna.trial.create_trial(
-            params=params, distributions={k: v for k, v in self.spec.distributions().items() if k in params},
-            values=values, state=state, intermediate_values=intermediate if not self.spec.multi_objective else {},
-            user_attrs={"tune_trial_id": trial.trial_id, "stop_reason": reason, "evidence": record["evidence"],
-                        "iteration": record["iteration"]})
-        study.add_trial(frozen)
+        self.store.upload_grids(trial_id, self._grids.get(trial.trial_id, []), _reader(trial))
+        self.store.finish(trial_id, state, values, {"stop_reason": reason, "evidence": record["evidence"],
+                                                    "iteration": record["iteration"]})
+
+
+def _reader(trial) -> Callable[[str], bytes | None]:
+    """Reads a file of the trial's folder in the study's storage (local or remote), None if absent."""
+    def read(relative: str) -> bytes | None:
+        filesystem = trial.storage.storage_filesystem
+        try:
+            with filesystem.open_input_stream(posixpath.join(trial.path, relative)) as stream:
+                return stream.read()
+        except (FileNotFoundError, OSError):
+            return None
+    return read

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 import pytest
 
 from analysis import read_experiment
@@ -49,23 +51,34 @@ def cli(*args, env=None, timeout=600):
 
 
 def journal_trials(experiment_dir):
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
     storage = JournalStorage(JournalFileBackend(str(experiment_dir / "optuna.log")))
     name = optuna.get_all_study_names(storage)[0]
     return {t.user_attrs["tune_trial_id"]: t for t in optuna.load_study(study_name=name, storage=storage).trials}
 
 
 def check_optuna_agrees(experiment):
+    """The study's Optuna store holds every trial once, as the trial folders say it ran: state, stop
+    reason, real times, the metric at each report's iteration, each report's grid as an artifact."""
+    from optuna.artifacts import get_all_artifact_meta
+
     trials = journal_trials(experiment.path)
     assert len(trials) == len(experiment.trials)
     expected = {"completed": "COMPLETE", "asha": "PRUNED", "mode-collapse": "PRUNED", "loss-collapse": "PRUNED",
                 "error": "FAIL"}
+    storage = JournalStorage(JournalFileBackend(str(experiment.path / "optuna.log")))
+    records = [json.loads(line) for line in (experiment.path / "optuna.log").read_text().splitlines()]
+    assert sum(record["op_code"] == 0 for record in records) == 1  # the study is created once
     for trial in experiment.trials:
         ours = trials[trial.name.removeprefix("trial_")]
         assert ours.state.name == expected[trial.stop_reason], (trial.name, trial.stop_reason, ours.state)
         assert ours.user_attrs["stop_reason"] == trial.stop_reason
+        assert ours.user_attrs.get("baseline") == trial.baseline
+        assert ours.datetime_start < ours.datetime_complete
+        assert ours.intermediate_values == {row["iteration"]: row["score"] for row in trial.rows}
+        assert sorted(meta.filename for meta in get_all_artifact_meta(ours, storage=storage)) == \
+            sorted(row["grid"].rsplit("/", 1)[1] for row in trial.rows)
+        if trial.stop_reason != "error":  # the last result says why the trial ended (Tune's own files too)
+            assert trial.rows[-1]["stop_reason"] == trial.stop_reason, (trial.name, trial.rows[-1])
     return trials
 
 

@@ -1,0 +1,132 @@
+"""The study's Optuna store, read back through Optuna's own storage and artifact APIs.
+
+The callback is driven here the way Tune's controller drives it (start, results, end), with
+stand-ins for Tune's trial objects over a real folder; the slow e2e studies check the same
+store after real studies (tests/e2e/test_study.py, check_optuna_agrees).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
+from optuna.trial import TrialState
+from pyarrow.fs import LocalFileSystem
+
+from study._callbacks import ARTIFACTS_DIR, StudyCallback, journal_storage
+from study._stopping import StopLedger
+from study.spec import load_spec
+from trainable.experiment import ASHA, SCORE, grid_file
+
+
+class _Storage:
+    storage_filesystem = LocalFileSystem()
+
+
+class _Trial:
+    """What the callback reads of a Tune trial: its id, config, folder in storage, last result."""
+
+    def __init__(self, root: Path, trial_id: str, config: dict) -> None:
+        self.trial_id, self.config, self.storage = trial_id, config, _Storage()
+        self.path = self.local_path = str(root / f"trial_{trial_id}")
+        Path(self.path).mkdir(parents=True, exist_ok=True)
+        self.last_result: dict = {}
+
+    def result(self, iteration: int, score: float, done: bool = False) -> dict:
+        grid = grid_file(iteration)
+        (Path(self.path) / grid).parent.mkdir(exist_ok=True)
+        (Path(self.path) / grid).write_bytes(f"png of {self.trial_id} at {iteration}".encode())
+        self.last_result = {"iteration": iteration, SCORE: score, "grid": grid, "done": done, "stop_reason": None}
+        return self.last_result
+
+
+def _study(root: Path) -> optuna.Study:
+    storage = journal_storage(root)
+    (name,) = optuna.get_all_study_names(storage)
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+@pytest.fixture
+def spec():
+    return load_spec()
+
+
+def test_trials_appear_running_with_steps_times_names_baselines_and_grids(tmp_path, spec):
+    callback = StudyCallback(tmp_path, spec, "demo")
+    v0 = _Trial(tmp_path, "00000", {**spec.baseline_points()[0], "iterations": 800})
+    searched = _Trial(tmp_path, "00001", {**spec.baseline_points()[0], "latent_size": 64})
+    callback.on_trial_start(0, [v0, searched], v0)
+    callback.on_trial_start(0, [v0, searched], searched)
+    started = time.time()
+    for iteration, score in ((200, 30.0), (400, 20.0)):
+        callback.on_trial_result(0, [], v0, v0.result(iteration, score))
+    study = _study(tmp_path)
+    assert study.metric_names == ["fid_intra"]
+    first, second = study.trials
+    assert first.state == TrialState.RUNNING and second.state == TrialState.RUNNING  # visible while running
+    assert first.intermediate_values == {200: 30.0, 400: 20.0}  # at the iteration, not 1..N
+    assert first.user_attrs["baseline"] == "V0" and first.user_attrs["reference"] == "paper"
+    assert "baseline" not in second.user_attrs and first.params == spec.baseline_points()[0]
+    store = FileSystemArtifactStore(str(tmp_path / ARTIFACTS_DIR))
+    metas = get_all_artifact_meta(first, storage=study._storage)
+    assert sorted(m.filename for m in metas) == ["iteration_0000200.png", "iteration_0000400.png"]
+    download_artifact(artifact_store=store, artifact_id=metas[0].artifact_id, file_path=str(tmp_path / "got.png"))
+    assert (tmp_path / "got.png").read_bytes().startswith(b"png of 00000 at ")
+
+    time.sleep(0.05)
+    StopLedger(tmp_path).record(searched.trial_id, ASHA, "below the cut", 200)
+    last = searched.result(200, 40.0, done=True)
+    callback.on_trial_result(0, [], searched, last)
+    assert last["stop_reason"] == ASHA  # the last reported result says why the trial ended
+    callback.on_trial_complete(0, [], searched)
+    callback.on_trial_complete(0, [], v0)
+    first, second = _study(tmp_path).trials
+    assert first.state == TrialState.COMPLETE and first.value == 20.0
+    assert second.state == TrialState.PRUNED and second.user_attrs["stop_reason"] == ASHA
+    for trial in (first, second):  # real times: a duration, inside this test's run
+        assert trial.datetime_start < trial.datetime_complete
+        assert started - 5 < trial.datetime_start.timestamp() < time.time()
+    assert json.loads((Path(searched.path) / "stop_reason.json").read_text())["stop_reason"] == ASHA
+    records = [json.loads(line) for line in (tmp_path / "optuna.log").read_text().splitlines()]
+    assert sum(r["op_code"] == 0 for r in records) == 1  # one create-study record (JournalOperation.CREATE_STUDY)
+
+
+def test_a_resumed_driver_continues_its_trials_without_duplicates(tmp_path, spec):
+    trials = [_Trial(tmp_path, f"0000{n}", {**spec.baseline_points()[0], "latent_size": 64}) for n in range(3)]
+    first = StudyCallback(tmp_path, spec, "demo")
+    for trial in trials:
+        first.on_trial_start(0, trials, trial)
+    first.on_trial_result(0, [], trials[0], trials[0].result(200, 30.0))
+    # The driver is killed. Tune's saved experiment knows trials 0 and 1 only; trial 2 started after its last save.
+    second = StudyCallback(tmp_path, spec, "demo")
+    known = trials[:2]
+    second.on_trial_start(0, known, trials[0])
+    second.on_trial_start(0, known, trials[1])
+    second.on_trial_result(0, [], trials[0], trials[0].result(200, 30.0))  # the same report again, from a checkpoint
+    second.on_trial_result(0, [], trials[0], trials[0].result(400, 10.0))
+    for trial in known:
+        second.on_trial_complete(0, [], trial)
+    second.on_trial_complete(0, [], trials[0])  # a completion seen twice changes nothing
+    study = _study(tmp_path)
+    assert len(study.trials) == 3
+    by_id = {t.user_attrs["tune_trial_id"]: t for t in study.trials}
+    assert by_id["00000"].intermediate_values == {200: 30.0, 400: 10.0} and by_id["00000"].value == 10.0
+    assert len(get_all_artifact_meta(by_id["00000"], storage=study._storage)) == 2
+    assert by_id["00001"].state == TrialState.COMPLETE
+    assert by_id["00002"].state == TrialState.FAIL and by_id["00002"].user_attrs["stop_reason"] == "interrupted"
+    records = [json.loads(line) for line in (tmp_path / "optuna.log").read_text().splitlines()]
+    assert sum(r["op_code"] == 0 for r in records) == 1
+
+
+def test_the_callback_pickles_without_its_open_store(tmp_path, spec):
+    import pickle
+
+    callback = StudyCallback(tmp_path, spec, "demo")
+    trial = _Trial(tmp_path, "00000", spec.baseline_points()[0])
+    callback.on_trial_start(0, [trial], trial)
+    copy = pickle.loads(pickle.dumps(callback))
+    assert copy._store is None and copy.store.ids == {"00000": 0}
