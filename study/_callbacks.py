@@ -35,11 +35,10 @@ from ray.tune import Callback
 from study._stopping import StopLedger
 from study.spec import StudySpec
 from trainable.config import PAPER_PRESETS
-from trainable.experiment import (COMPLETED, DIVERSITY_MEAN, EARLY, ERROR, INTERRUPTED, JOURNAL_FILE, SCORE,
+from trainable.experiment import (ARTIFACTS_DIR, COMPLETED, DIVERSITY_MEAN, EARLY, ERROR, INTERRUPTED, JOURNAL_FILE, SCORE,
                                   matches_point, write_stop)
 from trainable.tune_adapter import PENALTY
 
-ARTIFACTS_DIR = "optuna_artifacts"
 TUNE_TRIAL_ID = "tune_trial_id"  # the user attribute that ties an Optuna trial to its Tune trial
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from analysis import WORKING_ACCURACY, first_working, rank, read_experiment, row_at
 from trainable.config import preset_label
-from trainable.experiment import COND_ACCURACY, FINAL_CAS, JOURNAL_FILE
+from trainable.experiment import ARTIFACTS_DIR, COND_ACCURACY, FINAL_CAS, JOURNAL_FILE
 
 
 def _cas(trial) -> str:
@@ -64,6 +64,7 @@ def summary(experiment_dir: Path) -> str:
                          + (f" ({trial.evidence})" if trial.evidence and trial.collapsed else ""))
     if experiment.skipped:
         lines.append(f"skipped {len(experiment.skipped)} unreadable entries (first: {experiment.skipped[0]})")
-    lines.append(f"optuna journal: {experiment_dir / JOURNAL_FILE} (optuna-dashboard can open it)")
+    lines.append(f"optuna store: optuna-dashboard {experiment_dir / JOURNAL_FILE} "
+                 f"--artifact-dir {experiment_dir / ARTIFACTS_DIR}")
     lines.append(f"dashboard: cgan-study analyze {experiment_dir}")
     return "\n".join(lines)

@@ -9,7 +9,8 @@ are read alike.
         driver.lock              locked (flock) by the driver running the study, its pid inside
         ray_session.json         while it runs: the pids of its embedded Ray, ended if a killed driver left them
         stop_reasons.jsonl       the driver's ledger: why each trial ended (first decision stands)
-        optuna.log               Optuna journal mirror of the finished trials
+        optuna.log               the study in Optuna's terms (study/_callbacks.py), for optuna-dashboard
+        optuna_artifacts/        its artifact store: each report's sample grid
         trial_ID/                one per trial, the files of a Ray Tune trial folder:
             params.json          the trial's parameters (config fields, plus preset, data, judge_steps)
             result.json          one JSON object per report, one per line (append-only)
@@ -42,6 +43,7 @@ LOCK_FILE = "driver.lock"  # held by the one driver writing a study or trial fol
 SESSION_FILE = "ray_session.json"  # the processes of a running study's embedded Ray
 LEDGER_FILE = "stop_reasons.jsonl"
 JOURNAL_FILE = "optuna.log"
+ARTIFACTS_DIR = "optuna_artifacts"  # the Optuna artifact store beside it: every trial's sample grids
 TRIAL_PREFIX = "trial_"
 PARAMS_FILE = "params.json"
 RESULT_FILE = "result.json"
