@@ -67,12 +67,14 @@ def run_one(name: str, base: dict, overrides: dict, seed: int, iterations: int, 
     return {"name": name, "seed": seed, "accuracy": rows[-1]["cond_accuracy"], "fid_intra": rows[-1]["fid_intra"],
             "diversity_min": rows[-1]["diversity_min"], "reached": reached,
             "lowest_d_loss": min(row["d_loss"] for row in rows), "seconds": time.perf_counter() - started,
-            "curve": " ".join(f"{row['iteration']}:{row['cond_accuracy']:.2f}/{row['fid_intra']:.1f}" for row in rows
-                              if row.get("cond_accuracy") is not None)}
+            "last_d_loss": rows[-1]["d_loss"],
+            "last_d_accuracy": (rows[-1]["d_real_accuracy"] + rows[-1]["d_fake_accuracy"]) / 2,
+            "curve": " ".join(f"{row['iteration']}:{row['cond_accuracy']:.2f}/{row['fid_intra']:.1f}/"
+                              f"D{row['d_loss']:.4f}" for row in rows if row.get("cond_accuracy") is not None)}
 
 
-def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):6.3f} [{min(values):.3f}-{max(values):.3f}]"
+def spread(values: list[float], digits: int = 3) -> str:
+    return f"{statistics.median(values):6.{digits}f} [{min(values):.{digits}f}-{max(values):.{digits}f}]"
 
 
 def main() -> None:
@@ -112,19 +114,21 @@ def main() -> None:
             eta = elapsed / done * (len(jobs) - done)
             print(f"[{done}/{len(jobs)}, ETA {eta / 60:.1f} min] {result['name']} seed {result['seed']}: "
                   f"acc {result['accuracy']:.3f} FD-intra {result['fid_intra']:.2f} ({result['seconds']:.0f} s; "
-                  f"iteration:acc/FD {result['curve']})",
+                  f"iteration:acc/FD/D loss {result['curve']})",
                   flush=True)
     print(f"\n{args.seeds} seeds x {args.iterations} iterations, lr {args.lr}, G {base['g_filters']}, "
           f"D {base['d_filters']}, latent {base['latent_size']}, {base['normalization']}"
           f"{''.join(f', {item}' for item in args.set)}; median [min-max]\n")
-    print("| configuration | cond. accuracy | FD-intra | lowest diversity | first acc >= 0.5 | lowest D loss | s/run |")
-    print("|---|---|---|---|---|---|---|")
+    print("| configuration | cond. accuracy | FD-intra | lowest diversity | first acc >= 0.5 | lowest D loss "
+          "| last D loss | last D accuracy | s/run |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in names:
         runs = results[name]
         reached = [r["reached"] for r in runs if r["reached"] is not None]
         reach = f"{len(reached)}/{len(runs)} runs, median {statistics.median(reached):.0f}" if reached else "never"
         print(f"| {name} | {spread([r['accuracy'] for r in runs])} | {spread([r['fid_intra'] for r in runs])} | "
               f"{spread([r['diversity_min'] for r in runs])} | {reach} | {min(r['lowest_d_loss'] for r in runs):.4f} | "
+              f"{spread([r['last_d_loss'] for r in runs], 4)} | {spread([r['last_d_accuracy'] for r in runs])} | "
               f"{statistics.median(r['seconds'] for r in runs):.0f} |")
 
 

@@ -198,7 +198,10 @@ class Trainer:
             logits = self.discriminator(torch.cat([real, fake]), torch.cat([real_labels, fake_labels])).float()
         real_logits, fake_logits = logits.split([len(real), len(fake)])
         loss = (self._d_loss(real_logits, True) + self._d_loss(fake_logits, False)) / 2
-        return (real_logits > 0).float().mean(), (fake_logits < 0).float().mean(), loss
+        # D calls a sample real past the midpoint of its two targets: logit 0 for cross-entropy
+        # (p = 0.5) and hinge (+1 / -1); 0.5 for least squares, whose targets are 1 and 0.
+        boundary = 0.5 if self.config.loss == "least-squares" else 0.0
+        return (real_logits > boundary).float().mean(), (fake_logits < boundary).float().mean(), loss
 
     def _update_freeze(self) -> bool:
         config = self.config

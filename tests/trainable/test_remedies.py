@@ -203,6 +203,20 @@ def test_d_accuracy_comes_from_one_pass_over_real_and_fake(tiny_data):
     assert stats.d_real_accuracy == 1.0 and stats.d_fake_accuracy == 0.0
 
 
+@pytest.mark.parametrize("loss, real, fake", [("bce", 3.0, -3.0), ("hinge", 1.0, -1.0), ("least-squares", 1.0, 0.0)])
+def test_a_d_on_its_loss_targets_is_fully_accurate(tiny_data, loss, real, fake):
+    """D's accuracy splits at the midpoint of the loss's targets (0.5 for least squares, whose
+    fake target is 0: a split at 0 would count half of a perfect D's fakes as real)."""
+    _, dataset, _ = tiny_data
+    trainer = Trainer(TrainConfig.from_dict({**TINY, "loss": loss}), dataset)
+    images = torch.zeros(8, 1, 28, 28)
+    labels = trainer.eye[torch.zeros(8, dtype=torch.long)]
+    noise = torch.linspace(-0.2, 0.2, 8)  # outputs around the targets, on both sides of them
+    trainer.discriminator = lambda x, y: torch.cat([real + noise, fake + noise])
+    real_accuracy, fake_accuracy, _ = trainer._d_accuracy(images, labels, images, labels)
+    assert real_accuracy == 1.0 and fake_accuracy == 1.0
+
+
 def test_remedy_fields_are_validated():
     for bad in ({"d_norm": "layer"}, {"conditioning": "film"}, {"loss": "wasserstein"}, {"r1_gamma": -1},
                 {"diffaugment": "color"}, {"g_ema": 0.2}, {"g_ema": 1.0}, {"label_smoothing": 0.7},
