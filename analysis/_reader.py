@@ -16,8 +16,8 @@ from typing import Any
 from study.spec import Domain, domain_from_dict
 from trainable.config import PRESETS, param_value
 from trainable.errors import UserError
-from trainable.experiment import (COLLAPSES, ERROR, FID_INTRA, PARAMS_FILE, TRIAL_PREFIX, matches_point,
-                                  preset_changes, read_results, read_stop_reason, read_study)
+from trainable.experiment import (COLLAPSES, CONFIG_CHANGE, ERROR, FID_INTRA, PARAMS_FILE, TRIAL_PREFIX,
+                                  matches_point, preset_changes, read_results, read_stop_reason, read_study)
 
 
 def finite(value: Any) -> float | None:
@@ -44,6 +44,12 @@ class TrialRecord:
     @property
     def score(self) -> float | None:
         return finite(self.last.get(FID_INTRA))
+
+    @property
+    def config_changes(self) -> list[dict[str, Any]]:
+        """Its config's changes mid-training (PBT, a replayed schedule), each as the first report
+        after it said: {"iteration", "from_trial", "changes": {field: [old, new]}}."""
+        return [row[CONFIG_CHANGE] for row in self.rows if isinstance(row.get(CONFIG_CHANGE), dict)]
 
     @property
     def collapsed(self) -> bool:

@@ -18,7 +18,8 @@ from ray.tune import Callback
 
 from study._stopping import StopLedger
 from study.spec import StudySpec
-from trainable.experiment import COMPLETED, DIVERSITY_MEAN, EARLY, ERROR, JOURNAL_FILE, SCORE, write_stop
+from trainable.experiment import (COMPLETED, CONFIG_CHANGE, DIVERSITY_MEAN, EARLY, ERROR, JOURNAL_FILE, SCORE,
+                                  write_stop)
 from trainable.tune_adapter import PENALTY
 
 
@@ -34,9 +35,12 @@ class StudyCallback(Callback):
         self.spec = spec
         self.study_name = study_name
         self.scores: dict[str, dict[int, float]] = {}
+        self.changes: dict[str, list[dict]] = {}  # PBT: each trial's config changes, as its reports said
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
         self.scores.setdefault(trial.trial_id, {})[int(result["training_iteration"])] = float(result[SCORE])
+        if result.get(CONFIG_CHANGE):
+            self.changes.setdefault(trial.trial_id, []).append(result[CONFIG_CHANGE])
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         self._finish(trial, error=None)
@@ -79,5 +83,6 @@ class StudyCallback(Callback):
             params=params, distributions={k: v for k, v in self.spec.distributions().items() if k in params},
             values=values, state=state, intermediate_values=intermediate if not self.spec.multi_objective else {},
             user_attrs={"tune_trial_id": trial.trial_id, "stop_reason": reason, "evidence": record["evidence"],
-                        "iteration": record["iteration"]})
+                        "iteration": record["iteration"],
+                        **({"config_changes": self.changes[trial.trial_id]} if trial.trial_id in self.changes else {})})
         study.add_trial(frozen)
