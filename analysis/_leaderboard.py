@@ -54,12 +54,17 @@ def get_leaderboard_info(experiment: Experiment) -> LeaderboardInfo:
     return LeaderboardInfo(params, rows)
 
 
+def _short(value: Any) -> str:
+    """A changed value in three significant digits: a perturbation is a factor of 0.8 or 1.2."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def describe_config_changes(changes: list[dict[str, Any]]) -> str:
     """A trial's config changes mid-training, one clause each with the iteration it took effect."""
     clauses = []
     for change in changes:
         source = f" from {TRIAL_PREFIX}{change['from_trial']}" if change.get("from_trial") else ""
-        values = ", ".join(f"{key} {_cell(old, 4)}->{_cell(new, 4)}"
+        values = ", ".join(f"{key} {_short(old)}->{_short(new)}"
                            for key, (old, new) in sorted(change.get("changes", {}).items()))
         clauses.append(f"it {change.get('iteration')}{source}: {values or 'same config'}")
     return "; ".join(clauses)

@@ -106,3 +106,17 @@ def test_a_baseline_is_never_exploited_but_others_may_take_its_weights(tmp_path)
     # A trial's last report is never a perturbation point.
     assert scheduler.on_trial_result(None, searched, {"training_iteration": spec.evaluations, "score": 1.0}) \
         == TrialScheduler.CONTINUE
+
+
+def test_schedule_replay_refusals_are_one_line(run_cli, tmp_path):
+    import json
+
+    from trainable.experiment import trial_params
+
+    code, _, err = run_cli("trial", "--schedule")
+    assert code == 1 and "--schedule needs --from" in err and "Traceback" not in err
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    (folder / "params.json").write_text(json.dumps(trial_params(TrainConfig())))
+    code, _, err = run_cli("trial", "--from", folder, "--schedule", "--out", tmp_path / "out")
+    assert code == 1 and "plain: no schedule recorded" in err and not (tmp_path / "out").exists()
