@@ -131,6 +131,14 @@ def schedule_configs(schedule: list[dict[str, Any]]) -> dict[int, TrainConfig]:
     return {int(step["iteration"]): TrainConfig.from_dict(split_params(step["config"])[0]) for step in schedule}
 
 
+def checkpoint_iteration(checkpoint_dir: str | Path) -> int:
+    """The iteration a study trial's checkpoint holds, from its lineage (-1 where it has none)."""
+    try:
+        return int(json.loads((Path(checkpoint_dir) / LINEAGE_FILE).read_text())["iteration"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
+
+
 def read_schedule(trial_dir: str | Path) -> list[dict[str, Any]] | None:
     """The SCHEDULE of configs a trial's last weights were trained with: a local replay's from its
     params.json, a study trial's from the lineage of its furthest checkpoint (under PBT a trial's

@@ -132,3 +132,14 @@ def test_a_replayed_schedule_applies_each_change_at_its_iteration(tiny_data, tmp
     more = run_local_trial(tmp_path / "replay", resume=True, iterations=40)
     assert [row["iteration"] for row in more.rows] == [10, 20, 30, 40]
     assert more.rows[-1][HYPER]["d_dropout"] == 0.25 and more.rows[-1][HYPER]["g_lr"] == 4e-4
+
+
+def test_the_last_checkpoint_of_a_trial_that_took_anothers_weights_is_its_furthest(tmp_path):
+    from trainable.generate import find_checkpoint
+
+    # After an exploit Ray's checkpoint names restart: checkpoint_000000 is the newer one here.
+    for name, iteration in (("checkpoint_000000", 80), ("checkpoint_000001", 40)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "trainer.pt").write_bytes(b"")
+        (tmp_path / name / LINEAGE_FILE).write_text(json.dumps({"trial": "t", "iteration": iteration, "schedule": []}))
+    assert find_checkpoint(tmp_path).name == "checkpoint_000000"
