@@ -120,11 +120,11 @@ def _after_restore(trainer: Trainer, lineage: dict | None, trial_id: str) -> tup
     owner = (lineage or {}).get("trial", trial_id)
     schedule = list((lineage or {}).get("schedule") or [{"iteration": 0, "trial": owner,
                                                           "config": trial_params(before or trainer.config)}])
-    if changes:
-        schedule.append({"iteration": trainer.iteration, "trial": trial_id, "config": params})
     from_trial = owner if owner != trial_id else None
     if not changes and from_trial is None:
         return None, schedule  # a retry or a resumed study: the trial goes on as it was
+    # A step for each exploit, even one whose explore changed nothing, as Ray's policy file has.
+    schedule.append({"iteration": trainer.iteration, "trial": trial_id, "config": params})
     return config_change(trainer.iteration, changes, from_trial), schedule
 
 
