@@ -399,28 +399,33 @@ class Trial(Command):
                                meta=meta, progress=True)
 
 
-def _replayed_schedule(trial, overrides: dict[str, str]) -> list[dict]:
-    """A trial's PBT schedule with --set on every step, checked to change only mutable fields; says it."""
-    from trainable.config import MUTABLE_FIELDS, TrainConfig
-    from trainable.experiment import read_schedule, split_params, trial_params
+def _trial_schedule(trial) -> list[dict]:
+    """The schedule of a trial's last weights (a PBT trial's, through the trials it took them from)."""
+    from trainable.experiment import read_schedule
 
     schedule = read_schedule(trial.path)
     if not schedule:
         raise UserError(f"{trial.name}: no schedule recorded (a study trial keeps one in its checkpoints' lineage.json)")
+    return schedule
+
+
+def _replayed_schedule(trial, overrides: dict[str, str]) -> list[dict]:
+    """A trial's PBT schedule with --set on every step, checked to change only mutable fields; says it."""
+    from analysis import schedule_lines
+    from trainable.config import MUTABLE_FIELDS, TrainConfig
+    from trainable.experiment import split_params, trial_params
+
     steps, previous = [], None
-    for step in schedule:
+    for step in _trial_schedule(trial):
         config = TrainConfig.from_dict(overrides, base=TrainConfig.from_dict(split_params(step["config"])[0]))
-        changes = config.changes_from(previous) if previous is not None else {}
-        fixed = sorted(set(changes) - set(MUTABLE_FIELDS))
+        fixed = sorted(set(config.changes_from(previous) if previous else {}) - set(MUTABLE_FIELDS))
         if fixed:
             raise UserError(f"{trial.name}: its schedule changes {fixed[0]} at iteration {step['iteration']}, which "
                             "cannot change mid-training")
         steps.append({"iteration": int(step["iteration"]), "trial": step.get("trial"), "config": trial_params(config)})
-        told = ", ".join(f"{key} {old} -> {new}" for key, (old, new) in sorted(changes.items()))
-        by = f" (trained by trial_{step['trial']})" if step.get("trial") else ""
-        print(f"  schedule: from iteration {step['iteration']}{by}: "
-              f"{told or ('its starting config' if previous is None else 'same config')}")
         previous = config
+    for line in schedule_lines(steps):
+        print(f"  schedule: {line}")
     return steps
 
 
@@ -667,6 +672,37 @@ class AnalyzeCas(Command):
         return 0
 
 
+class AnalyzeSchedule(Command):
+    help = "print a PBT trial's schedule and export it for Ray's PopulationBasedTrainingReplay"
+    description = ("Print the schedule of configs a trial's weights were trained with under Population Based "
+                   "Training (through the trials PBT copied them from), with the iteration each took effect; "
+                   "with --out, write it as a Ray PBT policy file, which ray.tune.schedulers."
+                   "PopulationBasedTrainingReplay replays (steps in evaluations). `trial --from SOURCE --schedule` "
+                   "replays it without Ray.")
+    epilog = "example: cgan-study analyze schedule pbt-study --out best_policy.txt"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _add_source(parser)
+        parser.add_argument("--out", type=Path, help="write the Ray PBT policy file here (JSON lines)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        import json
+
+        from analysis import schedule_lines
+        from trainable.experiment import ray_policy, write_text_atomic
+
+        trial, origin = _pick_trial(args)
+        schedule = _trial_schedule(trial)
+        print(f"schedule of {_describe_pick(trial, origin)}:")
+        for line in schedule_lines(schedule):
+            print(f"  {line}")
+        if args.out:
+            write_text_atomic(args.out, "".join(json.dumps(row) + "\n" for row in ray_policy(schedule)))
+            print(f"Ray PBT policy file: {args.out} (PopulationBasedTrainingReplay replays it; or "
+                  f"{PROG} trial --from {args.source} --schedule)")
+        return 0
+
+
 class AnalyzeReplay(Command):
     help = "re-train a study's best configurations with new seeds and rank them by the median"
     description = ("Re-train the top K configurations of a study with S new seeds each, as a new study run by "
@@ -711,6 +747,7 @@ COMMANDS: dict[str, type[Command]] = {
     "analyze": Analyze,
     "analyze replay": AnalyzeReplay,
     "analyze cas": AnalyzeCas,
+    "analyze schedule": AnalyzeSchedule,
     "generate": Generate,
 }
 

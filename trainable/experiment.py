@@ -131,6 +131,18 @@ def schedule_configs(schedule: list[dict[str, Any]]) -> dict[int, TrainConfig]:
     return {int(step["iteration"]): TrainConfig.from_dict(split_params(step["config"])[0]) for step in schedule}
 
 
+def ray_policy(schedule: list[dict[str, Any]]) -> list[list[Any]]:
+    """A SCHEDULE as the rows of a Ray PBT policy file (pbt_policy_*.txt, one JSON list a line), which
+    ray.tune.schedulers.PopulationBasedTrainingReplay replays: [trial tag, tag of the trial it
+    cloned, step, step, old config, new config], steps in evaluations (Ray's training_iteration).
+    Its replay chains a row to the one before when the earlier row's first tag is the later's second."""
+    rows = []
+    for number, (before, step) in enumerate(zip(schedule, schedule[1:]), 1):
+        evaluation = int(step["iteration"]) // int(step["config"]["eval_every"])
+        rows.append([f"step_{number}", f"step_{number - 1}", evaluation, evaluation, before["config"], step["config"]])
+    return rows
+
+
 def checkpoint_iteration(checkpoint_dir: str | Path) -> int:
     """The iteration a study trial's checkpoint holds, from its lineage (-1 where it has none)."""
     try:

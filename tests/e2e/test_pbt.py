@@ -66,13 +66,18 @@ def test_a_pbt_study_exploits_records_each_change_and_keeps_the_stores_agreed(tm
         change = next(c for c in trial.config_changes if c["from_trial"])
         row = next(r for r in trial.rows if r.get(CONFIG_CHANGE) == change)
         assert row["iteration"] == change["iteration"] + 20  # the first report after it
-        # The schedule of its weights, as Ray's own replay reads its policy file: same steps, same configs.
         schedule = read_schedule(trial.path)
         assert len(schedule) >= 2 and schedule[-1]["trial"] == trial.name.removeprefix("trial_")
-        replay = PopulationBasedTrainingReplay(str(experiment.path / f"pbt_policy_{trial.name.removeprefix('trial_')}.txt"))
-        assert [(step * 20, new["g_lr"]) for step, new in replay._policy] == [
-            (step["iteration"], step["config"]["g_lr"]) for step in schedule[1:]]
-        assert replay.config["g_lr"] == schedule[0]["config"]["g_lr"]
+        assert schedule[-1]["iteration"] == trial.config_changes[-1]["iteration"]
+    # The schedule exported for Ray's own replay: the same steps, the same configs.
+    policy = tmp_path / "policy.txt"
+    exported = cli("analyze", "schedule", changed[0].path, "--out", policy)
+    assert exported.returncode == 0 and "from iteration 0" in exported.stdout, exported.stderr[-2000:]
+    schedule = read_schedule(changed[0].path)
+    replay = PopulationBasedTrainingReplay(str(policy))
+    assert [(step * 20, new) for step, new in replay._policy] == [
+        (step["iteration"], step["config"]) for step in schedule[1:]]
+    assert replay.config == schedule[0]["config"]
     status = cli("study", "status", "pbt", "--storage", storage)
     assert status.returncode == 0 and "config changes during training: it " in status.stdout
 

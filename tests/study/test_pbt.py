@@ -120,3 +120,5 @@ def test_schedule_replay_refusals_are_one_line(run_cli, tmp_path):
     (folder / "params.json").write_text(json.dumps(trial_params(TrainConfig())))
     code, _, err = run_cli("trial", "--from", folder, "--schedule", "--out", tmp_path / "out")
     assert code == 1 and "plain: no schedule recorded" in err and not (tmp_path / "out").exists()
+    code, _, err = run_cli("analyze", "schedule", folder, "--out", tmp_path / "policy.txt")
+    assert code == 1 and "plain: no schedule recorded" in err and not (tmp_path / "policy.txt").exists()

@@ -143,3 +143,19 @@ def test_the_last_checkpoint_of_a_trial_that_took_anothers_weights_is_its_furthe
         (tmp_path / name / "trainer.pt").write_bytes(b"")
         (tmp_path / name / LINEAGE_FILE).write_text(json.dumps({"trial": "t", "iteration": iteration, "schedule": []}))
     assert find_checkpoint(tmp_path).name == "checkpoint_000000"
+
+
+def test_a_schedule_exported_as_a_ray_policy_file_replays_in_rays_pbt_replay(tmp_path):
+    from ray.tune.schedulers import PopulationBasedTrainingReplay
+
+    from trainable.experiment import ray_policy
+
+    base = TrainConfig.from_dict({**START, "eval_every": 20})
+    schedule = [{"iteration": it, "trial": name, "config": trial_params(base.replace(g_lr=lr))}
+                for it, name, lr in ((0, "a", 1e-3), (40, "b", 1.2e-3), (80, "c", 9.6e-4))]
+    path = tmp_path / "policy.txt"
+    path.write_text("".join(json.dumps(row) + "\n" for row in ray_policy(schedule)))
+    replay = PopulationBasedTrainingReplay(str(path))
+    assert replay.config == schedule[0]["config"]
+    assert replay._policy == [(2, schedule[1]["config"]), (4, schedule[2]["config"])]  # evaluations 2 and 4
+    assert ray_policy(schedule[:1]) == []
