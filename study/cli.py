@@ -489,7 +489,8 @@ def _resume_hint(args: argparse.Namespace) -> str:
 
 class StudyRun(Command):
     help = "start a study (embedded local Ray, or --address to join a cluster)"
-    description = ("Start a study: Optuna TPE search, ASHA and collapse stopping, trials across Ray workers. "
+    description = ("Start a study: Optuna TPE search, ASHA and collapse stopping (or Population Based Training: "
+                   "scheduler = \"pbt\" in the study file), trials across Ray workers. "
                    "Without --address it starts a local Ray sized to this machine and shuts it down on exit. "
                    "The paper's V0, V1 and V2 always run as baseline points.")
     epilog = ("examples: cgan-study study run --samples 12\n"

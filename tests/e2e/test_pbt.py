@@ -20,7 +20,7 @@ quantile_fraction = 0.5
 baselines = ["V0"]
 [fixed]
 g_filters = "8,8,4"
-iterations = 80
+iterations = 60
 eval_every = 20
 eval_samples_per_class = 10
 batch_size = 16
@@ -78,8 +78,6 @@ def test_a_pbt_study_exploits_records_each_change_and_keeps_the_stores_agreed(tm
     assert [(step * 20, new) for step, new in replay._policy] == [
         (step["iteration"], step["config"]) for step in schedule[1:]]
     assert replay.config == schedule[0]["config"]
-    status = cli("study", "status", "pbt", "--storage", storage)
-    assert status.returncode == 0 and "config changes during training: it " in status.stdout
 
     # Our own replay: a local trial follows the best changed trial's schedule, change by change.
     source = changed[0]
