@@ -404,6 +404,9 @@ def _check_scheduler(spec: StudySpec, settings: dict[str, Any]) -> None:
         if given:
             raise ConfigError(f"[study].{given[0]}: a PBT setting; it needs scheduler = \"pbt\" (or \"pb2\")")
         return
+    if spec.multi_objective:
+        raise ConfigError(f"[study].multi_objective: {spec.scheduler} ranks a population by one score; "
+                          "set multi_objective = false (or use scheduler = \"asha\")")
     if not 0 < spec.quantile_fraction <= 0.5:
         raise ConfigError(f"[study].quantile_fraction: {spec.quantile_fraction} must be above 0 and at most 0.5")
     if not 0 <= spec.resample_probability <= 1:
