@@ -7,8 +7,8 @@ from typing import Any, NamedTuple
 from analysis._common import escape, finite, searched_params
 from analysis._reader import Experiment, rank
 from trainable.config import PAPER_PRESETS, TrainConfig, preset_label
-from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID, FID_INTRA, FINAL_CAS, metric_label,
-                                  trial_params)
+from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID, FID_INTRA, FINAL_CAS, TRIAL_PREFIX,
+                                  metric_label, trial_params)
 
 
 class LeaderboardRow(NamedTuple):
@@ -27,6 +27,7 @@ class LeaderboardRow(NamedTuple):
     time_s: float | None
     params: dict[str, Any]
     changes: str  # "key=value, ..." of the params that differ from the paper's V0
+    during: str  # its config's changes mid-training (PBT), "it 200 from trial_x: g_lr 0.002->0.0024; ..."
 
 
 class LeaderboardInfo(NamedTuple):
@@ -50,8 +51,25 @@ def get_leaderboard_info(experiment: Experiment) -> LeaderboardInfo:
             time_s=finite(last.get("time_total_s")),
             params={key: trial.params.get(key) for key in params},
             changes=", ".join(f"{key}={_cell(trial.params[key])}" for key in params
-                              if key in trial.params and trial.params[key] != paper.get(key))))
+                              if key in trial.params and trial.params[key] != paper.get(key)),
+            during=describe_config_changes(trial.config_changes)))
     return LeaderboardInfo(params, rows, experiment.metric)
+
+
+def _short(value: Any) -> str:
+    """A changed value in three significant digits: a perturbation is a factor of 0.8 or 1.2."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def describe_config_changes(changes: list[dict[str, Any]]) -> str:
+    """A trial's config changes mid-training, one clause each with the iteration it took effect."""
+    clauses = []
+    for change in changes:
+        source = f" from {TRIAL_PREFIX}{change['from_trial']}" if change.get("from_trial") else ""
+        values = ", ".join(f"{key} {_short(old)}->{_short(new)}"
+                           for key, (old, new) in sorted(change.get("changes", {}).items()))
+        clauses.append(f"it {change.get('iteration')}{source}: {values or 'same config'}")
+    return "; ".join(clauses)
 
 
 _METRICS = (("cond_accuracy", "acc", 3), ("diversity_min", "div", 3), ("coverage", "cov", 3))
@@ -115,6 +133,8 @@ def format_ranking(info: LeaderboardInfo, top: int | None = None) -> str:
         lines.append(f"{row.rank:>3} {name:<22} {row.stop_reason:<13} {row.iteration:>7} "
                      f"{_cell(row.score):>9} {_cell(row.cond_accuracy):>6} {_cell(row.diversity_min):>6} "
                      f"{_cell(row.coverage):>6}{cas_cell(_cell(row.final_cas))}  {row.changes or '-'}")
+        if row.during:
+            lines.append(f"{'':>4}config changes during training: {row.during}")
     if top and len(info.rows) > top:
         lines.append(f"... {len(info.rows) - top} more")
     return "\n".join(lines)
@@ -129,6 +149,9 @@ def leaderboard_html(info: LeaderboardInfo) -> str:
     heads += [(key, title, "num") for key, title, _ in metrics]
     heads += [("iteration", "iterations", "num"), ("time_s", "time (s)", "num"),
               ("changes", "changes from the paper's V0", "text")]
+    during = any(row.during for row in info.rows)  # a PBT study: when each trial's config changed
+    if during:
+        heads.append(("during", "config changes during training", "text"))
     # every parameter also has a column of its own, shown on request (too wide for a screen by default)
     heads += [(f"param:{key}", key, "mixed") for key in info.params]
     out = ['<table id="leaderboard" class="leaderboard"><thead><tr>']
@@ -160,6 +183,8 @@ def leaderboard_html(info: LeaderboardInfo) -> str:
         out.append(f'<td data-value="{"" if row.time_s is None else round(row.time_s, 1)}">'
                    f'{_cell(row.time_s, 0) if row.time_s is not None else "-"}</td>')
         out.append(f'<td data-value="{escape(row.changes)}" class="changes">{escape(row.changes or "-")}</td>')
+        if during:
+            out.append(f'<td data-value="{escape(row.during)}" class="changes">{escape(row.during or "-")}</td>')
         for key in info.params:
             value = row.params.get(key)
             out.append(f'<td data-value="{escape("" if value is None else value)}" data-param="1">'

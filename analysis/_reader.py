@@ -16,8 +16,9 @@ from typing import Any
 from study.spec import Domain, domain_from_dict
 from trainable.config import PRESETS, param_value
 from trainable.errors import UserError
-from trainable.experiment import (COLLAPSES, ERROR, FID_INTRA, PARAMS_FILE, TRIAL_PREFIX, matches_point,
-                                  metric_label, preset_changes, read_results, read_stop_reason, read_study)
+from trainable.experiment import (COLLAPSES, CONFIG_CHANGE, ERROR, FID_INTRA, PARAMS_FILE, TRIAL_PREFIX,
+                                  matches_point, metric_label, preset_changes, read_results, read_stop_reason,
+                                  read_study)
 
 
 def finite(value: Any) -> float | None:
@@ -51,6 +52,12 @@ class TrialRecord:
     def score(self) -> float | None:
         """The trial's last value of the study's metric: what it is ranked on."""
         return finite(self.last.get(self.metric))
+
+    @property
+    def config_changes(self) -> list[dict[str, Any]]:
+        """Its config's changes mid-training (PBT, a replayed schedule), each as the first report
+        after it said: {"iteration", "from_trial", "changes": {field: [old, new]}}."""
+        return [row[CONFIG_CHANGE] for row in self.rows if isinstance(row.get(CONFIG_CHANGE), dict)]
 
     @property
     def collapsed(self) -> bool:

@@ -11,6 +11,9 @@ How a Tune trial appears there:
 - one intermediate value per report, at the report's training iteration, of the study's metric
   (named: ``study.metric_names``); single-objective studies only, as Optuna allows;
 - each report's sample grid as an artifact of the trial (optuna-dashboard shows the faces);
+- under PBT, each change of its config (an exploit and explore) appended to the user attribute
+  ``config_changes`` as it happens, and its params set to the config it trains with now (at the
+  end: the config it ended with, as its params.json);
 - finished when Tune ends it, with the state Tune agrees on (COMPLETE, PRUNED for ASHA and the
   collapse stoppers, FAIL for an error), the real end time and the stop reason.
 A resumed driver finds its trials by their Tune trial id (no duplicates); a trial the journal
@@ -20,6 +23,7 @@ experiment) is ended FAIL as interrupted. The study is created once.
 
 from __future__ import annotations
 
+import json
 import math
 import posixpath
 import tempfile
@@ -35,11 +39,12 @@ from ray.tune import Callback
 from study._stopping import StopLedger
 from study.spec import StudySpec
 from trainable.config import PAPER_PRESETS
-from trainable.experiment import (ARTIFACTS_DIR, COMPLETED, DIVERSITY_MEAN, EARLY, ERROR, INTERRUPTED, JOURNAL_FILE, SCORE,
-                                  matches_point, write_stop)
+from trainable.experiment import (ARTIFACTS_DIR, COMPLETED, CONFIG_CHANGE, DIVERSITY_MEAN, EARLY, ERROR, INTERRUPTED,
+                                  JOURNAL_FILE, SCORE, matches_point, write_stop)
 from trainable.tune_adapter import PENALTY
 
 TUNE_TRIAL_ID = "tune_trial_id"  # the user attribute that ties an Optuna trial to its Tune trial
+CONFIG_CHANGES = "config_changes"  # the user attribute listing a PBT trial's config changes
 
 
 def journal_storage(experiment_dir: str | Path) -> optuna.storages.JournalStorage:
@@ -122,6 +127,24 @@ class OptunaStore:
                                 storage=self.storage)
             have.add(name)
 
+    def set_params(self, trial_id: int, config: dict[str, Any]) -> None:
+        """The trial's searched params as ``config`` holds them now (PBT changes them mid-training)."""
+        current = self._trial(trial_id).params
+        for key, distribution in self.distributions.items():
+            if key in config and key in current and config[key] != current[key]:
+                try:
+                    internal = distribution.to_internal_repr(config[key])
+                except ValueError:  # outside the space (PBT clips to it; a choice list holds its values)
+                    continue
+                self.storage.set_trial_param(trial_id, key, internal, distribution)
+
+    def add_config_change(self, trial_id: int, change: dict[str, Any]) -> None:
+        """Append a config change (PBT) to the trial's ``config_changes``, once (a resumed trial may report it again)."""
+        change = json.loads(json.dumps(change))  # as the journal holds it (lists, not tuples)
+        changes = list(self._trial(trial_id).user_attrs.get(CONFIG_CHANGES, []))
+        if change not in changes:
+            self.storage.set_trial_user_attr(trial_id, CONFIG_CHANGES, [*changes, change])
+
     def finish(self, trial_id: int, state: TrialState, values: list[float] | None, attrs: dict[str, Any]) -> None:
         if self._trial(trial_id).state.is_finished():
             return  # a resumed driver sees completions again
@@ -170,6 +193,9 @@ class StudyCallback(Callback):
             if entry is not None:
                 result["stop_reason"] = entry["stop_reason"]
         trial_id = self.store.start(trial.trial_id, trial.config)
+        if isinstance(result.get(CONFIG_CHANGE), dict):
+            self.store.add_config_change(trial_id, result[CONFIG_CHANGE])
+            self.store.set_params(trial_id, trial.config)
         if isinstance(result.get("iteration"), int):
             self.store.report(trial_id, result["iteration"], float(result[SCORE]))
         grids = self._grids.setdefault(trial.trial_id, [])
@@ -208,6 +234,7 @@ class StudyCallback(Callback):
                 diversity = last.get(DIVERSITY_MEAN)
                 values.append(float(diversity) if isinstance(diversity, (int, float)) and math.isfinite(diversity) else 0.0)
         self.store.upload_grids(trial_id, self._grids.get(trial.trial_id, []), _reader(trial))
+        self.store.set_params(trial_id, trial.config)
         self.store.finish(trial_id, state, values, {"stop_reason": reason, "evidence": record["evidence"],
                                                     "iteration": record["iteration"]})
 

@@ -9,7 +9,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from study._stopping import StopLedger
 from study.spec import StudySpec, define_by_run
-from trainable.experiment import COLLAPSES, DIVERSITY_MEAN, EARLY, SCORE
+from trainable.experiment import COLLAPSES, DIVERSITY_MEAN, EARLY, SCORE, trial_params
 
 # An Optuna constraint (Trial.set_constraint; > 0 is infeasible): a collapse is no bad score to
 # interpolate between but a region to leave, and TPE puts infeasible trials in its "bad" group
@@ -39,14 +39,41 @@ class StudySearcher(OptunaSearch):
         super().on_trial_complete(trial_id, result=result, error=error)
 
 
-def make_searcher(spec: StudySpec, experiment_dir: str | Path) -> StudySearcher:
-    """TPE (or random) over the study's define-by-run space, the baselines and given points first;
-    with ``multi_objective``, the score is minimised and the mean diversity maximised."""
+def _sampler(spec: StudySpec):
     from optuna.samplers import RandomSampler, TPESampler
 
+    return (TPESampler if spec.sampler == "tpe" else RandomSampler)(seed=spec.seed)
+
+
+def initial_population(spec: StudySpec) -> list[dict[str, Any]]:
+    """PBT's population: the baselines and given points, then draws of the study's sampler (seeded;
+    TPE with nothing finished yet draws at random), each a whole trial config in the study's form."""
+    import optuna
+
+    fixed = {key: value for key, value in trial_params(spec.base_config()).items() if key not in spec.search}
+    points = spec.start_points()[:spec.samples]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    draws = optuna.create_study(sampler=_sampler(spec))
+    space = define_by_run(spec)
+    for _ in range(spec.samples - len(points)):
+        trial = draws.ask()
+        space(trial)
+        points.append(dict(trial.params))
+    return [{**fixed, **point} for point in points]
+
+
+def make_searcher(spec: StudySpec, experiment_dir: str | Path) -> tuple[Any, dict[str, Any]]:
+    """(search algorithm, Tune's param_space). TPE (or random) over the study's define-by-run space,
+    the baselines and given points first; with ``multi_objective``, the score is minimised and the
+    mean diversity maximised. Under PBT, which refuses a searcher, the population is drawn up front
+    and Tune's plain generator runs it point by point (it needs each key in the param_space)."""
+    if spec.population_based:
+        from ray.tune.search import BasicVariantGenerator
+
+        population = initial_population(spec)
+        return BasicVariantGenerator(points_to_evaluate=population), dict(population[0])
     metric: Any = [SCORE, DIVERSITY_MEAN] if spec.multi_objective else SCORE
     mode: Any = ["min", "max"] if spec.multi_objective else "min"
-    sampler = (TPESampler if spec.sampler == "tpe" else RandomSampler)(seed=spec.seed)
     return StudySearcher(space=define_by_run(spec), metric=metric, mode=mode,
-                         points_to_evaluate=spec.start_points() or None, sampler=sampler,
-                         experiment_dir=experiment_dir)
+                         points_to_evaluate=spec.start_points() or None, sampler=_sampler(spec),
+                         experiment_dir=experiment_dir), {}

@@ -1,4 +1,5 @@
-"""Why trials end: a ledger on disk, the collapse stopper, and an ASHA that records its stops.
+"""Why trials end: a ledger on disk, the collapse stopper, and an ASHA that records its stops;
+and the study's scheduler: that ASHA, or Population Based Training.
 
 Every driver-side component (stopper, scheduler, searcher, callback) reads and writes the same
 JSON-lines ledger in the experiment folder, so after a killed driver is resumed they still
@@ -8,13 +9,15 @@ agree on why each trial ended.
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Stopper
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
+from ray.tune.schedulers.pb2 import PB2  # its GP's packages (GPy, scikit-learn) are imported only when it runs
 
-from study.spec import StudySpec
+from study.spec import Domain, Range, StudySpec
 from trainable.experiment import ASHA, COMPLETED, LEDGER_FILE, NONE, SCORE, matches_point, read_json_lines
 
 
@@ -85,8 +88,89 @@ class RecordingASHA(ASHAScheduler):
         return decision
 
 
+class _SparesBaselines:
+    """A PBT that never exploits (replaces the weights and config of) a baseline's trial: the
+    paper's points and the reference recipe run to their end as themselves. Other trials may
+    still take a baseline's weights and config when it ranks at the top."""
+
+    protected: tuple[dict[str, Any], ...] = ()
+    evaluations: int = 0  # a trial's reports when it runs to its end
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        # A trial's last report ends it: PBT would otherwise give it a new config there that it never
+        # trains with (and Ray would write that config into its params.json).
+        if result.get("stop_reason") == COMPLETED or result.get("training_iteration", 0) >= self.evaluations:
+            return TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
+
+    def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
+        if any(matches_point(trial.config, point) for point in self.protected):
+            lower_quantile = [other for other in lower_quantile if other is not trial]
+        return super()._checkpoint_or_exploit(trial, tune_controller, upper_quantile, lower_quantile)
+
+
+class StudyPBT(_SparesBaselines, PopulationBasedTraining):
+    def __init__(self, *, protected: tuple[dict[str, Any], ...] = (), evaluations: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.protected, self.evaluations = protected, evaluations
+
+
+class StudyPB2(_SparesBaselines, PB2):
+    def __init__(self, *, protected: tuple[dict[str, Any], ...] = (), evaluations: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.protected, self.evaluations = protected, evaluations
+
+
+class KeepInSpace:
+    """PBT's explore step, finished: a range perturbed by x0.8 / x1.2 is put back within the study's
+    [search] bounds (and an integer field rounded), so every config a trial takes stays in the
+    study's space: valid, and a point the Optuna store's distributions hold. A class, not a
+    closure: Tune pickles the scheduler with the experiment's state."""
+
+    def __init__(self, mutations: dict[str, Domain]) -> None:
+        self.ranges = {key: domain for key, domain in mutations.items() if isinstance(domain, Range)}
+
+    def __call__(self, config: dict) -> dict:
+        for key, domain in self.ranges.items():
+            value = min(max(config[key], domain.low), domain.high)
+            config[key] = int(round(value)) if domain.integer else float(value)
+        return config
+
+
+def _mutation(domain: Domain):
+    """A [search] domain in the form PBT mutates it: a choice list, or Tune's sampling domain."""
+    from ray import tune
+
+    if not isinstance(domain, Range):
+        return list(domain.values)
+    if domain.integer:
+        return tune.randint(int(domain.low), int(domain.high) + 1)
+    return (tune.loguniform if domain.log else tune.uniform)(domain.low, domain.high)
+
+
+def make_pbt(spec: StudySpec) -> PopulationBasedTraining:
+    """Ray's PBT (or PB2) over the evaluations, synchronous: every live trial reaches the same
+    evaluation before the bottom quantile takes the top's weights and a perturbed config, so each
+    exploit happens at one iteration for all and no trial restarts from a checkpoint behind it."""
+    # Ray's PBT draws its exploits and mutations from Python's global random: seed it, so a study
+    # repeats its choices (the order results arrive in can still differ).
+    random.seed(spec.seed)
+    common = dict(time_attr="training_iteration", metric=SCORE, mode="min",
+                  perturbation_interval=spec.perturbation_interval, quantile_fraction=spec.quantile_fraction,
+                  synch=True, custom_explore_fn=KeepInSpace(spec.mutations), evaluations=spec.evaluations)
+    protected = tuple(spec.baseline_points())
+    if spec.scheduler == "pb2":
+        return StudyPB2(protected=protected, hyperparam_bounds={key: [domain.low, domain.high]
+                                                                for key, domain in spec.mutations.items()}, **common)
+    return StudyPBT(protected=protected, hyperparam_mutations={key: _mutation(domain)
+                                                               for key, domain in spec.mutations.items()},
+                    resample_probability=spec.resample_probability, **common)
+
+
 def make_scheduler(spec: StudySpec, experiment_dir: str | Path) -> TrialScheduler:
-    """ASHA over the evaluations (``training_iteration``), or no early stopping at all."""
+    """ASHA over the evaluations (``training_iteration``), PBT, or no early stopping at all."""
+    if spec.population_based:
+        return make_pbt(spec)
     if not spec.early_stopping:
         return FIFOScheduler()
     evaluations = spec.evaluations

@@ -44,9 +44,10 @@ def build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *,
         return tune.Tuner.restore(study["storage_uri"], trainable=trainable, resume_unfinished=True,
                                   resume_errored=True)
     experiment_dir = Path(study["experiment_dir"])
+    search_alg, param_space = make_searcher(spec, experiment_dir)
     return tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(search_alg=make_searcher(spec, experiment_dir),
+        trainable, param_space=param_space,
+        tune_config=tune.TuneConfig(search_alg=search_alg,
                                     scheduler=make_scheduler(spec, experiment_dir), num_samples=spec.samples,
                                     trial_dirname_creator=lambda trial: trial_dir_name(trial.trial_id),
                                     trial_name_creator=lambda trial: trial_dir_name(trial.trial_id)),
@@ -55,7 +56,10 @@ def build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *,
             stop=make_stopper(spec, experiment_dir),
             callbacks=[StudyCallback(experiment_dir, spec, study["name"])],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # PBT restores a trial from another's checkpoint of the last perturbation, which that
+            # trial may have trained past by an interval before: keep enough of them.
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=max(2, spec.perturbation_interval + 2) if spec.population_based else 2),
             # Sample grids are written in the trial's working folder: sync them to storage too.
             sync_config=tune.SyncConfig(sync_artifacts=True),
             progress_reporter=tune.CLIReporter(

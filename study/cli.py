@@ -309,7 +309,8 @@ class Trial(Command):
                    "grid per evaluation. Ctrl-C stops with a final checkpoint; --resume continues.")
     epilog = ("examples: cgan-study trial --preset V1 --set iterations=5000 --set eval_every=500\n"
               "          cgan-study trial --resume runs/trial-V1-20261125-101500\n"
-              "          cgan-study trial --from demo --set iterations=400000   # a study's best, at full length")
+              "          cgan-study trial --from demo --set iterations=400000   # a study's best, at full length\n"
+              "          cgan-study trial --from pbt-study --schedule   # replay the best PBT trial's schedule")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--preset", choices=list(PRESETS),
@@ -327,6 +328,9 @@ class Trial(Command):
                                  "or a study (folder or name) with --rank; params.json records it under 'from'")
         parser.add_argument("--rank", type=int, default=1,
                             help="with --from a study: the trial at this rank of its ranking (default 1)")
+        parser.add_argument("--schedule", action="store_true",
+                            help="with --from a PBT trial: replay its schedule, the configs its weights were "
+                                 "trained with and the iterations each took effect, instead of its last config")
         _add_storage(parser, f"with --from a study name: where studies are (default {DEFAULT_STORAGE})")
         parser.add_argument("--judge-steps", type=int,
                             help="training steps of the judge classifier, trained once per data set "
@@ -340,15 +344,16 @@ class Trial(Command):
         _at_least("--judge-steps", args.judge_steps, 1)
         if args.resume:
             extra = set(overrides) - {"iterations"}
-            if extra or args.data or args.preset or args.source or args.judge_steps:
+            if extra or args.data or args.preset or args.source or args.judge_steps or args.schedule:
                 raise UserError("--resume continues a trial as it was configured; only --set iterations=N may change")
             iterations = TrainConfig.from_dict({"iterations": overrides["iterations"]}).iterations \
                 if "iterations" in overrides else None
             outcome = run_local_trial(args.resume, resume=True, iterations=iterations, progress=True)
         elif args.source:
             outcome = self._run_from(args, overrides)
-        elif args.rank != 1:
-            raise UserError("--rank picks a trial of the study that --from names")
+        elif args.rank != 1 or args.schedule:
+            raise UserError(f"{'--rank' if args.rank != 1 else '--schedule'} needs --from: it picks (the schedule "
+                            "of) a trial of the study or trial folder --from names")
         else:
             name = args.preset or "V0"
             config = preset(name, **overrides)
@@ -375,7 +380,7 @@ class Trial(Command):
     def _run_from(args: argparse.Namespace, overrides: dict[str, str]):
         """A new trial with the configuration of the trial SOURCE and --rank name (--set on top)."""
         from trainable.config import TrainConfig
-        from trainable.experiment import FROM, split_params
+        from trainable.experiment import FROM, SCHEDULE, split_params
         from trainable.local import run_local_trial
 
         if args.preset:
@@ -385,9 +390,43 @@ class Trial(Command):
         config = TrainConfig.from_dict(overrides, base=TrainConfig.from_dict(values))
         data, judge_steps = _trial_context(trial)
         print(f"from {_describe_pick(trial, origin)}")
+        meta = {FROM: origin}
+        if args.schedule:
+            meta[SCHEDULE] = _replayed_schedule(trial, overrides)
+            config = TrainConfig.from_dict(split_params(meta[SCHEDULE][0]["config"])[0])
         out = args.out or Path("runs") / f"trial-from-{trial.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         return run_local_trial(out, config=config, data=args.data or data, judge_steps=args.judge_steps or judge_steps,
-                               meta={FROM: origin}, progress=True)
+                               meta=meta, progress=True)
+
+
+def _trial_schedule(trial) -> list[dict]:
+    """The schedule of a trial's last weights (a PBT trial's, through the trials it took them from)."""
+    from trainable.experiment import read_schedule
+
+    schedule = read_schedule(trial.path)
+    if not schedule:
+        raise UserError(f"{trial.name}: no schedule recorded (a study trial keeps one in its checkpoints' lineage.json)")
+    return schedule
+
+
+def _replayed_schedule(trial, overrides: dict[str, str]) -> list[dict]:
+    """A trial's PBT schedule with --set on every step, checked to change only mutable fields; says it."""
+    from analysis import schedule_lines
+    from trainable.config import MUTABLE_FIELDS, TrainConfig
+    from trainable.experiment import split_params, trial_params
+
+    steps, previous = [], None
+    for step in _trial_schedule(trial):
+        config = TrainConfig.from_dict(overrides, base=TrainConfig.from_dict(split_params(step["config"])[0]))
+        fixed = sorted(set(config.changes_from(previous) if previous else {}) - set(MUTABLE_FIELDS))
+        if fixed:
+            raise UserError(f"{trial.name}: its schedule changes {fixed[0]} at iteration {step['iteration']}, which "
+                            "cannot change mid-training")
+        steps.append({"iteration": int(step["iteration"]), "trial": step.get("trial"), "config": trial_params(config)})
+        previous = config
+    for line in schedule_lines(steps):
+        print(f"  schedule: {line}")
+    return steps
 
 
 def _add_checkpoint(parser: argparse.ArgumentParser) -> None:
@@ -450,7 +489,8 @@ def _resume_hint(args: argparse.Namespace) -> str:
 
 class StudyRun(Command):
     help = "start a study (embedded local Ray, or --address to join a cluster)"
-    description = ("Start a study: Optuna TPE search, ASHA and collapse stopping, trials across Ray workers. "
+    description = ("Start a study: Optuna TPE search, ASHA and collapse stopping (or Population Based Training: "
+                   "scheduler = \"pbt\" in the study file), trials across Ray workers. "
                    "Without --address it starts a local Ray sized to this machine and shuts it down on exit. "
                    "The paper's V0, V1 and V2 always run as baseline points.")
     epilog = ("examples: cgan-study study run --samples 12\n"
@@ -633,6 +673,37 @@ class AnalyzeCas(Command):
         return 0
 
 
+class AnalyzeSchedule(Command):
+    help = "print a PBT trial's schedule and export it for Ray's PopulationBasedTrainingReplay"
+    description = ("Print the schedule of configs a trial's weights were trained with under Population Based "
+                   "Training (through the trials PBT copied them from), with the iteration each took effect; "
+                   "with --out, write it as a Ray PBT policy file, which ray.tune.schedulers."
+                   "PopulationBasedTrainingReplay replays (steps in evaluations). `trial --from SOURCE --schedule` "
+                   "replays it without Ray.")
+    epilog = "example: cgan-study analyze schedule pbt-study --out best_policy.txt"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _add_source(parser)
+        parser.add_argument("--out", type=Path, help="write the Ray PBT policy file here (JSON lines)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        import json
+
+        from analysis import schedule_lines
+        from trainable.experiment import ray_policy, write_text_atomic
+
+        trial, origin = _pick_trial(args)
+        schedule = _trial_schedule(trial)
+        print(f"schedule of {_describe_pick(trial, origin)}:")
+        for line in schedule_lines(schedule):
+            print(f"  {line}")
+        if args.out:
+            write_text_atomic(args.out, "".join(json.dumps(row) + "\n" for row in ray_policy(schedule)))
+            print(f"Ray PBT policy file: {args.out} (PopulationBasedTrainingReplay replays it; or "
+                  f"{PROG} trial --from {args.source} --schedule)")
+        return 0
+
+
 class AnalyzeReplay(Command):
     help = "re-train a study's best configurations with new seeds and rank them by the median"
     description = ("Re-train the top K configurations of a study with S new seeds each, as a new study run by "
@@ -677,6 +748,7 @@ COMMANDS: dict[str, type[Command]] = {
     "analyze": Analyze,
     "analyze replay": AnalyzeReplay,
     "analyze cas": AnalyzeCas,
+    "analyze schedule": AnalyzeSchedule,
     "generate": Generate,
 }
 

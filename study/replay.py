@@ -35,8 +35,11 @@ def replay_spec(experiment: Experiment, *, top: int, seeds: int):
     points = [{**searched[trial.name], "seed": seed} for trial in best for seed in new_seeds]
     search = {key: Choice(tuple(dict.fromkeys(point[key] for point in points))) for key in [*keys, "seed"]}
     fixed = {key: value for key, value in spec.fixed.items() if key != "seed"}
+    # A PBT study's trials re-run with the config each ended with (params.json), not their schedule:
+    # `trial --from TRIAL --schedule` replays a schedule.
     replay = dataclasses.replace(spec, search=search, fixed=fixed, samples=len(points), baselines=(),
-                                 points=tuple(points), early_stopping=False, sampler="random")
+                                 points=tuple(points), early_stopping=False, sampler="random", scheduler="asha",
+                                 mutate=())
     extra = {
         "replay_of": str(experiment.path),
         "replayed": [{"name": trial.name, "rank": position, "score": trial.score, "baseline": trial.baseline,

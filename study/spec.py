@@ -6,9 +6,17 @@
     multi_objective = false    # true: also maximise diversity_mean (Optuna multi-objective)
     seed = 0                   # sampler seed
     sampler = "tpe"            # or "random"
-    early_stopping = true      # ASHA + collapse stoppers; false runs every trial to its end
+    early_stopping = true      # the collapse stoppers, and ASHA under scheduler "asha"; false runs
+                               # every trial to its end
+    scheduler = "asha"         # or "pbt" (Population Based Training), "pb2" (needs GPy, scikit-learn)
     grace_period = 2           # ASHA: evaluations before a trial may be stopped
     reduction_factor = 3       # ASHA
+    perturbation_interval = 2  # PBT: evaluations between a trial's exploit/explore steps
+    quantile_fraction = 0.25   # PBT: the bottom share of trials takes the top share's weights
+    resample_probability = 0.25  # PBT: chance that a mutated field is drawn anew from [search]
+    mutate = ["g_lr", "d_lr"]  # PBT: the fields it changes mid-training (default: every searched
+                               # field of trainable.config.MUTABLE_FIELDS); their [search] entries
+                               # are the values PBT moves them within
     max_failures = 2           # retries of a trial whose worker dies or raises
     cpus_per_trial = 1
     gpus_per_trial = 0         # 0.25: four trials share a GPU
@@ -29,6 +37,12 @@
 A choice list holds ints, floats or strings ("off" switches a freeze rule off); a range is
 a table with low, high and optional log (float) or step (int). Parameter names are the
 config's field names, so a trial's parameters are its config.
+
+Under PBT, ``samples`` is the population: the baselines and given points, then the sampler's
+draws (seeded TPE draws its first 10 at random), all started as a population that PBT then
+evolves; the searcher does not propose configs mid-run (Ray's PBT refuses a search algorithm).
+The paper's baselines are never exploited or mutated (they stay the yardstick), but other
+trials may take their weights. ASHA's settings do not apply.
 """
 
 from __future__ import annotations
@@ -39,11 +53,13 @@ import typing
 from pathlib import Path
 from typing import Any, ClassVar
 
-from trainable.config import PAPER_PRESETS, PRESETS, TrainConfig, field_types, preset_label
+from trainable.config import MUTABLE_FIELDS, PAPER_PRESETS, PRESETS, TrainConfig, field_types, preset_label
 from trainable.errors import ConfigError
 from trainable.experiment import FID, FID_INTRA, trial_params
 
 SEARCHABLE_METRICS = (FID_INTRA, FID)
+SCHEDULERS = ("asha", "pbt", "pb2")
+PBT_SETTINGS = ("perturbation_interval", "quantile_fraction", "resample_probability", "mutate")
 
 # Defaults: the paper's axes, each wide enough to hold the V0/V1/V2 baselines.
 DEFAULT_SEARCH: dict[str, Any] = {
@@ -205,6 +221,23 @@ class StudySpec:
     early_stopping: bool = True  # ASHA and the collapse stoppers; false runs every trial to the end
     points: tuple[dict[str, Any], ...] = ()  # further points run first, after the baselines (seed re-runs)
     final_cas: bool = False  # CAS at each completed trial's last evaluation (one classifier training each)
+    scheduler: str = "asha"  # "pbt" / "pb2": Population Based Training (Ray's) instead of ASHA
+    perturbation_interval: int = 2  # PBT: evaluations between exploit/explore steps
+    quantile_fraction: float = 0.25
+    resample_probability: float = 0.25
+    mutate: tuple[str, ...] = ()  # PBT: the fields it changes; () = every searched mutable field
+
+    @property
+    def population_based(self) -> bool:
+        return self.scheduler in ("pbt", "pb2")
+
+    @property
+    def mutations(self) -> dict[str, "Domain"]:
+        """PBT's mutations: each mutated field with the [search] domain it moves within."""
+        if not self.population_based:
+            return {}
+        keys = self.mutate or tuple(key for key in self.search if key in MUTABLE_FIELDS)
+        return {key: self.search[key] for key in keys}
 
     def base_config(self) -> TrainConfig:
         return TrainConfig.from_dict(self.fixed)
@@ -250,19 +283,20 @@ class StudySpec:
         """The spec as study.json holds it."""
         raw = dataclasses.asdict(self)
         raw.update(search={key: domain.to_dict() for key, domain in self.search.items()},
-                   baselines=list(self.baselines), points=[dict(point) for point in self.points])
+                   baselines=list(self.baselines), points=[dict(point) for point in self.points],
+                   mutate=list(self.mutate))
         return raw
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "StudySpec":
         search = {key: domain_from_dict(value) for key, value in raw["search"].items()}
         return cls(**{**raw, "search": search, "baselines": tuple(raw["baselines"]),
-                      "points": tuple(raw.get("points", ()))})
+                      "points": tuple(raw.get("points", ())), "mutate": tuple(raw.get("mutate", ()))})
 
 
 _STUDY_KEYS = {f.name for f in dataclasses.fields(StudySpec)} - {"search", "fixed", "points"}
 # The least each whole-number [study] setting may be (max_failures -1: retry without end, as in Ray).
-_LEAST = {"samples": 1, "grace_period": 1, "reduction_factor": 2, "max_failures": -1}
+_LEAST = {"samples": 1, "grace_period": 1, "reduction_factor": 2, "max_failures": -1, "perturbation_interval": 1}
 
 
 def _read_toml(path: str | Path) -> dict[str, Any]:
@@ -292,7 +326,8 @@ def _check_setting(key: str, value: Any) -> None:
         ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
     elif kind is tuple:
         ok = isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
-        expected = 'a list of preset names like ["V0", "recipe"]'
+        expected = ('a list of field names like ["g_lr", "d_lr"]' if key == "mutate"
+                    else 'a list of preset names like ["V0", "recipe"]')
     else:
         ok, expected = isinstance(value, kind), "a string"
     if not ok:
@@ -329,8 +364,9 @@ def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
         fixed.pop(key)
     TrainConfig.from_dict(fixed)
     search = {key: domain_from_toml(key, value) for key, value in search_raw.items()}
-    if "baselines" in settings:
-        settings["baselines"] = tuple(settings["baselines"])
+    for key in ("baselines", "mutate"):
+        if key in settings:
+            settings[key] = tuple(settings[key])
     spec = StudySpec(search=search, fixed=fixed, **settings)
     if "baselines" not in settings:  # the recipe runs wherever the space can express it
         spec = dataclasses.replace(spec, baselines=tuple(name for name in DEFAULT_BASELINES
@@ -354,8 +390,51 @@ def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
         raise ConfigError("[study]: cpus_per_trial must be > 0 and gpus_per_trial >= 0")
     if spec.gpus_per_trial > 1 and spec.gpus_per_trial != int(spec.gpus_per_trial):
         raise ConfigError(f"gpus per trial {spec.gpus_per_trial}: a fraction must be at most 1, else a whole number")
+    _check_scheduler(spec, settings)
     spec.baseline_points()  # fail now, not mid-study, if a baseline lies outside the space
     return spec
+
+
+def _check_scheduler(spec: StudySpec, settings: dict[str, Any]) -> None:
+    """The scheduler and its settings: PBT mutates only searched fields that may change mid-training."""
+    if spec.scheduler not in SCHEDULERS:
+        raise ConfigError(f"[study].scheduler: expected one of {', '.join(SCHEDULERS)}, got {spec.scheduler!r}")
+    if not spec.population_based:
+        given = [key for key in PBT_SETTINGS if key in settings]
+        if given:
+            raise ConfigError(f"[study].{given[0]}: a PBT setting; it needs scheduler = \"pbt\" (or \"pb2\")")
+        return
+    if spec.multi_objective:
+        raise ConfigError(f"[study].multi_objective: {spec.scheduler} ranks a population by one score; "
+                          "set multi_objective = false (or use scheduler = \"asha\")")
+    if not 0 < spec.quantile_fraction <= 0.5:
+        raise ConfigError(f"[study].quantile_fraction: {spec.quantile_fraction} must be above 0 and at most 0.5")
+    if not 0 <= spec.resample_probability <= 1:
+        raise ConfigError(f"[study].resample_probability: {spec.resample_probability} must be within [0, 1]")
+    for key in spec.mutate:
+        if key not in MUTABLE_FIELDS:
+            raise ConfigError(f"[study].mutate: {key} cannot change in the middle of a training; PBT mutates only "
+                              f"{', '.join(MUTABLE_FIELDS)}")
+        if key not in spec.search:
+            raise ConfigError(f"[study].mutate: {key} is not searched; add [search].{key} (the values PBT moves it "
+                              "within)")
+    if not spec.mutations:
+        raise ConfigError(f"[study].scheduler {spec.scheduler}: no searched field may change mid-training; search "
+                          f"one of {', '.join(MUTABLE_FIELDS)}")
+    if spec.perturbation_interval >= spec.evaluations:
+        raise ConfigError(f"[study].perturbation_interval: {spec.perturbation_interval} evaluations, but a trial "
+                          f"makes {spec.evaluations}: PBT would never perturb (lower it, or evaluate more often)")
+    if spec.scheduler == "pb2":
+        choices = [key for key, domain in spec.mutations.items() if not isinstance(domain, Range)]
+        if choices:
+            raise ConfigError(f"[study].scheduler pb2 mutates ranges only; [search].{choices[0]} is a choice list "
+                              "(leave it out of mutate, or use pbt)")
+        import importlib.util
+
+        missing = [name for name in ("GPy", "sklearn") if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ConfigError(f"[study].scheduler pb2 needs {' and '.join(missing)}, not installed here "
+                              "(pip install GPy scikit-learn), or use scheduler = \"pbt\"")
 
 
 class SearchSpace:

@@ -19,6 +19,11 @@ D_NORMS = ("batch", "spectral", "none")
 # The config fields that switch on a GAN remedy (their defaults are the paper's behaviour).
 REMEDY_FIELDS = ("d_norm", "g_spectral_norm", "conditioning", "loss", "r1_gamma", "diffaugment", "g_ema",
                  "label_smoothing", "instance_noise", "minibatch_std", "d_steps")
+# The fields that may change in the middle of a training (Population Based Training's explore, a
+# replayed PBT schedule): the trainer applies a new value to its optimisers and modules at once.
+# Every other field fixes the models, their state or the run, and stays as the trial started.
+MUTABLE_FIELDS = ("g_lr", "d_lr", "g_beta1", "g_beta2", "d_beta1", "d_beta2", "d_dropout", "r1_gamma",
+                  "label_smoothing", "instance_noise", "diffaugment", "d_steps", "freeze_accuracy", "freeze_after")
 CONDITIONINGS = ("concat", "projection")
 LOSSES = ("bce", "hinge", "least-squares")
 AUGMENTATIONS = ("off", "translation", "translation,cutout")
@@ -165,6 +170,11 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return TrainConfig.from_dict(changes, base=self)
+
+    def changes_from(self, other: "TrainConfig") -> dict[str, tuple[Any, Any]]:
+        """{field: (other's value, this value)} for each field in which the two differ."""
+        return {name: (getattr(other, name), getattr(self, name)) for name in self.__dataclass_fields__
+                if getattr(other, name) != getattr(self, name)}
 
 
 def _check_range(name: str, value: Any, low: float, high: float, *, integer: bool = False) -> None:

@@ -17,7 +17,8 @@ are read alike.
             progress.csv         the same rows as a table
             stop_reason.json     a study trial: why it ended, as the driver decided
             error.txt            a study trial that raised: Ray's traceback
-            checkpoint_NNNNNN/   the last checkpoints
+            checkpoint_NNNNNN/   the last checkpoints (a study trial's also hold lineage.json: the
+                                 PBT schedule of the weights in it)
             grids/iteration_NNNNNNN.png        the sample grid at each evaluation (rows = classes)
             grids/iteration_NNNNNNN.thumb.png  its small version for dashboards
 
@@ -51,6 +52,9 @@ PROGRESS_FILE = "progress.csv"
 STOP_FILE = "stop_reason.json"
 ERROR_FILE = "error.txt"
 GRIDS_DIR = "grids"
+# In a study trial's checkpoint: {"trial": its trial id, "iteration": I, "schedule": SCHEDULE}, the
+# configs its weights were trained with, through the trials PBT copied them from.
+LINEAGE_FILE = "lineage.json"
 
 # Why a trial ended (each report's "stop_reason", stop_reason.json, the ledger).
 COMPLETED = "completed"  # reached its configured iterations
@@ -88,11 +92,21 @@ def metric_label(metric: str) -> str:
 
 
 NODE_ID = "node_id"  # a study report's Ray node (beside Tune's hostname and node_ip): where the trial ran
+# The mutable fields (trainable.config.MUTABLE_FIELDS) in force at a report, as the trainer really
+# used them (rates and betas read back from its optimisers): {field: value}.
+HYPER = "hyper"
+# In the first report after a trial's config changed mid-training (PBT's exploit and explore, a
+# replayed schedule): {"iteration": I, "from_trial": the trial whose weights it took or null,
+# "changes": {field: [old, new]}}, values in the study's form.
+CONFIG_CHANGE = "config_change"
 
 # params.json keys that are the trial's context, not config fields. FROM: where a trial started
 # with `trial --from` took its configuration ({"trial": folder, "study": name or null, "rank": K}).
 FROM = "from"
-META_KEYS = ("preset", "data", "judge_steps", FROM)
+# SCHEDULE: a PBT schedule a local trial replays: [{"iteration": I, "trial": id, "config": params}, ...],
+# the first at iteration 0; each config (study form) is in force from its iteration on.
+SCHEDULE = "schedule"
+META_KEYS = ("preset", "data", "judge_steps", FROM, SCHEDULE)
 
 
 def trial_params(config: TrainConfig, **meta: Any) -> dict[str, Any]:
@@ -114,6 +128,59 @@ def preset_changes(params: dict[str, Any], name: str) -> list[str]:
     reference = trial_params(preset(name))
     return sorted(key for key, value in params.items()
                   if key in reference and key not in RUN_FIELDS and value != reference[key])
+
+
+def config_change(iteration: int, changes: dict[str, tuple[Any, Any]], from_trial: str | None = None) -> dict:
+    """A report's CONFIG_CHANGE entry, from TrainConfig.changes_from's {field: (old, new)}."""
+    return {"iteration": iteration, "from_trial": from_trial,
+            "changes": {key: [param_value(old), param_value(new)] for key, (old, new) in changes.items()}}
+
+
+def schedule_configs(schedule: list[dict[str, Any]]) -> dict[int, TrainConfig]:
+    """A SCHEDULE as {iteration: config}, each step's config validated."""
+    return {int(step["iteration"]): TrainConfig.from_dict(split_params(step["config"])[0]) for step in schedule}
+
+
+def ray_policy(schedule: list[dict[str, Any]]) -> list[list[Any]]:
+    """A SCHEDULE as the rows of a Ray PBT policy file (pbt_policy_*.txt, one JSON list a line), which
+    ray.tune.schedulers.PopulationBasedTrainingReplay replays: [trial tag, tag of the trial it
+    cloned, step, step, old config, new config], steps in evaluations (Ray's training_iteration).
+    Its replay chains a row to the one before when the earlier row's first tag is the later's second."""
+    rows = []
+    for number, (before, step) in enumerate(zip(schedule, schedule[1:]), 1):
+        evaluation = int(step["iteration"]) // int(step["config"]["eval_every"])
+        rows.append([f"step_{number}", f"step_{number - 1}", evaluation, evaluation, before["config"], step["config"]])
+    return rows
+
+
+def checkpoint_iteration(checkpoint_dir: str | Path) -> int:
+    """The iteration a study trial's checkpoint holds, from its lineage (-1 where it has none)."""
+    try:
+        return int(json.loads((Path(checkpoint_dir) / LINEAGE_FILE).read_text())["iteration"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
+
+
+def read_schedule(trial_dir: str | Path) -> list[dict[str, Any]] | None:
+    """The SCHEDULE of configs a trial's last weights were trained with: a local replay's from its
+    params.json, a study trial's from the lineage of its furthest checkpoint (under PBT a trial's
+    checkpoint names restart when it takes another's weights, so not the last by name). None when
+    the trial has neither (a study from before lineages were kept)."""
+    trial_dir = Path(trial_dir)
+    try:
+        params = json.loads((trial_dir / PARAMS_FILE).read_text())
+    except (OSError, ValueError):
+        params = {}
+    if isinstance(params, dict) and params.get(SCHEDULE):
+        return params[SCHEDULE]
+    lineages = []
+    for path in trial_dir.glob(f"checkpoint_*/{LINEAGE_FILE}"):
+        try:
+            lineage = json.loads(path.read_text())
+            lineages.append((int(lineage["iteration"]), path.stat().st_mtime, lineage["schedule"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return max(lineages, key=lambda item: item[:2])[2] if lineages else None
 
 
 def matches_point(params: dict[str, Any], point: dict[str, Any]) -> bool:

@@ -18,6 +18,7 @@ import torch
 from trainable.config import TrainConfig
 from trainable.data import PreparedDataset, denormalize
 from trainable.errors import ConfigError, UserError
+from trainable.experiment import checkpoint_iteration
 from trainable.models import Generator
 from trainable.progress import Progress
 from trainable.training import read_checkpoint, sample
@@ -48,7 +49,9 @@ def find_checkpoint(trial_dir: str | Path, index: int | None = None) -> Path:
         raise UserError(f"{folder.path}: no checkpoint (the trial saved none: it stopped before its first "
                         "evaluation, or its checkpoints were deleted)")
     if index is None:
-        return found[-1]
+        # Under PBT a trial's checkpoint names restart when it takes another's weights: the furthest
+        # by the iteration its lineage records, where there is one, is the last.
+        return max(found, key=lambda path: (checkpoint_iteration(path), path.name))
     wanted = folder.checkpoint_dir(index)
     if wanted not in found:
         raise UserError(f"{folder.path}: no checkpoint {index}; it keeps "

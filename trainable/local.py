@@ -8,8 +8,8 @@ from pathlib import Path
 
 from trainable.config import TrainConfig, preset
 from trainable.data import PreparedDataset, builtin_dataset, load_prepared
-from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED, driver_lock,
-                                  split_params, trial_params)
+from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED, SCHEDULE,
+                                  driver_lock, schedule_configs, split_params, trial_params)
 from trainable.judge import Judge, load_or_train_judge
 from trainable.loop import train
 from trainable.training import Trainer, restore_newest_readable
@@ -54,7 +54,9 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
                     resume: bool = False, iterations: int | None = None, progress: bool = False,
                     judge: Judge | None = None, meta: dict | None = None) -> TrialOutcome:
     """Run (or, with ``resume``, continue) one trial writing into ``directory``, holding its lock;
-    ``meta``: more params.json keys of its context (trainable.experiment.META_KEYS)."""
+    ``meta``: more params.json keys of its context (trainable.experiment.META_KEYS). With a SCHEDULE
+    in ``meta`` (a PBT schedule to replay), ``config`` is its first step's and the trainer switches
+    to each next one at its iteration."""
     folder = TrialDirectory(directory)
     if resume:
         values, meta = split_params(folder.params())
@@ -73,6 +75,7 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
             if trained and progress:
                 print(f"judge trained: held-out accuracy {judge.heldout_accuracy:.3f} (cached for this data set)",
                       file=sys.stderr)
+        schedule = schedule_configs((meta or {}).get(SCHEDULE) or [])
         trainer = Trainer(config, dataset, judge)
         if progress and trainer.device.type == "cpu":
             warn_if_slow(config)
@@ -82,6 +85,9 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
             restore_newest_readable(trainer, folder.checkpoints()[::-1], trainer.restore,
                                     name=lambda path: path.name, where=str(folder.path))
             history = [row for row in folder.results() if row["iteration"] <= trainer.iteration]
+            passed = [step for step in sorted(schedule) if step < trainer.iteration]
+            if passed:  # a replayed schedule: the config in force where the checkpoint was made
+                trainer.apply_config(schedule[passed[-1]].replace(iterations=config.iterations))
             stopped = history[-1].get("stop_reason") if history else None
             if stopped not in (None, INTERRUPTED) and (iterations is None or trainer.iteration >= config.iterations):
                 folder.rewrite(history)
@@ -91,5 +97,7 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
                 # longer ends the trial, so only the history's last row says why the trial stopped.
                 history[-1] = {**history[-1], "stop_reason": None, "done": False}
             folder.rewrite(history)
-        stop_reason = train(trainer, LocalReporter(folder), history=history, progress=progress, describe=describe)
+        schedule = {step: value.replace(iterations=config.iterations) for step, value in schedule.items()}
+        stop_reason = train(trainer, LocalReporter(folder), history=history, progress=progress, describe=describe,
+                            schedule=schedule)
         return TrialOutcome(folder.path, stop_reason, folder.results())

@@ -13,7 +13,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from trainable.experiment import COMPLETED, INTERRUPTED
+from trainable.config import TrainConfig
+from trainable.experiment import COMPLETED, CONFIG_CHANGE, HYPER, INTERRUPTED, config_change
 from trainable.progress import Progress
 from trainable.training import StepStats, Trainer
 from trainable.verdict import verdict_for
@@ -66,13 +67,16 @@ class _Window:
 def train(trainer: Trainer, reporter: Reporter, *, history: list[dict] | None = None,
           stop_on_collapse: bool = True, progress: bool = False,
           describe: Callable[[dict], str] | None = None,
-          on_complete: Callable[[Trainer], dict] | None = None) -> str:
+          on_complete: Callable[[Trainer], dict] | None = None,
+          schedule: dict[int, TrainConfig] | None = None) -> str:
     """Train until the configured iterations, a collapse (if ``stop_on_collapse``) or Ctrl-C.
 
     ``history`` holds the rows already reported (on resume). ``on_complete`` adds its keys to the
     last row of a trial that reached its iterations, never to another row (a final-only metric
-    such as CAS stays off the per-evaluation path). Returns the stop reason: completed,
-    interrupted, or the collapse kind.
+    such as CAS stays off the per-evaluation path). ``schedule`` ({iteration: config}, a replayed
+    PBT schedule) switches to each config when the trainer is at its iteration; the next report
+    says what changed (CONFIG_CHANGE). Returns the stop reason: completed, interrupted, or the
+    collapse kind.
     """
     config = trainer.config
     history = list(history or [])
@@ -81,15 +85,20 @@ def train(trainer: Trainer, reporter: Reporter, *, history: list[dict] | None = 
     meter = Progress("training", config.iterations, enabled=progress)
     window = _Window()
     latest = ""
+    change = None
 
     def report(stop_reason: str | None) -> dict:
+        nonlocal change
         evaluation_started = time.perf_counter()
         scores, grid = trainer.evaluate()
         row = {"iteration": trainer.iteration, "training_iteration": len(history) + 1, **window.row(),
-               "frozen": trainer.frozen, "freeze_events": trainer.take_events(), **scores,
+               "frozen": trainer.frozen, "freeze_events": trainer.take_events(), HYPER: trainer.hyperparameters(),
+               **scores,
                "eval_s": time.perf_counter() - evaluation_started}
         if "diversity_per_class" in row:
             row["diversity_lowest_class"] = trainer.class_names[int(np.argmin(row["diversity_per_class"]))]
+        if change is not None:
+            row[CONFIG_CHANGE], change = change, None
         row = clean(row)
         verdict = verdict_for([*history, row], config)
         if stop_reason is None and verdict.collapsed and stop_on_collapse:
@@ -105,6 +114,10 @@ def train(trainer: Trainer, reporter: Reporter, *, history: list[dict] | None = 
 
     try:
         while trainer.iteration < config.iterations:
+            if schedule and trainer.iteration in schedule:
+                changes = trainer.apply_config(schedule[trainer.iteration])
+                if changes:
+                    change = config_change(trainer.iteration, changes)
             stats = trainer.step()
             window.add(stats)
             finished = trainer.iteration >= config.iterations

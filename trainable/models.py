@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from trainable.config import TrainConfig
@@ -78,6 +79,18 @@ class MinibatchStd(nn.Module):
         return torch.cat([x, spread.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
 
 
+class LeakyReLUDropout(nn.LeakyReLU):
+    """LeakyReLU, then dropout at ``p`` (0 until set). It lets a D built without dropout take a
+    dropout rate mid-training (PBT) with the module layout, and so the checkpoint keys, of a D
+    without it; a D built with dropout keeps its nn.Dropout layers, whose ``p`` changes instead."""
+
+    p = 0.0
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        output = super().forward(input)
+        return F.dropout(output, self.p, self.training) if self.p > 0 else output
+
+
 class Discriminator(nn.Module):
     """(image, one-hot label) -> one logit (the sigmoid lives in the loss, for stability).
 
@@ -102,9 +115,10 @@ class Discriminator(nn.Module):
             layers: list[nn.Module] = [nn.Conv2d(cin, cout, 5, 2, padding=2, bias=not norm)]
             if norm:
                 layers.append(nn.BatchNorm2d(cout, track_running_stats=False))
-            layers.append(nn.LeakyReLU(slope))
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers += [nn.LeakyReLU(slope), nn.Dropout(dropout)]
+            else:
+                layers.append(LeakyReLUDropout(slope))
             return layers
 
         channels = 1 if self.projection else 2

@@ -25,11 +25,11 @@ from torch.nn import functional as F
 
 from trainable._io import atomic_path, write_text_atomic
 from trainable.augment import diff_augment
-from trainable.config import TrainConfig
+from trainable.config import MUTABLE_FIELDS, TrainConfig
 from trainable.data import PreparedDataset, denormalize, normalize
-from trainable.errors import UserError
+from trainable.errors import ConfigError, UserError
 from trainable.judge import Judge
-from trainable.models import Discriminator, Generator
+from trainable.models import Discriminator, Generator, LeakyReLUDropout
 from trainable.progress import Progress
 
 CHECKPOINT_FILE = "trainer.pt"
@@ -93,13 +93,10 @@ class Trainer:
 
         torch.manual_seed(config.seed)
         self.generator = Generator(config, self.num_classes, self.size).to(self.device, memory_format=torch.channels_last)
-        self.discriminator = Discriminator(config, self.num_classes, self.size).to(self.device, memory_format=torch.channels_last)
+        self._build_discriminator(config)
         fused = self.device.type in ("cpu", "cuda")
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.g_lr,
                                             betas=(config.g_beta1, config.g_beta2), eps=1e-7, fused=fused)
-        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.d_lr,
-                                            betas=(config.d_beta1, config.d_beta2), eps=1e-7, fused=fused)
-        self.d_parameters = list(self.discriminator.parameters())
         self.g_parameters = list(self.generator.parameters())
         self.rng = torch.Generator(device=self.device).manual_seed(config.seed)
         self.g_ema: Generator | None = None
@@ -116,6 +113,7 @@ class Trainer:
         self.grid_z = grid_z.repeat(self.num_classes, 1)
         self.grid_labels = torch.arange(self.num_classes).repeat_interleave(config.grid_columns)
 
+        self.checkpoint_config: TrainConfig | None = None  # the config the last restored checkpoint trained with
         self.iteration = 0
         self.accuracy_window: collections.deque[float] = collections.deque(maxlen=config.freeze_window)
         self.frozen = False
@@ -123,6 +121,20 @@ class Trainer:
         use_bf16 = config.precision == "bf16" or (config.precision == "auto" and (
             torch.cuda.is_bf16_supported() if self.device.type == "cuda" else native_bf16_cpu()))
         self.precision = "bf16" if use_bf16 else "fp32"
+
+    def _build_discriminator(self, config: TrainConfig) -> None:
+        self.discriminator = Discriminator(config, self.num_classes, self.size).to(self.device,
+                                                                                 memory_format=torch.channels_last)
+        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.d_lr,
+                                            betas=(config.d_beta1, config.d_beta2), eps=1e-7,
+                                            fused=self.device.type in ("cpu", "cuda"))
+        self.d_parameters = list(self.discriminator.parameters())
+
+    @property
+    def dropout_layers(self) -> bool:
+        """Whether D has nn.Dropout layers (built with d_dropout > 0): its module layout, and so its
+        checkpoint's keys, differ from a D built without."""
+        return any(isinstance(module, torch.nn.Dropout) for module in self.discriminator.modules())
 
     @property
     def sampling_generator(self) -> Generator:
@@ -292,6 +304,49 @@ class Trainer:
         scores["judge_accuracy"] = self.judge.heldout_accuracy
         return scores, grid
 
+    def apply_config(self, config: TrainConfig) -> dict[str, tuple]:
+        """Train on with ``config`` from the next step (PBT's explore, a replayed schedule): only
+        fields of MUTABLE_FIELDS may differ. Returns the changes, {field: (old, new)}."""
+        changes = config.changes_from(self.config)
+        fixed = sorted(set(changes) - set(MUTABLE_FIELDS))
+        if fixed:
+            raise ConfigError(f"{fixed[0]}: cannot change in the middle of a training (mutable fields: "
+                              f"{', '.join(MUTABLE_FIELDS)})")
+        self.config = config
+        self._apply_hyperparameters()
+        return changes
+
+    def _apply_hyperparameters(self) -> None:
+        """Put the config's learning rates, Adam betas and dropout rate into the optimisers and D:
+        a restored optimiser state otherwise brings back the rates it was saved with. The other
+        mutable fields are read from the config at each step."""
+        config = self.config
+        for optimizer, lr, betas in ((self.g_optimizer, config.g_lr, (config.g_beta1, config.g_beta2)),
+                                     (self.d_optimizer, config.d_lr, (config.d_beta1, config.d_beta2))):
+            for group in optimizer.param_groups:
+                group["lr"], group["betas"] = lr, betas
+        for module in self.discriminator.modules():
+            if isinstance(module, (torch.nn.Dropout, LeakyReLUDropout)):
+                module.p = config.d_dropout
+        # With a D built with dropout layers, the activations before them stay plain.
+        if self.dropout_layers:
+            for module in self.discriminator.modules():
+                if isinstance(module, LeakyReLUDropout):
+                    module.p = 0.0
+
+    def hyperparameters(self) -> dict:
+        """The mutable fields as the trainer really uses them: rates and betas read back from the
+        optimisers, the dropout rate from D, the rest from the config (each report's HYPER)."""
+        values = {name: getattr(self.config, name) for name in MUTABLE_FIELDS}
+        for prefix, optimizer in (("g", self.g_optimizer), ("d", self.d_optimizer)):
+            group = optimizer.param_groups[0]
+            values[f"{prefix}_lr"] = float(group["lr"])
+            values[f"{prefix}_beta1"], values[f"{prefix}_beta2"] = (float(beta) for beta in group["betas"])
+        rates = [module.p for module in self.discriminator.modules()
+                 if isinstance(module, (torch.nn.Dropout, LeakyReLUDropout))]
+        values["d_dropout"] = float(max(rates, default=0.0))
+        return values
+
     def take_events(self) -> list[dict]:
         events, self.events = self.events, []
         return events
@@ -305,6 +360,7 @@ class Trainer:
             "generator_ema": self.g_ema.state_dict() if self.g_ema is not None else None,
             "g_optimizer": self.g_optimizer.state_dict(),
             "d_optimizer": self.d_optimizer.state_dict(),
+            "dropout_layers": self.dropout_layers,
             "rng": self.rng.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
@@ -314,6 +370,12 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        saved = state.get("dropout_layers")
+        if saved is None and isinstance(state.get("config"), dict):  # a checkpoint from before the key
+            saved = state["config"].get("d_dropout", 0) > 0
+        if saved is not None and saved != self.dropout_layers:
+            # PBT moved d_dropout from or to 0: D keeps the layout its weights were saved in, with the new rate.
+            self._build_discriminator(self.config.replace(d_dropout=0.5 if saved else 0.0))
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         if self.g_ema is not None:
@@ -321,6 +383,8 @@ class Trainer:
             self.g_ema.load_state_dict(state.get("generator_ema") or state["generator"])
         self.g_optimizer.load_state_dict(state["g_optimizer"])
         self.d_optimizer.load_state_dict(state["d_optimizer"])
+        # This trainer's config wins: under PBT a trial restores with new rates (its explore step).
+        self._apply_hyperparameters()
         self.rng.set_state(state["rng"])
         torch.set_rng_state(state["torch_rng"])
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
@@ -330,6 +394,10 @@ class Trainer:
         self.accuracy_window.extend(state["accuracy_window"])
         self.frozen = bool(state["frozen"])
         self.events = list(state["events"])
+        try:
+            self.checkpoint_config = TrainConfig.from_dict(state["config"])
+        except (ConfigError, KeyError, TypeError):  # a checkpoint of an older config: no changes to tell
+            self.checkpoint_config = None
 
     def save(self, directory: str | Path) -> Path:
         """Write the checkpoint atomically into ``directory`` (created if needed), with its SHA-256

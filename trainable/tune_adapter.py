@@ -5,6 +5,11 @@ A thin wrapper around the same Trainer and loop a local trial uses. It resumes f
 ``ray.tune.report``, and writes the sample grids into the trial's working folder (synced to
 the study's storage as artifacts). The data set and the judge arrive through the object
 store (``tune.with_parameters``), once per worker node, not once per trial from disk.
+
+Under Population Based Training a trial restarts from another trial's checkpoint with a new
+config (Ray's exploit and explore): the Trainer applies the new rates and the like on restore,
+the first report after it says what changed (CONFIG_CHANGE), and each checkpoint carries the
+schedule of configs its weights were trained with (LINEAGE_FILE), which a replay follows.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from trainable.cas import final_cas_row
 from trainable.config import TrainConfig
 from trainable.data import PreparedDataset
 from trainable.errors import UserError
-from trainable.experiment import FID_INTRA, NODE_ID, SCORE, grid_file, split_params
+from trainable.experiment import (CONFIG_CHANGE, FID_INTRA, LINEAGE_FILE, NODE_ID, SCORE, config_change, grid_file,
+                                  split_params, trial_params)
 from trainable.judge import Judge
 from trainable.loop import train
 from trainable.training import CHECKPOINT_FILE, Trainer, restore_newest_readable
@@ -76,8 +82,9 @@ def older_checkpoints(checkpoint) -> list:
     return [tune.Checkpoint(path=path, filesystem=checkpoint.filesystem) for path in reversed(older)]
 
 
-def _restore(trainer: Trainer, checkpoint) -> list[dict]:
-    """Load one Tune checkpoint into ``trainer``; returns the history saved with it."""
+def _restore(trainer: Trainer, checkpoint) -> tuple[list[dict], dict | None]:
+    """Load one Tune checkpoint into ``trainer``; returns the history and the lineage saved with it
+    (None in a checkpoint from before lineages were kept)."""
     with checkpoint.as_directory() as directory:
         trainer.restore(directory)
         path = Path(directory) / HISTORY_FILE
@@ -85,17 +92,40 @@ def _restore(trainer: Trainer, checkpoint) -> list[dict]:
             history = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise UserError(f"{path}: unreadable ({exc})") from None
+        try:
+            lineage = json.loads((Path(directory) / LINEAGE_FILE).read_text())
+        except (OSError, ValueError):
+            lineage = None
     if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
         raise UserError(f"{path}: unreadable (a list of reports expected)")
-    return history
+    return history, lineage if isinstance(lineage, dict) else None
 
 
-def restore_study_trial(trainer: Trainer, checkpoint, *, where: str) -> list[dict]:
+def restore_study_trial(trainer: Trainer, checkpoint, *, where: str) -> tuple[list[dict], dict | None]:
     """Restore from Tune's latest checkpoint of a trial or, when it does not load, from the one Tune
-    kept before it (said on stderr, which Ray shows in the driver's output); returns the history."""
+    kept before it (said on stderr, which Ray shows in the driver's output); returns the history
+    and the lineage."""
     return restore_newest_readable(trainer, [checkpoint, *older_checkpoints(checkpoint)],
                                    lambda candidate: _restore(trainer, candidate),
                                    name=lambda candidate: posixpath.basename(candidate.path), where=where)
+
+
+def _after_restore(trainer: Trainer, lineage: dict | None, trial_id: str) -> tuple[dict | None, list[dict]]:
+    """(CONFIG_CHANGE entry or None, the schedule of the restored weights from here on). The trainer
+    has applied its config; this says how it differs from the one the checkpoint trained with, and
+    whose weights it took (PBT's exploit: another trial's checkpoint)."""
+    params = trial_params(trainer.config)
+    before = trainer.checkpoint_config
+    changes = trainer.config.changes_from(before) if before is not None else {}
+    owner = (lineage or {}).get("trial", trial_id)
+    schedule = list((lineage or {}).get("schedule") or [{"iteration": 0, "trial": owner,
+                                                          "config": trial_params(before or trainer.config)}])
+    from_trial = owner if owner != trial_id else None
+    if not changes and from_trial is None:
+        return None, schedule  # a retry or a resumed study: the trial goes on as it was
+    # A step for each exploit, even one whose explore changed nothing, as Ray's policy file has.
+    schedule.append({"iteration": trainer.iteration, "trial": trial_id, "config": params})
+    return config_change(trainer.iteration, changes, from_trial), schedule
 
 
 def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: Judge | None = None,
@@ -110,19 +140,28 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
     torch.set_num_threads(max(1, int(cpus)))
     train_config = TrainConfig.from_dict(split_params(config)[0])
     trainer = Trainer(train_config, dataset, judge)
+    trial_id = tune.get_context().get_trial_id()
     history: list[dict] = []
+    schedule = [{"iteration": 0, "trial": trial_id, "config": trial_params(train_config)}]
+    change = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        history = restore_study_trial(trainer, checkpoint, where=f"trial {tune.get_context().get_trial_id()}")
+        history, lineage = restore_study_trial(trainer, checkpoint, where=f"trial {trial_id}")
+        change, schedule = _after_restore(trainer, lineage, trial_id)
     trial_dir = Path(os.getcwd())  # Ray runs the function in the trial's working folder
     node_id = ray.get_runtime_context().get_node_id()  # hostname and IP cannot tell two nodes of one host apart
 
     def report(row: dict, grid: np.ndarray, trainer: Trainer) -> None:
+        nonlocal change
         write_grid(trial_dir, row["iteration"], grid)
+        if change is not None:  # the first report since the config changed says so
+            row[CONFIG_CHANGE], change = change, None
         history.append(row)
         with tempfile.TemporaryDirectory() as directory:
             trainer.save(directory)
             (Path(directory) / HISTORY_FILE).write_text(json.dumps(history))
+            (Path(directory) / LINEAGE_FILE).write_text(json.dumps({"trial": trial_id, "iteration": trainer.iteration,
+                                                                        "schedule": schedule}))
             metrics = {key: value for key, value in row.items() if key not in ("done",)}
             metrics.update({SCORE: score_of(row, metric), "grid": grid_file(row["iteration"]), NODE_ID: node_id})
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

@@ -11,7 +11,7 @@ from trainable.experiment import ASHA, LOSS_COLLAPSE, SCORE
 def test_collapsed_trials_are_infeasible_and_asha_stops_are_not(tmp_path):
     optuna = pytest.importorskip("optuna")
     spec = load_spec(samples=6)
-    searcher = make_searcher(spec, tmp_path)
+    searcher, _ = make_searcher(spec, tmp_path)
     ledger = StopLedger(tmp_path)
     for trial_id in ("a", "b", "c"):
         assert searcher.suggest(trial_id) is not None

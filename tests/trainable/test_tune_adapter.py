@@ -31,8 +31,8 @@ def test_a_study_trial_falls_back_to_the_checkpoint_tune_kept_before_a_damaged_o
     previous, last = _checkpoints(tmp_path, tiny_data[1])
     (last / "trainer.pt").write_bytes((last / "trainer.pt").read_bytes()[:50])
     trainer = Trainer(TrainConfig.from_dict(TINY), tiny_data[1])
-    history = restore_study_trial(trainer, tune.Checkpoint.from_directory(last), where="trial 1")
-    assert trainer.iteration == 3 and history == [{"iteration": 3}]
+    history, lineage = restore_study_trial(trainer, tune.Checkpoint.from_directory(last), where="trial 1")
+    assert trainer.iteration == 3 and history == [{"iteration": 3}] and lineage is None
     assert f"resuming from the previous readable one, {previous.name} (iteration 3)" in capsys.readouterr().err
 
     (previous / HISTORY_FILE).write_text("null")  # the older one unreadable too: one clear error

@@ -1,0 +1,93 @@
+"""A Population Based Training study end to end: a real local Ray, real files, tiny models."""
+
+import json
+
+import pytest
+
+from analysis import read_experiment
+from tests.e2e.test_study import cli, journal_trials
+from trainable.experiment import CONFIG_CHANGE, HYPER, RESULT_FILE, read_json_lines, read_schedule
+
+pytestmark = pytest.mark.slow
+
+PBT_STUDY = """
+[study]
+samples = 4
+seed = 3
+scheduler = "pbt"
+perturbation_interval = 1
+quantile_fraction = 0.5
+baselines = ["V0"]
+[fixed]
+g_filters = "8,8,4"
+iterations = 60
+eval_every = 20
+eval_samples_per_class = 10
+batch_size = 16
+collapse_grace = 100000
+[search]
+latent_size = [8, 100]
+d_filters = ["4,8,8", "32,64,128"]
+d_dropout = {low = 0.0, high = 0.5}
+g_lr = {low = 1e-4, high = 3e-3, log = true}
+"""
+
+
+def test_a_pbt_study_exploits_records_each_change_and_keeps_the_stores_agreed(tmp_path, tiny_data):
+    from ray.tune.schedulers import PopulationBasedTrainingReplay
+
+    config = tmp_path / "study.toml"
+    config.write_text(PBT_STUDY)
+    storage = tmp_path / "studies"
+    done = cli("study", "run", "--config", config, "--name", "pbt", "--storage", storage, "--data", tiny_data[0],
+               "--judge-steps", "60")
+    assert done.returncode == 0, done.stderr[-3000:]
+    experiment = read_experiment(storage / "pbt")
+    # Every trial once, each ended once, and Optuna's journal holds each once, in the same state.
+    assert len(experiment.trials) == 4 and {t.stop_reason for t in experiment.trials} == {"completed"}
+    journal = journal_trials(experiment.path)
+    assert set(journal) == {t.name.removeprefix("trial_") for t in experiment.trials}
+    assert {trial.state.name for trial in journal.values()} == {"COMPLETE"}
+    v0 = next(t for t in experiment.trials if t.baseline == "V0")
+    assert v0.config_changes == []  # the yardstick is never exploited
+    changed = [t for t in experiment.trials if any(c["from_trial"] for c in t.config_changes)]
+    assert changed, [t.rows[-1].get("config") for t in experiment.trials]
+    for trial in experiment.trials:
+        # Each report's rates were read back from the optimisers: the config PBT gave the trial.
+        for row in read_json_lines(trial.path / RESULT_FILE):
+            assert row[HYPER]["g_lr"] == pytest.approx(row["config"]["g_lr"])
+            assert row[HYPER]["d_dropout"] == pytest.approx(row["config"]["d_dropout"])
+        # params.json is the config it ended with; the Optuna store has it and the changes.
+        assert trial.params["g_lr"] == pytest.approx(trial.rows[-1][HYPER]["g_lr"])
+        record = journal[trial.name.removeprefix("trial_")]
+        assert record.params["g_lr"] == pytest.approx(trial.params["g_lr"])
+        assert record.user_attrs.get("config_changes", []) == trial.config_changes
+    for trial in changed:
+        change = next(c for c in trial.config_changes if c["from_trial"])
+        row = next(r for r in trial.rows if r.get(CONFIG_CHANGE) == change)
+        assert row["iteration"] == change["iteration"] + 20  # the first report after it
+        schedule = read_schedule(trial.path)
+        assert len(schedule) >= 2 and schedule[-1]["trial"] == trial.name.removeprefix("trial_")
+        assert schedule[-1]["iteration"] == trial.config_changes[-1]["iteration"]
+    # The schedule exported for Ray's own replay: the same steps, the same configs.
+    policy = tmp_path / "policy.txt"
+    exported = cli("analyze", "schedule", changed[0].path, "--out", policy)
+    assert exported.returncode == 0 and "from iteration 0" in exported.stdout, exported.stderr[-2000:]
+    schedule = read_schedule(changed[0].path)
+    replay = PopulationBasedTrainingReplay(str(policy))
+    assert [(step * 20, new) for step, new in replay._policy] == [
+        (step["iteration"], step["config"]) for step in schedule[1:]]
+    assert replay.config == schedule[0]["config"]
+
+    # Our own replay: a local trial follows the best changed trial's schedule, change by change.
+    source = changed[0]
+    replayed = cli("trial", "--from", source.path, "--schedule", "--out", tmp_path / "replay")
+    assert replayed.returncode == 0, replayed.stderr[-2000:]
+    rows = read_experiment(tmp_path / "replay").trials[0].rows
+    schedule = read_schedule(source.path)
+    assert [c["iteration"] for c in read_experiment(tmp_path / "replay").trials[0].config_changes] == [
+        step["iteration"] for before, step in zip(schedule, schedule[1:]) if step["config"] != before["config"]]
+    for row in rows:
+        in_force = [step for step in schedule if step["iteration"] < row["iteration"]][-1]
+        assert row[HYPER]["g_lr"] == pytest.approx(in_force["config"]["g_lr"])
+    assert json.loads((tmp_path / "replay" / "params.json").read_text())["schedule"] == schedule
