@@ -290,6 +290,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=400)
     args = parser.parse_args()
     concurrency = os.cpu_count() or 1
+    if args.iterations < 4:
+        parser.error("--iterations must be at least 4 (a trial reports 4 times)")
     if args.trials % concurrency:
         parser.error(f"--trials must be a multiple of the {concurrency} CPUs (each runs the same share)")
     base = load_spec(samples=args.trials)
