@@ -4,7 +4,8 @@ A thin wrapper around the same Trainer and loop a local trial uses. It resumes f
 ``ray.tune.get_checkpoint()``, reports a result and a checkpoint at every evaluation with
 ``ray.tune.report``, and writes the sample grids into the trial's working folder (synced to
 the study's storage as artifacts). The data set and the judge arrive through the object
-store (``tune.with_parameters``), once per worker node, not once per trial from disk.
+store (``tune.with_parameters``), once per worker node, not once per trial from disk. With
+$CGAN_STUDY_TIMINGS set, each trial logs where its time goes (benchmarks/study_overhead.py).
 
 Under Population Based Training a trial restarts from another trial's checkpoint with a new
 config (Ray's exploit and explore): the Trainer applies the new rates and the like on restore,
@@ -20,6 +21,7 @@ import math
 import os
 import posixpath
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,17 @@ from trainable.trial_dir import write_grid
 
 PENALTY = 1e6  # the score of a report with no finite quality value: never NaN, always worst
 HISTORY_FILE = "history.json"
+TIMINGS_ENV = "CGAN_STUDY_TIMINGS"  # a file path: each trial appends where its time went (benchmarks)
+
+
+def log_timing(trial_id: str, event: str, **fields) -> None:
+    """With $CGAN_STUDY_TIMINGS set, append one line of JSON: the trial, this worker, the event, the
+    time and ``fields`` (benchmarks/study_overhead.py reads them; one short append is atomic)."""
+    path = os.environ.get(TIMINGS_ENV)
+    if path:
+        line = json.dumps({"trial": trial_id, "pid": os.getpid(), "event": event, "time": time.time(), **fields})
+        with open(path, "a") as stream:
+            stream.write(line + "\n")
 
 
 def score_of(row: dict, metric: str) -> float:
@@ -131,16 +144,18 @@ def _after_restore(trainer: Trainer, lineage: dict | None, trial_id: str) -> tup
 def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: Judge | None = None,
                    metric: str = FID_INTRA, cas_steps: int | None = None) -> None:
     """``cas_steps``: train CAS's classifier that long at the trial's last evaluation (None: no CAS)."""
+    entered = time.time()
     import ray
     import torch
     from ray import tune
 
+    trial_id = tune.get_context().get_trial_id()
+    log_timing(trial_id, "entered", at=entered)
     # Use exactly the CPUs this trial was given: two 1-CPU trials must not each start 2 threads.
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
     train_config = TrainConfig.from_dict(split_params(config)[0])
     trainer = Trainer(train_config, dataset, judge)
-    trial_id = tune.get_context().get_trial_id()
     history: list[dict] = []
     schedule = [{"iteration": 0, "trial": trial_id, "config": trial_params(train_config)}]
     change = None
@@ -148,25 +163,34 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
     if checkpoint is not None:
         history, lineage = restore_study_trial(trainer, checkpoint, where=f"trial {trial_id}")
         change, schedule = _after_restore(trainer, lineage, trial_id)
+    log_timing(trial_id, "ready")
     trial_dir = Path(os.getcwd())  # Ray runs the function in the trial's working folder
     node_id = ray.get_runtime_context().get_node_id()  # hostname and IP cannot tell two nodes of one host apart
 
     def report(row: dict, grid: np.ndarray, trainer: Trainer) -> None:
         nonlocal change
+        started = time.perf_counter()
         write_grid(trial_dir, row["iteration"], grid)
         if change is not None:  # the first report since the config changed says so
             row[CONFIG_CHANGE], change = change, None
         history.append(row)
         with tempfile.TemporaryDirectory() as directory:
+            gridded = time.perf_counter()
             trainer.save(directory)
             (Path(directory) / HISTORY_FILE).write_text(json.dumps(history))
             (Path(directory) / LINEAGE_FILE).write_text(json.dumps({"trial": trial_id, "iteration": trainer.iteration,
                                                                         "schedule": schedule}))
+            saved = time.perf_counter()
             metrics = {key: value for key, value in row.items() if key not in ("done",)}
             metrics.update({SCORE: score_of(row, metric), "grid": grid_file(row["iteration"]), NODE_ID: node_id})
+            # Copies the checkpoint to storage, syncs the grids, then waits for the driver's next call.
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+            reported = time.perf_counter()
+        log_timing(trial_id, "report", iteration=row["iteration"], eval_s=row["eval_s"], grid_s=gridded - started,
+                   save_s=saved - gridded, report_s=reported - saved)
         inject_faults(history)
 
     on_complete = None if cas_steps is None else functools.partial(final_cas_row, real=dataset, steps=cas_steps)
     # Collapse stopping is the study's stoppers' job, so every trial ends the same way.
     train(trainer, report, history=history, stop_on_collapse=False, on_complete=on_complete)
+    log_timing(trial_id, "ended")

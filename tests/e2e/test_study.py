@@ -84,20 +84,28 @@ def check_optuna_agrees(experiment):
 
 def test_study_runs_baselines_records_stop_reasons_and_summary(tmp_path):
     config = write_study(tmp_path)
+    timings = tmp_path / "timings.jsonl"
     # No GPU here: a GPU share must run on CPU, not leave trials PENDING forever.
     done = cli("study", "run", "--config", config, "--name", "tiny", "--storage", tmp_path / "studies",
-               "--gpus-per-trial", "0.25")
+               "--gpus-per-trial", "0.25", env={"CGAN_STUDY_TIMINGS": str(timings)})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "no GPU in the cluster: running on CPU" in done.stderr
     experiment = read_experiment(tmp_path / "studies" / "tiny")
     assert len(experiment.trials) == 5
     assert sorted(t.baseline for t in experiment.trials if t.baseline) == ["V0", "V1", "V2"]
+    # A finished trial's worker ran a later trial (5 trials, 2 at a time, fewer workers)...
+    entered = [entry for entry in map(json.loads, timings.read_text().splitlines()) if entry["event"] == "entered"]
+    assert sorted(entry["trial"] for entry in entered) == sorted(t.name.removeprefix("trial_") for t in experiment.trials)
+    assert len({entry["pid"] for entry in entered}) < 5, entered
     for trial in experiment.trials:
         assert trial.stop_reason in ("completed", "asha")
         assert (trial.path / "stop_reason.json").exists()
-        # Every report's grid was synced from the worker into the study's storage.
+        # ...each from a fresh start, its grids in its own folder: every report's grid, synced from the
+        # worker into the study's storage, and no other.
+        assert trial.rows[0]["iteration"] == 20
+        assert {row["grid"] for row in trial.rows} == {
+            str(path.relative_to(trial.path)) for path in trial.path.glob("grids/*.png") if ".thumb" not in path.name}
         for row in trial.rows:
-            assert (trial.path / row["grid"]).is_file(), row["grid"]
             assert row["node_id"] and row["hostname"] and row["node_ip"]  # where it ran, node by node
     assert any(t.stop_reason == "completed" for t in experiment.trials)
     check_optuna_agrees(experiment)
