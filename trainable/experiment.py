@@ -78,6 +78,7 @@ FINAL_CAS = "final_cas"
 FINAL_CAS_PER_CLASS = "final_cas_per_class"
 FINAL_CAS_S = "final_cas_s"
 NODE_ID = "node_id"  # a study report's Ray node (beside Tune's hostname and node_ip): where the trial ran
+HOSTNAME, NODE_IP = "hostname", "node_ip"  # Tune adds both to every report of a study trial
 
 # params.json keys that are the trial's context, not config fields. FROM: where a trial started
 # with `trial --from` took its configuration ({"trial": folder, "study": name or null, "rank": K}).
