@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from analysis._common import escape, finite, searched_params
+from analysis._nodes import NodesInfo, get_nodes_info
 from analysis._reader import Experiment, rank
 from trainable.config import PAPER_PRESETS, TrainConfig, preset_label
 from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID, FID_INTRA, FINAL_CAS, TRIAL_PREFIX,
@@ -28,17 +29,25 @@ class LeaderboardRow(NamedTuple):
     params: dict[str, Any]
     changes: str  # "key=value, ..." of the params that differ from the paper's V0
     during: str  # its config's changes mid-training (PBT), "it 200 from trial_x: g_lr 0.002->0.0024; ..."
+    nodes: tuple[str, ...] = ()  # the Ray nodes it reported from, in order (more than one: it moved)
 
 
 class LeaderboardInfo(NamedTuple):
     params: list[str]
     rows: list[LeaderboardRow]
     metric: str = FID_INTRA  # the study's metric: the score column and the ranking
+    nodes: NodesInfo | None = None  # where the trials ran
+
+    @property
+    def several_nodes(self) -> bool:
+        """Whether the trials ran on more than one Ray node: the ranking then has a node column."""
+        return self.nodes is not None and len(self.nodes.nodes) > 1
 
 
 def get_leaderboard_info(experiment: Experiment) -> LeaderboardInfo:
     params = searched_params(experiment)
     paper = trial_params(TrainConfig())
+    nodes = get_nodes_info(experiment)
     rows = []
     for position, trial in enumerate(rank(experiment.trials), 1):
         last = trial.last
@@ -52,8 +61,9 @@ def get_leaderboard_info(experiment: Experiment) -> LeaderboardInfo:
             params={key: trial.params.get(key) for key in params},
             changes=", ".join(f"{key}={_cell(trial.params[key])}" for key in params
                               if key in trial.params and trial.params[key] != paper.get(key)),
-            during=describe_config_changes(trial.config_changes)))
-    return LeaderboardInfo(params, rows, experiment.metric)
+            during=describe_config_changes(trial.config_changes),
+            nodes=tuple(nodes.trial_nodes.get(trial.name, ()))))
+    return LeaderboardInfo(params, rows, experiment.metric, nodes)
 
 
 def _short(value: Any) -> str:
@@ -124,13 +134,20 @@ def format_ranking(info: LeaderboardInfo, top: int | None = None) -> str:
     def cas_cell(value: str) -> str:
         return f" {value:>6}" if cas else ""
 
-    header = (f"{'#':>3} {'trial':<22} {'stop':<13} {'iter':>7} {metric_label(info.metric):>9} {'acc':>6} {'div':>6} "
-              f"{'cov':>6}"
-              f"{cas_cell('CAS')}  changes from the paper's V0")
+    # On several nodes, where each trial ran: short node ids, in order.
+    where = ({row.name: ">".join(info.nodes.nodes_short(row.nodes)) or "-" for row in rows}
+             if info.several_nodes else {})
+    width = max(map(len, where.values()), default=0)
+
+    def node_cell(name: str | None) -> str:
+        return f" {where[name] if name else 'node':<{width}}" if where else ""
+
+    header = (f"{'#':>3} {'trial':<22} {'stop':<13}{node_cell(None)} {'iter':>7} {metric_label(info.metric):>9} {'acc':>6} "
+              f"{'div':>6} {'cov':>6}{cas_cell('CAS')}  changes from the paper's V0")
     lines = [header]
     for row in rows:
         name = row.name + (f" ({preset_label(row.baseline, short=True)})" if row.baseline else "")
-        lines.append(f"{row.rank:>3} {name:<22} {row.stop_reason:<13} {row.iteration:>7} "
+        lines.append(f"{row.rank:>3} {name:<22} {row.stop_reason:<13}{node_cell(row.name)} {row.iteration:>7} "
                      f"{_cell(row.score):>9} {_cell(row.cond_accuracy):>6} {_cell(row.diversity_min):>6} "
                      f"{_cell(row.coverage):>6}{cas_cell(_cell(row.final_cas))}  {row.changes or '-'}")
         if row.during:
@@ -147,8 +164,9 @@ def leaderboard_html(info: LeaderboardInfo) -> str:
              ("stop_reason", "stop reason", "text")]
     metrics = _metrics(info)
     heads += [(key, title, "num") for key, title, _ in metrics]
-    heads += [("iteration", "iterations", "num"), ("time_s", "time (s)", "num"),
-              ("changes", "changes from the paper's V0", "text")]
+    heads += [("iteration", "iterations", "num"), ("time_s", "time (s)", "num")]
+    heads += [("node", "node", "text")] if info.several_nodes else []
+    heads += [("changes", "changes from the paper's V0", "text")]
     during = any(row.during for row in info.rows)  # a PBT study: when each trial's config changed
     if during:
         heads.append(("during", "config changes during training", "text"))
@@ -182,6 +200,8 @@ def leaderboard_html(info: LeaderboardInfo) -> str:
         out.append(f'<td data-value="{row.iteration}">{row.iteration}</td>')
         out.append(f'<td data-value="{"" if row.time_s is None else round(row.time_s, 1)}">'
                    f'{_cell(row.time_s, 0) if row.time_s is not None else "-"}</td>')
+        if info.several_nodes:
+            out.append(_node_cell(row, info.nodes))
         out.append(f'<td data-value="{escape(row.changes)}" class="changes">{escape(row.changes or "-")}</td>')
         if during:
             out.append(f'<td data-value="{escape(row.during)}" class="changes">{escape(row.during or "-")}</td>')
@@ -192,3 +212,17 @@ def leaderboard_html(info: LeaderboardInfo) -> str:
         out.append("</tr>")
     out.append("</tbody></table>")
     return "".join(out)
+
+
+def _node_cell(row: LeaderboardRow, nodes: NodesInfo) -> str:
+    """The nodes a trial reported from (short ids, in order) and the last one's host; all in full on hover."""
+    if not row.nodes:
+        return '<td data-value="">-</td>'
+    shorts = " > ".join(nodes.nodes_short(row.nodes))
+    host = nodes.node(row.nodes[-1]).hostname
+    title = "ran on " + ", then on ".join(
+        f"node {node_id}" + (f" ({nodes.where(node_id)})" if nodes.where(node_id) else "") for node_id in row.nodes)
+    # One node a line, the host under them: the column stays narrow beside the changes column.
+    lines = " &gt;<br>".join(f"<code>{escape(short)}</code>" for short in nodes.nodes_short(row.nodes))
+    host_html = f'<br><span class="host">{escape(host)}</span>' if host else ""
+    return f'<td data-value="{escape(shorts)}" class="node" title="{escape(title)}">{lines}{host_html}</td>'

@@ -20,6 +20,7 @@ from analysis._grids import data_uri, get_grids_info, plan_frames, thumbnail_byt
 from analysis._history import get_history_info, plot_history
 from analysis._importance import get_importance_info, plot_importance
 from analysis._leaderboard import METRIC_HELP, get_leaderboard_info, leaderboard_html, metrics_legend
+from analysis._nodes import nodes_html
 from analysis._parallel import get_parallel_info, plot_parallel
 from analysis._reader import Experiment, TrialRecord, rank, read_experiment
 from analysis._replay import get_replay_info, plot_replay
@@ -143,9 +144,11 @@ def build_dashboard(source: str | Path | Experiment, out: str | Path | None = No
         figures["remedies"] = plot_remedies(remedies)
     table = (leaderboard_html(leaderboard), metrics_legend(leaderboard))
     # The grids get what the rest of the page leaves of the size budget (showcase grids included).
-    rest = len(_page(experiment, table, "", figures, data, {}, None))
+    nodes = nodes_html(leaderboard.nodes) if leaderboard.nodes.nodes else ""
+    rest = len(_page(experiment, table, "", figures, data, {}, None, nodes=nodes))
     grids, budget = _frames_data(experiment, max_mb * 1e6 - rest - 100_000, bar)
-    page = _page(experiment, table, _showcase_html(grids["showcase"]), figures, data, grids["frames"], budget)
+    page = _page(experiment, table, _showcase_html(grids["showcase"]), figures, data, grids["frames"], budget,
+                 nodes=nodes)
     write_text_atomic(out, page)
     bar.close(budget.shown, "grids")
     return DashboardResult(out, out.stat().st_size, len(experiment.trials), budget.shown, budget.total,
@@ -153,8 +156,9 @@ def build_dashboard(source: str | Path | Experiment, out: str | Path | None = No
 
 
 def _page(experiment: Experiment, table: tuple[str, str], showcase: str, figures: dict[str, dict], data: dict,
-          frames: dict, budget) -> str:
-    """The whole page; ``table`` is the ranking's HTML and the legend of its score columns."""
+          frames: dict, budget, *, nodes: str = "") -> str:
+    """The whole page; ``table`` is the ranking's HTML and the legend of its score columns, ``nodes``
+    the table of where the trials ran (none when the reports do not say)."""
     import plotly.offline
 
     table, legend = table
@@ -180,13 +184,17 @@ def _page(experiment: Experiment, table: tuple[str, str], showcase: str, figures
     figure_html = {key: _figure(f"fig-{key}", fig) for key, fig in figures.items()}
     # History, stop reasons, remedies and parameters compare trials: with one trial they say nothing.
     single = len(experiment.trials) == 1
+    nodes = "" if single or not nodes else (f'<section id="nodes"><h2>Where trials ran</h2><p>{_NODES_TEXT}</p>'
+                                             f'{nodes}</section>')
     study_nav = "" if single else ('\n<a href="#history">history</a> <a href="#stops">stop reasons</a> '
-                                   '<a href="#remedies">remedies</a>\n<a href="#space">parameters</a>')
+                                   '<a href="#remedies">remedies</a>\n<a href="#space">parameters</a>'
+                                   + (' <a href="#nodes">nodes</a>' if nodes else ""))
     study_sections = "" if single else (
         f"<section id=\"history\"><h2>Optimization history</h2>{figure_html['history']}</section>\n"
         f"<section id=\"stops\"><h2>Stop reasons</h2>{figure_html['stops']}{figure_html['collapse']}</section>\n"
         f"{_optional_section(figure_html, 'remedies', 'Remedies', _REMEDIES_TEXT)}\n"
-        f"<section id=\"space\"><h2>Parameters</h2>{figure_html['parallel']}{figure_html['importance']}</section>")
+        f"<section id=\"space\"><h2>Parameters</h2>{figure_html['parallel']}{figure_html['importance']}</section>\n"
+        f"{nodes}")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -255,6 +263,8 @@ def _config_section(experiment: Experiment) -> str:
 _REMEDIES_TEXT = ("For each GAN remedy the study searched: the trials that had it against those with the "
                   "paper's value. Few trials per side make this a hint, not a measurement; "
                   "benchmarks/remedies.py compares them at equal budgets over seeds.")
+_NODES_TEXT = ("The Ray nodes that ran the study's trials, by the node id every report carries (a host name or IP "
+               "cannot tell two nodes of one machine apart); hover a node for its full id.")
 _REPLAY_TEXT = ("The configurations ranked by their median score over the new seeds; the spread shows how much of "
                 "a difference between them is luck.")
 
@@ -301,7 +311,8 @@ tr.reference .mark{background:#66bb6a}
 .leaderboard td.changes{white-space:normal;min-width:16em;max-width:34em;font-size:12px}
 .leaderboard [data-param]{display:none}.leaderboard.all-params [data-param]{display:table-cell}
 table.config{border-collapse:collapse;font-size:13px}.config th,.config td{padding:2px 10px;border-bottom:1px solid #eee;text-align:left}
-.config th{font-weight:normal;color:#555}.skipped{font-size:13px;color:#a33}
+.config th{font-weight:normal;color:#555}
+.leaderboard td.node .host{display:inline-block;max-width:9em;overflow:hidden;text-overflow:ellipsis;color:#777;font-size:11px}.skipped{font-size:13px;color:#a33}
 """
 
 _JS = r"""

@@ -8,6 +8,7 @@ and copied, because drawing 20,000 PNGs would take longer than the dashboard it 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -17,9 +18,9 @@ import numpy as np
 import optuna
 
 from study.spec import SearchSpace, StudySpec, load_spec
-from trainable.experiment import (ASHA, COLLAPSES, COMPLETED, FID_INTRA, GRIDS_DIR, LOSS_COLLAPSE, MODE_COLLAPSE,
-                                  NONE, PARAMS_FILE, RESULT_FILE, grid_file, thumb_name, trial_dir_name, write_stop,
-                                  write_study)
+from trainable.experiment import (ASHA, COLLAPSES, COMPLETED, FID_INTRA, GRIDS_DIR, HOSTNAME, LOSS_COLLAPSE,
+                                  MODE_COLLAPSE, NODE_ID, NODE_IP, NONE, PARAMS_FILE, RESULT_FILE, grid_file,
+                                  thumb_name, trial_dir_name, write_stop, write_study)
 from trainable.trial_dir import write_grid
 
 POOL = 24
@@ -44,12 +45,26 @@ def _grid_pool(directory: Path, seed: int) -> list[tuple[Path, Path]]:
     return pool
 
 
+def node_id(number: int) -> str:
+    """Ray's node id of synthetic node ``number``: 56 hex digits, as Ray writes them."""
+    return hashlib.sha224(f"node {number}".encode()).hexdigest()
+
+
+def node_host(number: int) -> tuple[str, str]:
+    """Hostname and IP of synthetic node ``number``: nodes 0 and 1 share a machine, as two nodes
+    started on one host do, and so on in pairs; the names are as long as a cloud's."""
+    return f"ip-10-0-0-{number // 2 + 1}.eu-west-1.compute.internal", f"10.0.0.{number // 2 + 1}"
+
+
 def write_synthetic_study(path: str | Path, *, trials: int = 40, evaluations: int = 10, eval_every: int = 100,
-                          seed: int = 0) -> dict[str, Any]:
-    """Write a study folder; returns the truth: each trial's stop reason and final score.
+                          seed: int = 0, nodes: int = 1) -> dict[str, Any]:
+    """Write a study folder; returns the truth: each trial's stop reason, final score and the
+    nodes it reported from.
 
     Trial 0, 1, 2 are the baselines V0, V1, V2. Every 5th trial (from 5) mode-collapses, every
     7th (from 7, unless already collapsing) loss-collapses, every 4th is cut by ASHA at half way.
+    Trial i runs on node i % nodes; on several nodes, every 6th (from 6) moves to the next node
+    half way, as a trial does when Ray retries it elsewhere after its node died.
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -77,7 +92,9 @@ def write_synthetic_study(path: str | Path, *, trials: int = 40, evaluations: in
         count = evaluations // 2 if reason == ASHA else evaluations
         final = float(rng.uniform(5, 60))
         rows = []
+        moves = nodes > 1 and number >= 6 and number % 6 == 0
         for index in range(count):
+            node = (number + (1 if moves and index >= count // 2 else 0)) % nodes
             iteration = (index + 1) * eval_every
             progress = (index + 1) / evaluations
             collapsing = reason in COLLAPSES and progress > 0.5
@@ -103,14 +120,16 @@ def write_synthetic_study(path: str | Path, *, trials: int = 40, evaluations: in
                 "verdict": verdict, "verdict_evidence": f"{reason} (synthetic)" if verdict != NONE else "",
                 "judge_accuracy": 0.8, "time_total_s": 3.0 * (index + 1), "timestamp": start + number * 60 + 3 * (index + 1),
                 "stop_reason": None, "score": score, "grid": grid, "trial_id": trial_id,
-                "done": index == count - 1,
+                "done": index == count - 1, NODE_ID: node_id(node), HOSTNAME: node_host(node)[0],
+                NODE_IP: node_host(node)[1],
             })
         (trial_dir / RESULT_FILE).write_text("".join(json.dumps(row) + "\n" for row in rows))
         write_stop(trial_dir, {"trial_id": trial_id, "stop_reason": reason, "iteration": rows[-1]["iteration"],
                                "evidence": f"{reason} (synthetic)" if reason in COLLAPSES else "",
                                "score": rows[-1][FID_INTRA]})
         truth[name] = {"reason": reason, "score": rows[-1][FID_INTRA], "evaluations": count,
-                       "baseline": spec.baselines[number] if number < len(points) else None}
+                       "baseline": spec.baselines[number] if number < len(points) else None,
+                       "nodes": list(dict.fromkeys(row[NODE_ID] for row in rows))}
     shutil.rmtree(path / ".pool")
     return truth
 

@@ -92,6 +92,7 @@ def metric_label(metric: str) -> str:
 
 
 NODE_ID = "node_id"  # a study report's Ray node (beside Tune's hostname and node_ip): where the trial ran
+HOSTNAME, NODE_IP = "hostname", "node_ip"  # Tune adds both to every report of a study trial
 # The mutable fields (trainable.config.MUTABLE_FIELDS) in force at a report, as the trainer really
 # used them (rates and betas read back from its optimisers): {field: value}.
 HYPER = "hyper"

@@ -32,6 +32,9 @@ PROBE = """(async () => {
     out.heights[id] = document.getElementById(id).getBoundingClientRect().height; });
   const scroller = document.getElementById("leaderboard").parentNode;
   out.overflow = scroller.scrollWidth - scroller.clientWidth;
+  out.pageOverflow = document.documentElement.scrollWidth - document.documentElement.clientWidth;
+  out.nodeColumn = Array.from(document.querySelectorAll("#leaderboard th")).some(h => h.textContent === "node");
+  out.nodes = document.querySelectorAll("#nodes tr").length;
   const visibleColumns = () => Array.from(document.querySelectorAll("#leaderboard th")).filter(
     h => h.getBoundingClientRect().width > 0).length;
   out.columns = visibleColumns();
@@ -62,7 +65,7 @@ def _not_blank(png: bytes) -> None:
 
 def test_study_dashboard_in_headless_chromium(tmp_path):
     study = tmp_path / "study"
-    write_synthetic_study(study, trials=16, evaluations=5)
+    write_synthetic_study(study, trials=16, evaluations=5, nodes=2)  # the ranking's widest: a node column
     result = build_dashboard(study)
     report = open_page(result.path, evaluate=PROBE)
     assert report.errors == []
@@ -70,7 +73,8 @@ def test_study_dashboard_in_headless_chromium(tmp_path):
     probe = report.evaluated
     assert probe["plots"] >= 6  # curves, history, stop counts, collapse map, parallel, importance
     assert probe["tooltips"] == ["FD-intra", "acc", "div", "cov"]
-    assert probe["overflow"] <= 0, probe  # the ranking fits 1400 px without scrolling sideways
+    assert probe["overflow"] <= 0 and probe["pageOverflow"] <= 0, probe  # the ranking fits 1400 px, not scrolled
+    assert probe["nodeColumn"] and probe["nodes"] == 3  # where trials ran: a header and the two nodes
     assert probe["columnsWithParams"] - probe["columns"] == len(DEFAULT_SEARCH)
     assert all(height >= 300 for height in probe["heights"].values()), probe["heights"]
     assert probe["timeline"] > 0 and probe["showcase"] == 8  # 4 best + V0, V1, V2 and the reference recipe

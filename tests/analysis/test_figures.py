@@ -15,10 +15,11 @@ from analysis._grids import get_grids_info, plan_frames, thumbnail_bytes
 from analysis._history import get_history_info, plot_history
 from analysis._importance import get_importance_info
 from analysis._leaderboard import format_ranking, get_leaderboard_info, leaderboard_html
+from analysis._nodes import get_nodes_info, nodes_html, short_ids
 from analysis._parallel import get_parallel_info, plot_parallel
 from analysis._remedies import get_remedies_info, plot_remedies
 from analysis._stops import StopsInfo, get_stops_info, plot_collapse_map
-from tests.synthetic_study import write_synthetic_study
+from tests.synthetic_study import node_host, node_id, write_synthetic_study
 from analysis.dashboard import build_dashboard, script_json
 from study.spec import DEFAULT_SEARCH
 from trainable.config import REMEDY_FIELDS, TrainConfig
@@ -376,3 +377,80 @@ def test_a_study_with_metric_fid_is_ranked_summarised_and_drawn_on_fid(synthetic
     history = plot_history(get_history_info(read_experiment(copy)))
     assert history["layout"]["yaxis"]["title"]["text"] == "FID (lower is better)"
     assert "FID %{y:.3f}" in history["data"][0]["hovertemplate"]
+
+
+@pytest.fixture(scope="module")
+def on_three_nodes(tmp_path_factory):
+    """A study whose trials ran on three Ray nodes (0 and 1 on one machine); some moved half way."""
+    path = tmp_path_factory.mktemp("nodes") / "study"
+    return path, write_synthetic_study(path, trials=13, evaluations=4, nodes=3)
+
+
+def test_where_trials_ran_counts_trials_and_reports_per_node_and_the_moved_ones(on_three_nodes):
+    path, truth = on_three_nodes
+    info = get_nodes_info(read_experiment(path))
+    assert [node.node_id for node in info.nodes] == [node_id(0), node_id(1), node_id(2)]  # by first report
+    assert info.trial_nodes == {name: t["nodes"] for name, t in truth.items()}
+    assert info.moved == ["trial_00006", "trial_00012"]  # every 6th moved to the next node half way
+    assert info.trial_nodes["trial_00012"] == [node_id(0), node_id(1)]
+    for number, node in enumerate(info.nodes):
+        ran = [name for name, t in truth.items() if node.node_id in t["nodes"]]
+        assert sorted(node.trials) == ran
+        # a trial that moved reported its first half of evaluations on one node, the rest on the other
+        assert node.reports == sum(t["evaluations"] if len(t["nodes"]) == 1 else
+                                   t["evaluations"] // 2 if t["nodes"][0] == node.node_id else
+                                   t["evaluations"] - t["evaluations"] // 2 for name, t in truth.items() if name in ran)
+        assert (node.hostname, node.node_ip) == node_host(number) and node.short == node.node_id[:8]
+    assert info.nodes[0].hostname == info.nodes[1].hostname  # two nodes of one machine, told apart by id
+    assert info.label(node_id(2)) == f"{node_id(2)[:8]} ({node_host(2)[0]}, 10.0.0.2)"
+
+
+def test_short_node_ids_grow_until_they_tell_nodes_apart():
+    assert short_ids(["0123456789ab", "fedcba987654"]) == {"0123456789ab": "01234567", "fedcba987654": "fedcba98"}
+    assert short_ids(["0123456789ab", "0123456709ab"]) == {"0123456789ab": "012345678", "0123456709ab": "012345670"}
+    assert short_ids([]) == {}
+
+
+def test_ranking_has_a_node_column_only_when_trials_ran_on_several_nodes(on_three_nodes, synthetic, tmp_path):
+    path, truth = on_three_nodes
+    info = get_leaderboard_info(read_experiment(path))
+    assert info.several_nodes and {row.name: list(row.nodes) for row in info.rows} == {
+        name: t["nodes"] for name, t in truth.items()}
+    table = leaderboard_html(info)
+    assert '<th data-key="node" data-kind="text" class="sortable">node</th>' in table
+    moved = f"{node_id(0)[:8]} &gt; {node_id(1)[:8]}"  # where trial 12 ran, in order; the last one's host
+    host = node_host(0)[0]
+    assert (f'<td data-value="{moved}" class="node" title="ran on node {node_id(0)} ({host}, 10.0.0.1), then on node '
+            f'{node_id(1)} ({host}, 10.0.0.1)"><code>{node_id(0)[:8]}</code> &gt;<br><code>{node_id(1)[:8]}</code>'
+            f'<br><span class="host">{host}</span></td>') in table
+    terminal = format_ranking(info).splitlines()
+    assert terminal[0].split()[3] == "node"
+    assert next(line for line in terminal if "trial_00012" in line).split()[3] == f"{node_id(0)[:8]}>{node_id(1)[:8]}"
+    page = build_dashboard(path, tmp_path / "d.html").path.read_text()
+    assert '<section id="nodes"><h2>Where trials ran</h2>' in page and '<a href="#nodes">nodes</a>' in page
+    assert page.count(f'<td title="{node_id(0)}"><code>{node_id(0)[:8]}</code></td>') == 1
+    assert "2 trial(s) ran on more than one node" in page
+    # One node: no node column (the page stays narrow), and the section says where they all ran.
+    single = get_leaderboard_info(read_experiment(synthetic[0]))
+    assert not single.several_nodes and 'data-key="node"' not in leaderboard_html(single)
+    assert format_ranking(single).splitlines()[0].split()[3] == "iter"
+    assert len(get_nodes_info(read_experiment(synthetic[0])).nodes) == 1
+
+
+def test_where_trials_ran_is_escaped_and_absent_when_reports_do_not_say(on_three_nodes, tmp_path):
+    path, _ = on_three_nodes
+    study = tmp_path / "evil"
+    shutil.copytree(path, study)
+    for result in study.glob("trial_*/result.json"):
+        rows = [json.loads(line) for line in result.read_text().splitlines()]
+        result.write_text("".join(json.dumps({**row, "hostname": "<script>alert(1)</script>"}) + "\n" for row in rows))
+    page = build_dashboard(study, tmp_path / "evil.html").path.read_text()
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    for result in study.glob("trial_*/result.json"):  # a study from before reports named their node
+        rows = [json.loads(line) for line in result.read_text().splitlines()]
+        result.write_text("".join(json.dumps({k: v for k, v in row.items() if k != "node_id"}) + "\n" for row in rows))
+    experiment = read_experiment(study)
+    assert get_nodes_info(experiment).nodes == [] and not get_leaderboard_info(experiment).several_nodes
+    page = build_dashboard(study, tmp_path / "old.html").path.read_text()
+    assert 'id="nodes"' not in page and 'data-key="node"' not in page
+    assert "do not say" in nodes_html(get_nodes_info(experiment))
