@@ -100,18 +100,18 @@ class OptunaStore:
         self.ids[tune_trial_id] = self.storage.create_new_trial(self.study_id, template_trial=template)
         return self.ids[tune_trial_id]
 
-    def _trial(self, trial_id: int) -> FrozenTrial:
+    def trial(self, trial_id: int) -> FrozenTrial:
+        """The trial as the journal holds it now (each read syncs with the journal file)."""
         return self.storage.get_trial(trial_id)
 
-    def report(self, trial_id: int, step: int, value: float) -> None:
-        if not self.spec.multi_objective and not self._trial(trial_id).state.is_finished():
-            self.storage.set_trial_intermediate_value(trial_id, step, value)
+    def report(self, frozen: FrozenTrial, step: int, value: float) -> None:
+        if not self.spec.multi_objective and not frozen.state.is_finished():
+            self.storage.set_trial_intermediate_value(frozen._trial_id, step, value)
 
-    def upload_grids(self, trial_id: int, grids: list[str], read: Callable[[str], bytes | None]) -> None:
+    def upload_grids(self, frozen: FrozenTrial, grids: list[str], read: Callable[[str], bytes | None]) -> None:
         """Each grid (a path relative to the trial folder) as an artifact of the trial, once."""
         from optuna.artifacts import get_all_artifact_meta, upload_artifact
 
-        frozen = self._trial(trial_id)
         have = {meta.filename for meta in get_all_artifact_meta(frozen, storage=self.storage)}
         for grid in grids:
             name = posixpath.basename(grid)
@@ -129,7 +129,7 @@ class OptunaStore:
 
     def set_params(self, trial_id: int, config: dict[str, Any]) -> None:
         """The trial's searched params as ``config`` holds them now (PBT changes them mid-training)."""
-        current = self._trial(trial_id).params
+        current = self.trial(trial_id).params
         for key, distribution in self.distributions.items():
             if key in config and key in current and config[key] != current[key]:
                 try:
@@ -141,12 +141,12 @@ class OptunaStore:
     def add_config_change(self, trial_id: int, change: dict[str, Any]) -> None:
         """Append a config change (PBT) to the trial's ``config_changes``, once (a resumed trial may report it again)."""
         change = json.loads(json.dumps(change))  # as the journal holds it (lists, not tuples)
-        changes = list(self._trial(trial_id).user_attrs.get(CONFIG_CHANGES, []))
+        changes = list(self.trial(trial_id).user_attrs.get(CONFIG_CHANGES, []))
         if change not in changes:
             self.storage.set_trial_user_attr(trial_id, CONFIG_CHANGES, [*changes, change])
 
     def finish(self, trial_id: int, state: TrialState, values: list[float] | None, attrs: dict[str, Any]) -> None:
-        if self._trial(trial_id).state.is_finished():
+        if self.trial(trial_id).state.is_finished():
             return  # a resumed driver sees completions again
         for key, value in attrs.items():
             self.storage.set_trial_user_attr(trial_id, key, value)
@@ -156,7 +156,7 @@ class OptunaStore:
         """RUNNING trials no Tune trial of this driver knows: their driver was killed before Tune
         saved them, and they never finish; end them as interrupted."""
         for tune_trial_id, trial_id in self.ids.items():
-            if tune_trial_id not in known and not self._trial(trial_id).state.is_finished():
+            if tune_trial_id not in known and not self.trial(trial_id).state.is_finished():
                 self.finish(trial_id, TrialState.FAIL, None, {"stop_reason": INTERRUPTED, "evidence":
                             "its driver was killed before Tune saved the trial; Tune does not resume it"})
 
@@ -196,12 +196,13 @@ class StudyCallback(Callback):
         if isinstance(result.get(CONFIG_CHANGE), dict):
             self.store.add_config_change(trial_id, result[CONFIG_CHANGE])
             self.store.set_params(trial_id, trial.config)
+        frozen = self.store.trial(trial_id)  # read once per report: the metric and the grid need its state
         if isinstance(result.get("iteration"), int):
-            self.store.report(trial_id, result["iteration"], float(result[SCORE]))
+            self.store.report(frozen, result["iteration"], float(result[SCORE]))
         grids = self._grids.setdefault(trial.trial_id, [])
         if isinstance(result.get("grid"), str):
             grids.append(result["grid"])
-        self.store.upload_grids(trial_id, grids, _reader(trial))
+        self.store.upload_grids(frozen, grids, _reader(trial))
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         self._finish(trial, error=None)
@@ -233,7 +234,7 @@ class StudyCallback(Callback):
             if self.spec.multi_objective:
                 diversity = last.get(DIVERSITY_MEAN)
                 values.append(float(diversity) if isinstance(diversity, (int, float)) and math.isfinite(diversity) else 0.0)
-        self.store.upload_grids(trial_id, self._grids.get(trial.trial_id, []), _reader(trial))
+        self.store.upload_grids(self.store.trial(trial_id), self._grids.get(trial.trial_id, []), _reader(trial))
         self.store.set_params(trial_id, trial.config)
         self.store.finish(trial_id, state, values, {"stop_reason": reason, "evidence": record["evidence"],
                                                     "iteration": record["iteration"]})
