@@ -9,7 +9,6 @@ one judge, trained once.
 from __future__ import annotations
 
 import dataclasses
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -203,7 +202,7 @@ def load_or_train_judge(dataset: PreparedDataset, *, directory: str | Path | Non
     if path.is_file():
         try:
             return Judge.load(path, device), False
-        except (RuntimeError, KeyError, EOFError, ValueError, pickle.UnpicklingError):
+        except Exception:  # noqa: BLE001 - damaged bytes fail torch's unpickler in any way
             pass  # a damaged cache entry is rebuilt, not fatal
     judge = train_judge(dataset, steps=steps, device=device, progress=progress)
     judge.save(path)

@@ -16,6 +16,7 @@ import hashlib
 import io
 import pickle
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
@@ -430,14 +431,16 @@ def read_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     except FileNotFoundError:
         raise UserError(f"{path}: no checkpoint there") from None
     try:
-        state = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+        with warnings.catch_warnings():  # garbage bytes make torch warn about odd pickle protocols
+            warnings.simplefilter("ignore")
+            state = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
         named = next((line.split("GLOBAL", 1)[1].split(" was not")[0].strip()
                       for line in str(exc).splitlines() if "Unsupported global: GLOBAL" in line), None)
         reason = (f"damaged, or not tensors only: it names the Python object {named!r}, not loaded as that "
                   "could run code" if named else "not a checkpoint file")
         raise UserError(f"{path}: unreadable checkpoint ({reason})") from None
-    except (RuntimeError, EOFError, ValueError, OSError):
+    except Exception:  # noqa: BLE001 - damaged bytes fail the unpickler in any way (KeyError, IndexError, ...)
         raise UserError(f"{path}: unreadable checkpoint (truncated or not a checkpoint file)") from None
     digest = path.with_name(DIGEST_FILE)
     if digest.is_file() and digest.read_text().strip() != hashlib.sha256(data).hexdigest():

@@ -63,9 +63,9 @@ def _unstarted_trial(folder, data):
 def test_no_readable_checkpoint_is_one_clear_error(tiny_data, tmp_path):
     path, _, judge = tiny_data
     folder = _unstarted_trial(tmp_path / "t", path)
-    for index in (0, 1):
+    for index, garbage in enumerate((b"not a checkpoint", bytes(range(256)) * 16)):
         (folder / f"checkpoint_{index:06d}").mkdir()
-        (folder / f"checkpoint_{index:06d}" / "trainer.pt").write_bytes(os.urandom(4096))
+        (folder / f"checkpoint_{index:06d}" / "trainer.pt").write_bytes(garbage)
     with pytest.raises(UserError, match="no readable checkpoint to resume from") as refused:
         run_local_trial(folder, resume=True, judge=judge)
     assert "1 older ones unreadable too" in str(refused.value) and "weights_only" not in str(refused.value)

@@ -45,7 +45,7 @@ def load_array_pickle(path: str | Path) -> np.ndarray:
         value = _ArrayUnpickler(io.BytesIO(path.read_bytes())).load()
     except pickle.UnpicklingError as exc:
         raise DataError(f"{path}: {exc}") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - damaged bytes fail the unpickler in any way (OverflowError, MemoryError, ...)
         raise DataError(f"{path}: not a pickled numpy array ({type(exc).__name__}: {exc})") from None
     if not isinstance(value, np.ndarray):
         raise DataError(f"{path}: holds a {type(value).__name__}, expected a numpy array")
