@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from study._session import DEFAULT_CONNECT_TIMEOUT, Resources, plan_resources, ray_session, storage_note
+from study._session import (DEFAULT_CONNECT_TIMEOUT, Resources, plan_resources, ray_session, storage_note,
+                            trial_slots)
 from study._tuner import build_tuner
 from study.spec import StudySpec
 from trainable.errors import UserError
@@ -93,7 +94,7 @@ def _start(spec: StudySpec, study: dict[str, Any], experiment_dir: Path, *, addr
         # Written only now: a study that failed before this point can simply be run again.
         study["started_at"] = time.time()
         write_study(experiment_dir, study)
-        _fit(tuner)
+        _fit(tuner, trial_slots(resources, ray.nodes()))
 
 
 def _say(*notes: str | None) -> None:
@@ -131,7 +132,7 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _fit(tuner):
+def _fit(tuner, slots: int):
     """``tuner.fit()``, where Ctrl-C stops the study as Tune does (it saves its state and returns)
     but is then raised, so the command says the study was interrupted instead of summing it up
     as finished. Tune's own SIGINT handler is switched off for that, and its SIGUSR1 handler,
@@ -147,7 +148,11 @@ def _fit(tuner):
         os.kill(os.getpid(), signal.SIGUSR1)
 
     handler = signal.signal(signal.SIGINT, on_ctrl_c)
-    with _environment(TUNE_DISABLE_SIGINT_HANDLER="1"):
+    # Tune lets a searcher other than its own random one keep only 1 trial pending at a time:
+    # the second trial's worker would start only once the first's has, seconds later. As many
+    # as the cluster can run at once start together (the user's own setting wins).
+    pending = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG", str(slots))
+    with _environment(TUNE_DISABLE_SIGINT_HANDLER="1", TUNE_MAX_PENDING_TRIALS_PG=pending):
         try:
             grid = tuner.fit()
         finally:
@@ -178,8 +183,11 @@ def resume_study(name: str, *, storage: str = DEFAULT_STORAGE, address: str | No
 
 
 def _resume(spec: StudySpec, study: dict[str, Any], experiment_dir: Path) -> None:
-    tuner = build_tuner(spec, study, Resources(**study["resources"]), restore=True)
-    grid = _fit(tuner)
+    import ray
+
+    resources = Resources(**study["resources"])
+    tuner = build_tuner(spec, study, resources, restore=True)
+    grid = _fit(tuner, trial_slots(resources, ray.nodes()))
     _set_aside_orphans(experiment_dir, {Path(result.path).name for result in grid if result.path})
 
 

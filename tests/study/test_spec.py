@@ -4,7 +4,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from study._session import Resources, plan_resources, storage_note
+from study._session import Resources, plan_resources, storage_note, trial_slots
 from study.spec import DEFAULT_SEARCH, SearchSpace, StudySpec, load_spec, trial_config
 from trainable.config import RECIPE, preset
 from trainable.errors import ConfigError, UserError
@@ -152,6 +152,14 @@ def test_gpu_share_without_gpus_runs_on_cpu():
 
 def test_gpu_share_with_gpus_is_kept():
     assert plan_resources(load_spec(gpus_per_trial=0.25), [CPU_NODE, GPU_NODE]) == Resources(1.0, 0.25)
+
+
+def test_trial_slots_count_what_the_live_nodes_can_run_at_once():
+    dead = {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}}
+    assert trial_slots(Resources(1.0, 0.0), [CPU_NODE, GPU_NODE, dead]) == 24
+    assert trial_slots(Resources(3.0, 0.0), [CPU_NODE, GPU_NODE]) == 2 + 5
+    assert trial_slots(Resources(1.0, 0.25), [CPU_NODE, GPU_NODE, dead]) == 4  # the GPU node's GPU, 4 ways
+    assert trial_slots(Resources(2.0, 0.0), []) == 1  # never 0: a cluster still to come
 
 
 def test_requests_no_node_can_hold_are_refused():
