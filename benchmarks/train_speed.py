@@ -2,9 +2,13 @@
 
 The reference is the same architecture trained the way the paper describes it, written the
 plain way: sigmoid outputs with BCELoss, the fake batch generated with autograd on and then
-detached, D's weight gradients computed in the G step too, default Adam, NCHW tensors. Both
-run in this process, interleaved, so the ratio holds on a busy machine. Also prints the cost
-of one evaluation (judge metrics + grid) as a share of training time at the default interval.
+detached, D's weight gradients computed in the G step too, default Adam, NCHW tensors, its G
+loss read each step (a host sync on a GPU, as a plain loop logging it does). Ours is timed as the
+training loop runs it (``Trainer.advance``: statistics left on the device). Both run in this
+process, interleaved, so the ratio holds on a busy machine. Also prints the cost of one
+evaluation (judge metrics + grid) as a share of training time at the default interval, and on
+CUDA the host syncs per iteration of the training loop (torch's sync debug mode): about
+1 / NONFINITE_CHECK_EVERY, plus one per step with the freeze rule on D's accuracy (V2).
 
     python benchmarks/train_speed.py            # CPU, and CUDA when available
     python benchmarks/train_speed.py --quick    # fewer iterations
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 
 import torch
 from torch.nn import functional as F
@@ -21,6 +26,7 @@ from torch.nn import functional as F
 from trainable.config import TrainConfig, preset
 from trainable.data import builtin_dataset, normalize
 from trainable.judge import load_or_train_judge
+from trainable.loop import train
 from trainable.models import Discriminator, Generator
 from trainable.training import Trainer
 
@@ -62,7 +68,7 @@ class ReferenceLoop:
         g_loss = F.binary_cross_entropy(torch.sigmoid(self.discriminator(self.generator(z, labels), labels)), torch.ones(n, device=self.device))
         g_loss.backward()
         self.g_optimizer.step()
-        return float(g_loss)
+        return float(g_loss.detach())  # a host sync each step, as a loop that logs its loss makes
 
 
 def rate(step, iterations: int, device: torch.device) -> float:
@@ -86,7 +92,7 @@ def compare(label: str, config: TrainConfig, dataset, device: torch.device, iter
     for _ in range(rounds):  # interleaved, so drift on a shared machine hits both alike
         results["reference"].append(rate(reference.step, iterations, device))
         for precision, trainer in ours.items():
-            results[precision].append(rate(trainer.step, iterations, device))
+            results[precision].append(rate(trainer.advance, iterations, device))
     best = {name: max(values) for name, values in results.items()}
     print(f"{device.type} {label}: reference {best['reference']:.2f} it/s | ours fp32 {best['fp32']:.2f} it/s "
           f"({best['fp32'] / best['reference']:.2f}x) | ours bf16 {best['bf16']:.2f} it/s "
@@ -97,7 +103,7 @@ def evaluation_share(dataset, device: torch.device, iterations: int) -> None:
     judge, _ = load_or_train_judge(dataset, device=device, progress=True)
     for label, config in (("small", TrainConfig.from_dict(SMALL)), ("V0", preset("V0"))):
         trainer = Trainer(config, dataset, judge, device=device)
-        per_step = 1 / rate(trainer.step, iterations if label == "small" else max(3, iterations // 40), device)
+        per_step = 1 / rate(trainer.advance, iterations if label == "small" else max(3, iterations // 40), device)
         trainer.evaluate()
         start = time.perf_counter()
         trainer.evaluate()
@@ -106,6 +112,36 @@ def evaluation_share(dataset, device: torch.device, iterations: int) -> None:
         print(f"{device.type} {label}: one evaluation {evaluate_s:.2f} s "
               f"({config.eval_samples_per_class * dataset.num_classes} samples + grid) vs "
               f"{config.eval_every} iterations {config.eval_every * per_step:.1f} s: {100 * share:.1f} % of time", flush=True)
+
+
+def host_syncs_per_iteration(config: TrainConfig, dataset, device: torch.device, iterations: int) -> float | None:
+    """Host syncs per iteration of the training loop, counted by torch's sync debug mode up to
+    the final report; None where the warnings do not reach Python."""
+    trainer = Trainer(config.replace(iterations=iterations, eval_every=10**6), dataset, device=device)
+    counted: list[int] = []
+    evaluate = trainer.evaluate
+
+    def evaluate_uncounted():
+        counted.append(len(caught))
+        return evaluate()
+
+    trainer.evaluate = evaluate_uncounted
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            torch.zeros(1, device=device).item()  # one known sync: the count must see it
+            if not [warning for warning in caught if _is_sync(warning)]:
+                return None
+            caught.clear()
+            train(trainer, lambda row, grid, trainer: None)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return len([warning for warning in caught[:counted[0]] if _is_sync(warning)]) / iterations
+
+
+def _is_sync(warning: warnings.WarningMessage) -> bool:
+    return "synchroniz" in str(warning.message)
 
 
 def main() -> None:
@@ -121,6 +157,13 @@ def main() -> None:
         compare("V0", preset("V0"), dataset, device,
                 iterations=(300 if fast else 4) // (2 if args.quick else 1), rounds=2 if args.quick else 3)
         evaluation_share(dataset, device, iterations=200 if fast else 60)
+        if fast:
+            small = TrainConfig.from_dict(SMALL)
+            counts = {label: host_syncs_per_iteration(config, dataset, device, iterations=200)
+                      for label, config in (("small", small), ("small + freeze_accuracy", small.replace(freeze_accuracy=0.95)))}
+            print("cuda host syncs per iteration of the training loop: " + ", ".join(
+                f"{label} {'n/a (sync warnings not seen)' if count is None else f'{count:.3f}'}"
+                for label, count in counts.items()), flush=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,11 @@
 The reporter decides where results go (a local trial folder, or Ray Tune); the loop only
 assembles one flat result row per evaluation, never with NaN in it (Optuna would leave the
 trial RUNNING forever), and applies the collapse verdict.
+
+On a GPU the loop never waits for a step: a step's statistics stay on the device and are summed
+there, and the host reads them at a report, every NONFINITE_CHECK_EVERY iterations (to stop a
+diverged trial) and when the progress line is redrawn. Reading them each step would stop the CPU
+from queueing the next step's kernels while the GPU works.
 """
 
 from __future__ import annotations
@@ -12,14 +17,17 @@ import time
 from typing import Callable, Protocol
 
 import numpy as np
+import torch
 
 from trainable.config import TrainConfig
 from trainable.experiment import COMPLETED, CONFIG_CHANGE, HYPER, INTERRUPTED, config_change
 from trainable.progress import Progress
-from trainable.training import StepStats, Trainer
+from trainable.training import STEP_STATISTICS, DeviceStepStats, Trainer
 from trainable.verdict import verdict_for
 
-_AVERAGED = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "d_grad_norm", "g_grad_norm")
+# How often (in iterations) the host looks for a non-finite step between reports: a diverged
+# trial is reported and stopped up to this many iterations after its first NaN.
+NONFINITE_CHECK_EVERY = 50
 
 
 class Reporter(Protocol):
@@ -42,25 +50,31 @@ def clean(value):
 
 
 class _Window:
-    """Means of the step statistics since the last report."""
+    """Means of the step statistics since the last report, summed on the device."""
 
-    def __init__(self) -> None:
-        self.sums = dict.fromkeys(_AVERAGED, 0.0)
+    def __init__(self, device: torch.device) -> None:
+        # float64: each sum is the same sequence of double additions as a sum of the steps' values
+        # read as Python floats, so the means do not depend on where they were summed.
+        self.sums = torch.zeros(len(STEP_STATISTICS), dtype=torch.float64, device=device)
         self.count = self.frozen = 0
-        self.nonfinite = False
         self.started = time.perf_counter()
 
-    def add(self, stats: StepStats) -> None:
-        for key in _AVERAGED:
-            self.sums[key] += getattr(stats, key)
+    def add(self, stats: DeviceStepStats) -> None:
+        self.sums += stats.values
         self.count += 1
         self.frozen += stats.frozen
-        self.nonfinite |= stats.nonfinite
+
+    def nonfinite(self) -> bool:
+        """Whether a step since the last report had a NaN or infinite statistic (a host sync). A
+        float32 value summed in float64 cannot overflow, so a sum is finite exactly when its values are."""
+        return not bool(torch.isfinite(self.sums).all())
 
     def row(self) -> dict:
         seconds = time.perf_counter() - self.started
-        means = {key: total / max(1, self.count) for key, total in self.sums.items()}
-        return {**means, "nonfinite": self.nonfinite, "frozen_share": self.frozen / max(1, self.count),
+        sums = self.sums.tolist()
+        means = {key: total / max(1, self.count) for key, total in zip(STEP_STATISTICS, sums)}
+        return {**means, "nonfinite": not all(math.isfinite(total) for total in sums),
+                "frozen_share": self.frozen / max(1, self.count),
                 "iterations_per_s": self.count / seconds if seconds > 0 else 0.0}
 
 
@@ -83,7 +97,7 @@ def train(trainer: Trainer, reporter: Reporter, *, history: list[dict] | None = 
     elapsed_before = history[-1]["time_total_s"] if history else 0.0
     started = time.perf_counter()
     meter = Progress("training", config.iterations, enabled=progress)
-    window = _Window()
+    window = _Window(trainer.device)
     latest = ""
     change = None
 
@@ -118,17 +132,20 @@ def train(trainer: Trainer, reporter: Reporter, *, history: list[dict] | None = 
                 changes = trainer.apply_config(schedule[trainer.iteration])
                 if changes:
                     change = config_change(trainer.iteration, changes)
-            stats = trainer.step()
+            stats = trainer.advance()
             window.add(stats)
             finished = trainer.iteration >= config.iterations
-            if trainer.iteration % config.eval_every == 0 or finished or stats.nonfinite:
+            if (trainer.iteration % config.eval_every == 0 or finished
+                    or (trainer.iteration % NONFINITE_CHECK_EVERY == 0 and window.nonfinite())):
                 row = report(COMPLETED if finished else None)
-                window = _Window()
+                window = _Window(trainer.device)
                 latest = describe(row) if describe else ""
                 if row["stop_reason"]:
                     meter.close(trainer.iteration, latest)
                     return row["stop_reason"]
-            meter.update(trainer.iteration, f"D {stats.d_loss:.3f} G {stats.g_loss:.3f} {latest}")
+            if meter.due():
+                d_loss, g_loss = stats.values[:2].tolist()
+                meter.update(trainer.iteration, f"D {d_loss:.3f} G {g_loss:.3f} {latest}")
     except KeyboardInterrupt:
         # Ctrl-C: one last report and checkpoint, so the trial can resume from here.
         if window.count:

@@ -21,7 +21,10 @@ def _sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^1/2), with the root taken on the symmetric
-    S1^1/2 S2 S1^1/2 (same eigenvalues as S1 S2), so no complex parts need discarding."""
+    S1^1/2 S2 S1^1/2 (same eigenvalues as S1 S2), so no complex parts need discarding. NaN where
+    a statistic is not finite (a diverged G's images): the eigensolver would raise instead."""
+    if not all(np.isfinite(statistic).all() for statistic in (mu1, sigma1, mu2, sigma2)):
+        return float("nan")
     root1 = _sqrtm_psd(sigma1)
     middle = root1 @ sigma2 @ root1
     trace_root = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()

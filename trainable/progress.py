@@ -38,6 +38,10 @@ class Progress:
                                   bar_format=_WITH_TOTAL if self.total else _WITHOUT_TOTAL)
         return f"{meter} {detail}" if detail else meter
 
+    def due(self) -> bool:
+        """Whether the next ``update`` draws: a caller can skip making a costly detail until then."""
+        return self.enabled and time.perf_counter() - self._last >= self.interval
+
     def update(self, done: int, detail: str = "", *, force: bool = False) -> None:
         if not self.enabled:
             return

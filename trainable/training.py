@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import hashlib
 import io
+import math
 import pickle
 import sys
 import warnings
@@ -39,6 +40,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+# What a step measures, in the order of StepStats' first fields and of DeviceStepStats.values.
+STEP_STATISTICS = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "d_grad_norm", "g_grad_norm")
+
+
 @dataclasses.dataclass(frozen=True)
 class StepStats:
     d_loss: float  # mean of the real and fake updates (nan-free unless nonfinite)
@@ -49,6 +54,20 @@ class StepStats:
     g_grad_norm: float
     frozen: bool
     nonfinite: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceStepStats:
+    """A step's statistics still on the device: reading them is a host sync, which on a GPU stops
+    the CPU from queueing the next step's kernels while the GPU works, so the loop reads them only
+    now and then (trainable/loop.py)."""
+
+    values: torch.Tensor  # float32, STEP_STATISTICS in order
+    frozen: bool
+
+    def to_host(self) -> StepStats:
+        values = self.values.tolist()
+        return StepStats(*values, frozen=self.frozen, nonfinite=not all(math.isfinite(value) for value in values))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -117,6 +136,9 @@ class Trainer:
         self.checkpoint_config: TrainConfig | None = None  # the config the last restored checkpoint trained with
         self.iteration = 0
         self.accuracy_window: collections.deque[float] = collections.deque(maxlen=config.freeze_window)
+        # Steps' (real, fake) accuracies not yet read back into accuracy_window: only the freeze
+        # rule on accuracy needs them at once; otherwise they wait for the next checkpoint.
+        self._pending_accuracy: collections.deque[torch.Tensor] = collections.deque(maxlen=config.freeze_window)
         self.frozen = False
         self.events: list[dict] = []  # freeze / unfreeze, since the last report
         use_bf16 = config.precision == "bf16" or (config.precision == "auto" and (
@@ -216,11 +238,20 @@ class Trainer:
         boundary = 0.5 if self.config.loss == "least-squares" else 0.0
         return (real_logits > boundary).float().mean(), (fake_logits < boundary).float().mean(), loss
 
+    def _read_accuracy(self) -> None:
+        """Move the pending accuracies into accuracy_window: one host sync for all of them."""
+        if self._pending_accuracy:
+            pairs = torch.stack(list(self._pending_accuracy)).tolist()
+            self._pending_accuracy.clear()
+            self.accuracy_window.extend((real + fake) / 2 for real, fake in pairs)
+
     def _update_freeze(self) -> bool:
         config = self.config
         reasons = []
         if config.freeze_after is not None and self.iteration >= config.freeze_after:
             reasons.append(f"iteration >= {config.freeze_after}")
+        if config.freeze_accuracy is not None:
+            self._read_accuracy()  # left pending while the rule was off (PBT may switch it on)
         window_full = len(self.accuracy_window) == self.accuracy_window.maxlen
         if config.freeze_accuracy is not None and window_full:
             accuracy = sum(self.accuracy_window) / len(self.accuracy_window)
@@ -234,7 +265,13 @@ class Trainer:
         return frozen
 
     def step(self) -> StepStats:
-        """One iteration; returns plain numbers and does no I/O."""
+        """One iteration; returns plain numbers and does no I/O. Reading the numbers is a host sync
+        on a GPU: the training loop calls ``advance`` and reads them only now and then."""
+        return self.advance().to_host()
+
+    def advance(self) -> DeviceStepStats:
+        """One iteration, leaving its statistics on the device; does no I/O and, on a GPU, waits
+        for nothing unless the freeze rule on D's accuracy is on (it decides each step on the host)."""
         config, batch = self.config, self.config.batch_size
         train_d = not self._update_freeze()
         d_losses, d_norms = [], []
@@ -273,10 +310,13 @@ class Trainer:
 
         d_norm = torch.stack(d_norms).mean() if d_norms else torch.zeros((), device=self.device)
         values = torch.stack([torch.stack(d_losses).mean(), g_loss.detach(), real_correct, fake_correct,
-                              d_norm, g_norm]).tolist()
-        self.accuracy_window.append((values[2] + values[3]) / 2)
-        nonfinite = not all(np.isfinite(values))
-        return StepStats(*values, frozen=not train_d, nonfinite=nonfinite)
+                              d_norm, g_norm])
+        self._pending_accuracy.append(values[2:4])
+        if config.freeze_accuracy is not None:
+            # The next step's freeze decision needs this accuracy on the host: a sync per step, which
+            # keeps the rule exact (deciding on a lagged window would change V2's training).
+            self._read_accuracy()
+        return DeviceStepStats(values, frozen=not train_d)
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -353,6 +393,7 @@ class Trainer:
         return events
 
     def state_dict(self) -> dict:
+        self._read_accuracy()
         return {
             "iteration": self.iteration,
             "config": self.config.to_dict(),
@@ -391,6 +432,7 @@ class Trainer:
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"])
         self.iteration = int(state["iteration"])
+        self._pending_accuracy.clear()
         self.accuracy_window.clear()
         self.accuracy_window.extend(state["accuracy_window"])
         self.frozen = bool(state["frozen"])

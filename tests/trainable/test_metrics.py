@@ -27,6 +27,14 @@ def test_frechet_distance_matches_an_independent_formula_for_full_covariances():
     assert metrics.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # the covariance of infinite features
+def test_frechet_distance_of_non_finite_features_is_nan_not_an_error():
+    """A diverged G makes NaN images: the eigensolver raised LinAlgError and crashed the trial."""
+    real = np.random.default_rng(0).normal(size=(50, 4))
+    assert np.isnan(metrics.frechet_distance_features(real, np.full((50, 4), np.nan)))
+    assert np.isnan(metrics.frechet_distance_features(real, np.full((50, 4), np.inf)))
+
+
 def test_identical_sets_are_at_distance_zero_and_fully_covered():
     features = np.random.default_rng(2).normal(size=(300, 8))
     assert metrics.frechet_distance_features(features, features) == pytest.approx(0.0, abs=1e-8)

@@ -23,6 +23,16 @@ def test_a_log_gets_whole_lines_and_nothing_when_disabled():
     assert quiet.getvalue() == ""
 
 
+def test_due_says_whether_the_next_update_draws():
+    """The training loop reads the losses off the device (a host sync on a GPU) only when due."""
+    stream = io.StringIO()
+    meter = Progress("training", 10, stream=stream, log_interval=0.0)
+    assert meter.due() and not Progress("training", 10, stream=stream).due()  # a log line every 10 s
+    assert not Progress("training", 10, stream=stream, log_interval=0.0, enabled=False).due()
+    meter.update(3, "D 0.5")
+    assert stream.getvalue().count("\n") == 1
+
+
 def test_the_papers_width_on_a_cpu_is_announced(capsys):
     warn_if_slow(TrainConfig())
     assert "1-2 iterations/s: 400000 iterations take about 74 h" in capsys.readouterr().err

@@ -1,3 +1,4 @@
+import functools
 import json
 import math
 
@@ -9,8 +10,10 @@ from tests.conftest import TINY
 from trainable.config import TrainConfig
 from trainable.errors import UserError
 from trainable.local import run_local_trial
-from trainable.loop import train
-from trainable.training import StepStats, Trainer
+from trainable import loop
+from trainable.loop import NONFINITE_CHECK_EVERY, train
+from trainable.progress import Progress
+from trainable.training import STEP_STATISTICS, StepStats, Trainer
 
 
 def _snapshot(module):
@@ -98,6 +101,18 @@ def test_accuracy_rule_waits_for_a_full_window(tiny_data):
     assert not trainer.step().frozen
 
 
+def test_the_accuracy_rule_switched_on_mid_training_sees_the_steps_before(tiny_data):
+    """Without the rule, D's accuracies stay on the device; switched on (PBT), the rule must see
+    the last window of them, as if they had been read each step."""
+    _, dataset, _ = tiny_data
+    config = TrainConfig.from_dict({**TINY, "freeze_window": 4})
+    trainer = Trainer(config, dataset)
+    accuracies = [(stats.d_real_accuracy + stats.d_fake_accuracy) / 2 for stats in (trainer.step() for _ in range(6))]
+    trainer.apply_config(config.replace(freeze_accuracy=0.5))
+    assert trainer.step().frozen == (sum(accuracies[-4:]) / 4 > 0.5)  # 0.53 here: frozen
+    assert list(trainer.accuracy_window)[:3] == accuracies[-3:]
+
+
 def _rows_by_iteration(directory):
     return {row["iteration"]: row for row in (json.loads(line) for line in (directory / "result.json").open())}
 
@@ -147,42 +162,107 @@ def test_resume_continues_exactly_as_if_never_stopped(tiny_data, tmp_path, extra
 
 def test_interrupt_writes_a_final_checkpoint_and_resume_finishes(tiny_data, tmp_path, monkeypatch):
     path, _, judge = tiny_data
-    real_step = Trainer.step
+    real_step = Trainer.advance
 
     def step_then_interrupt(self):
         if self.iteration == 13:
             raise KeyboardInterrupt
         return real_step(self)
 
-    monkeypatch.setattr(Trainer, "step", step_then_interrupt)
+    monkeypatch.setattr(Trainer, "advance", step_then_interrupt)
     config = TrainConfig.from_dict({**TINY, "iterations": 30})
     outcome = run_local_trial(tmp_path / "t", config=config, data=path, judge=judge)
     assert outcome.stop_reason == "interrupted"
     assert outcome.rows[-1]["iteration"] == 13 and outcome.rows[-1]["stop_reason"] == "interrupted"
-    monkeypatch.setattr(Trainer, "step", real_step)
+    monkeypatch.setattr(Trainer, "advance", real_step)
     resumed = run_local_trial(tmp_path / "t", resume=True, judge=judge)
     assert resumed.stop_reason == "completed"
     assert [row["iteration"] for row in resumed.rows] == [10, 13, 20, 30]
 
 
-def test_nonfinite_step_is_reported_without_nan_and_stops(tiny_data):
-    _, dataset, _ = tiny_data
-    trainer = Trainer(TrainConfig.from_dict({**TINY, "iterations": 50}), dataset)
-    real_step = trainer.step
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast")  # the grid of a NaN G
+@pytest.mark.parametrize("eval_every,reported_at", [(10, 10), (1000, NONFINITE_CHECK_EVERY)])
+def test_a_diverging_trial_ends_in_loss_collapse_without_nan_in_any_row(tiny_data, eval_every, reported_at):
+    """The loop reads the steps' statistics only at a report or every NONFINITE_CHECK_EVERY
+    iterations (a host sync on a GPU): a NaN at iteration 4 is reported there, never as NaN, and
+    the judge's metrics of a NaN G's images are no error."""
+    _, dataset, judge = tiny_data
+    trainer = Trainer(TrainConfig.from_dict({**TINY, "iterations": 200, "eval_every": eval_every}), dataset, judge)
+    real_advance = trainer.advance
 
     def diverging():
-        stats = real_step()
-        if trainer.iteration == 4:
-            return StepStats(float("nan"), float("inf"), 0.5, 0.5, float("nan"), 1.0, False, True)
-        return stats
+        if trainer.iteration == 3:  # G's weights turn NaN: the 4th step and every one after are NaN
+            trainer.generator.project[0].weight.data.fill_(float("nan"))
+        return real_advance()
 
-    trainer.step = diverging
+    trainer.advance = diverging
     rows = []
     reason = train(trainer, lambda row, grid, t: rows.append(row))
     assert reason == "loss-collapse"
-    assert rows[-1]["iteration"] == 4 and rows[-1]["nonfinite"] is True
+    assert [row["iteration"] for row in rows] == [reported_at] and rows[-1]["nonfinite"] is True
     assert rows[-1]["d_loss"] is None and rows[-1]["g_loss"] is None  # never NaN in a report
+    assert rows[-1]["fid_intra"] is None and rows[-1]["verdict"] == "loss-collapse"
     assert "NaN" not in json.dumps(rows) and "Infinity" not in json.dumps(rows)
+
+
+def test_a_rows_means_are_the_means_of_its_steps(tiny_data, monkeypatch, capsys):
+    """The loop sums the statistics on the device; each row must hold the plain mean of the
+    values its steps returned, read one by one here. The progress line shows the last step's."""
+    monkeypatch.setattr(loop, "Progress", functools.partial(Progress, log_interval=0.0))  # a line per step
+    _, dataset, _ = tiny_data
+    trainer = Trainer(TrainConfig.from_dict({**TINY, "iterations": 30, "freeze_after": 15}), dataset)
+    real_advance, steps = trainer.advance, []
+
+    def recorded():
+        stats = real_advance()
+        steps.append(stats.to_host())
+        return stats
+
+    trainer.advance = recorded
+    rows = []
+    train(trainer, lambda row, grid, t: rows.append(row), progress=True)
+    assert [row["iteration"] for row in rows] == [10, 20, 30] and len(steps) == 30
+    lines = capsys.readouterr().err.splitlines()
+    assert "29/30" in lines[-2] and f"D {steps[28].d_loss:.3f} G {steps[28].g_loss:.3f}" in lines[-2]
+    for row, window in zip(rows, (steps[:10], steps[10:20], steps[20:])):
+        for key in STEP_STATISTICS:
+            # The same double additions in the same order: equal to the last bit.
+            assert row[key] == sum(getattr(step, key) for step in window) / len(window), key
+        assert row["nonfinite"] is False
+        assert row["frozen_share"] == sum(step.frozen for step in window) / len(window)
+    assert [row["frozen_share"] for row in rows] == [0.0, 0.5, 1.0] and rows[2]["d_grad_norm"] == 0.0
+    # D's accuracy is read back for the freeze rule's window when a checkpoint needs it
+    assert trainer.state_dict()["accuracy_window"] == [(step.d_real_accuracy + step.d_fake_accuracy) / 2
+                                                       for step in steps[-trainer.config.freeze_window:]]
+
+
+@pytest.mark.parametrize("extra,reads_per_step", [({}, 0), ({"freeze_accuracy": 0.9}, 1)])
+def test_the_loop_reads_step_statistics_only_now_and_then(tiny_data, monkeypatch, extra, reads_per_step):
+    """A read of a tensor's value is a host sync on a GPU. Counted here on the CPU, by the Python
+    calls that read one: per step none, except one for the freeze rule on D's accuracy."""
+    _, dataset, _ = tiny_data
+    iterations = 2 * NONFINITE_CHECK_EVERY
+    trainer = Trainer(TrainConfig.from_dict({**TINY, **extra, "iterations": iterations, "eval_every": 10**6}), dataset)
+    reads = {"count": 0, "counting": True}
+    for name in ("tolist", "item", "__bool__", "__float__", "__int__", "__index__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(tensor, *args, original=original, **kwargs):
+            reads["count"] += reads["counting"]
+            return original(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    real_evaluate = trainer.evaluate
+
+    def evaluate():
+        reads["counting"] = False  # the one report, at the end
+        return real_evaluate()
+
+    trainer.evaluate = evaluate
+    train(trainer, lambda row, grid, t: None)
+    assert trainer.iteration == iterations
+    # one nonfinite check every NONFINITE_CHECK_EVERY iterations (the last one is the report)
+    assert reads["count"] == reads_per_step * iterations + iterations // NONFINITE_CHECK_EVERY - 1
 
 
 def test_checkpoints_load_with_weights_only(tiny_data, tmp_path):
