@@ -16,9 +16,9 @@ from typing import Any
 from study.spec import Domain, domain_from_dict
 from trainable.config import PRESETS, param_value
 from trainable.errors import UserError
-from trainable.experiment import (COLLAPSES, CONFIG_CHANGE, ERROR, FID_INTRA, PARAMS_FILE, TRIAL_PREFIX,
-                                  matches_point, metric_label, preset_changes, read_results, read_stop_reason,
-                                  read_study)
+from trainable.experiment import (COLLAPSES, CONFIG_CHANGE, ERROR, FID_INTRA, PARAMS_FILE, STARTS_FILE, TRIAL_PREFIX,
+                                  matches_point, metric_label, preset_changes, read_json_lines, read_results,
+                                  read_stop_reason, read_study)
 
 
 def finite(value: Any) -> float | None:
@@ -132,11 +132,17 @@ def read_experiment(path: str | Path) -> Experiment:
     if not path.is_dir():
         raise UserError(f"{path}: no such folder (give a study folder or a trial folder)")
     baselines = (study or {}).get("baselines", {})
+    # The baseline each trial started as, as the driver recorded it: under PBT a trial can end with
+    # a baseline's params, taken from another, and is still not that baseline.
+    started = {TRIAL_PREFIX + entry["trial_id"]: entry.get("baseline")
+               for entry in read_json_lines(path / STARTS_FILE) if isinstance(entry.get("trial_id"), str)}
     trials = []
     for trial_dir in sorted(p for p in path.iterdir() if p.is_dir() and p.name.startswith(TRIAL_PREFIX)):
         trial = read_trial(trial_dir, skipped, baselines, in_study=study is not None,
                            metric=study_metric(study))
         if trial is not None:
+            if trial.name in started:
+                trial = dataclasses.replace(trial, baseline=started[trial.name])
             trials.append(trial)
     return Experiment(path, trials, study, skipped)
 

@@ -40,7 +40,7 @@ from study._stopping import StopLedger
 from study.spec import StudySpec
 from trainable.config import PAPER_PRESETS
 from trainable.experiment import (ARTIFACTS_DIR, COMPLETED, CONFIG_CHANGE, DIVERSITY_MEAN, EARLY, ERROR, INTERRUPTED,
-                                  JOURNAL_FILE, SCORE, matches_point, write_stop)
+                                  JOURNAL_FILE, SCORE, STARTS_FILE, matches_point, read_json_lines, write_stop)
 from trainable.tune_adapter import PENALTY
 
 TUNE_TRIAL_ID = "tune_trial_id"  # the user attribute that ties an Optuna trial to its Tune trial
@@ -78,7 +78,7 @@ class OptunaStore:
                     for t in self.storage.get_all_trials(self.study_id, deepcopy=False) if TUNE_TRIAL_ID in t.user_attrs}
         self.distributions = spec.distributions()
 
-    def _baseline(self, config: dict[str, Any]) -> str | None:
+    def baseline(self, config: dict[str, Any]) -> str | None:
         for name, point in zip(self.spec.baselines, self.spec.baseline_points()):
             if matches_point(config, point):
                 return name
@@ -90,7 +90,7 @@ class OptunaStore:
             return self.ids[tune_trial_id]
         params = {key: config[key] for key in self.spec.search if key in config}
         attrs: dict[str, Any] = {TUNE_TRIAL_ID: tune_trial_id}
-        baseline = self._baseline(config)
+        baseline = self.baseline(config)
         if baseline is not None:
             attrs.update(baseline=baseline, reference="paper" if baseline in PAPER_PRESETS else "remedy recipe")
         template = optuna.trial.create_trial(
@@ -168,10 +168,22 @@ class StudyCallback(Callback):
         self.study_name = study_name
         self._store: OptunaStore | None = None
         self._grids: dict[str, list[str]] = {}  # the grids each trial reported to this driver
+        self._started: dict[str, str | None] | None = None  # trial id -> the baseline it started as
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks with the experiment; the store is opened anew by each driver.
-        return {**self.__dict__, "_store": None, "_grids": {}}
+        return {**self.__dict__, "_store": None, "_grids": {}, "_started": None}
+
+    def _record_start(self, trial) -> None:
+        """Which baseline the trial started as, once (a restarted or resumed trial is not recorded
+        again: under PBT it may restart with another trial's config, a baseline's included)."""
+        path = Path(self.experiment_dir) / STARTS_FILE
+        if self._started is None:
+            self._started = {entry["trial_id"]: entry.get("baseline") for entry in read_json_lines(path)}
+        if trial.trial_id not in self._started:
+            self._started[trial.trial_id] = self.store.baseline(trial.config)
+            with open(path, "a") as handle:
+                handle.write(json.dumps({"trial_id": trial.trial_id, "baseline": self._started[trial.trial_id]}) + "\n")
 
     @property
     def store(self) -> OptunaStore:
@@ -182,6 +194,7 @@ class StudyCallback(Callback):
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
         if self._store is None:  # the first trial this driver starts: end the lost ones of a killed driver
             self.store.end_lost({t.trial_id for t in trials})
+        self._record_start(trial)
         self.store.start(trial.trial_id, trial.config)
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:

@@ -429,6 +429,11 @@ def _check_scheduler(spec: StudySpec, settings: dict[str, Any]) -> None:
         if choices:
             raise ConfigError(f"[study].scheduler pb2 mutates ranges only; [search].{choices[0]} is a choice list "
                               "(leave it out of mutate, or use pbt)")
+        if spec.perturbation_interval < 2:
+            # Measured: at 1 every PB2 step copied the best trial's config exactly (Ray's _explore
+            # finds no reward change under one config to fit its GP to), so all became one trial.
+            raise ConfigError("[study].perturbation_interval: pb2 needs at least 2 (its GP learns from the change "
+                              "between two evaluations under one config; at 1 it only copies the best trial's)")
         import importlib.util
 
         missing = [name for name in ("GPy", "sklearn") if importlib.util.find_spec(name) is None]

@@ -9,6 +9,8 @@ are read alike.
         driver.lock              locked (flock) by the driver running the study, its pid inside
         ray_session.json         while it runs: the pids of its embedded Ray, ended if a killed driver left them
         stop_reasons.jsonl       the driver's ledger: why each trial ended (first decision stands)
+        started_as.jsonl         the driver's: the baseline each trial started as (under PBT a trial may
+                                 end with a baseline's params it took from another)
         optuna.log               the study in Optuna's terms (study/_callbacks.py), for optuna-dashboard
         optuna_artifacts/        its artifact store: each report's sample grid
         trial_ID/                one per trial, the files of a Ray Tune trial folder:
@@ -43,6 +45,7 @@ STUDY_FILE = "study.json"
 LOCK_FILE = "driver.lock"  # held by the one driver writing a study or trial folder; holds its pid
 SESSION_FILE = "ray_session.json"  # the processes of a running study's embedded Ray
 LEDGER_FILE = "stop_reasons.jsonl"
+STARTS_FILE = "started_as.jsonl"  # the driver's: which baseline each trial started as (PBT changes params)
 JOURNAL_FILE = "optuna.log"
 ARTIFACTS_DIR = "optuna_artifacts"  # the Optuna artifact store beside it: every trial's sample grids
 TRIAL_PREFIX = "trial_"

@@ -40,6 +40,21 @@ def test_study_folder_ranks_collapsed_below_healthy_and_marks_baselines(tmp_path
     assert any("trial_e" in s and "no params.json" in s for s in experiment.skipped)
 
 
+
+def test_a_baseline_is_the_trial_that_started_as_it_not_one_that_took_its_params(tmp_path):
+    """Under PBT a trial can take the V0 trial's weights and config (PB2 copies it exactly until
+    its GP has data): it ends with V0's params, but the driver recorded it started elsewhere."""
+    baseline = {"latent_size": 100, "g_lr": 2e-4}
+    (tmp_path / "study.json").write_text(json.dumps({"baselines": {"V0": baseline}}))
+    make_trial(tmp_path, "trial_v0", dict(baseline), [{"iteration": 10, "fid_intra": 9.0}], stop="completed")
+    make_trial(tmp_path, "trial_copy", dict(baseline), [{"iteration": 10, "fid_intra": 8.0}], stop="completed")
+    make_trial(tmp_path, "trial_old", dict(baseline), [{"iteration": 10, "fid_intra": 7.0}], stop="completed")
+    (tmp_path / "started_as.jsonl").write_text('{"trial_id": "v0", "baseline": "V0"}\n'
+                                               '{"trial_id": "copy", "baseline": null}\n')
+    by_name = {t.name: t.baseline for t in read_experiment(tmp_path).trials}
+    # trial_old: a study from before the record, matched by its params as before
+    assert by_name == {"trial_v0": "V0", "trial_copy": None, "trial_old": "V0"}
+
 def test_single_local_trial_folder_reads_the_same_way(tmp_path):
     folder = make_trial(tmp_path, "one", {"preset": "V1", "latent_size": 80},
                         [{"iteration": 5, "fid_intra": 3.0, "stop_reason": "completed"}])

@@ -6,7 +6,7 @@ import pytest
 
 from analysis import read_experiment
 from tests.e2e.test_study import cli, journal_trials
-from trainable.experiment import CONFIG_CHANGE, HYPER, RESULT_FILE, read_json_lines, read_schedule
+from trainable.experiment import CONFIG_CHANGE, HYPER, RESULT_FILE, STARTS_FILE, read_json_lines, read_schedule
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,10 @@ def test_a_pbt_study_exploits_records_each_change_and_keeps_the_stores_agreed(tm
     journal = journal_trials(experiment.path)
     assert set(journal) == {t.name.removeprefix("trial_") for t in experiment.trials}
     assert {trial.state.name for trial in journal.values()} == {"COMPLETE"}
-    v0 = next(t for t in experiment.trials if t.baseline == "V0")
+    # The driver recorded what each trial started as, once: one V0, whatever params others took.
+    started = read_json_lines(experiment.path / STARTS_FILE)
+    assert sorted(e["trial_id"] for e in started) == sorted(t.name.removeprefix("trial_") for t in experiment.trials)
+    v0, = [t for t in experiment.trials if t.baseline == "V0"]
     assert v0.config_changes == []  # the yardstick is never exploited
     changed = [t for t in experiment.trials if any(c["from_trial"] for c in t.config_changes)]
     assert changed, [t.rows[-1].get("config") for t in experiment.trials]

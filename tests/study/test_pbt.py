@@ -37,6 +37,8 @@ def write(tmp_path, text):
     ('[study]\nscheduler = "pbt"\nbaselines = []\n[search]\nlatent_size = [32, 100]\n',
      "[study].scheduler pbt: no searched field may change mid-training"),
     ('[study]\nscheduler = "pb2"\n', "[study].scheduler pb2 mutates ranges only; [search].g_beta2 is a choice list"),
+    ('[study]\nscheduler = "pb2"\nperturbation_interval = 1\nmutate = ["g_lr"]\n[search]\ng_lr = {low = 1e-4, high = 1e-3}\n',
+     "[study].perturbation_interval: pb2 needs at least 2"),
 ])
 def test_bad_pbt_settings_are_refused_with_the_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as error:
