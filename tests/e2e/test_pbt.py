@@ -56,6 +56,9 @@ def test_a_pbt_study_exploits_records_each_change_and_keeps_the_stores_agreed(tm
     changed = [t for t in experiment.trials if any(c["from_trial"] for c in t.config_changes)]
     assert changed, [t.rows[-1].get("config") for t in experiment.trials]
     for trial in experiment.trials:
+        # Every report is in result.json: Tune's loggers copy it back from the storage when a
+        # paused or exploited trial goes on, which lost rows not synced yet (study/_callbacks.py).
+        assert [row["iteration"] for row in read_json_lines(trial.path / RESULT_FILE)] == [20, 40, 60], trial.name
         # Each report's rates were read back from the optimisers: the config PBT gave the trial.
         for row in read_json_lines(trial.path / RESULT_FILE):
             assert row[HYPER]["g_lr"] == pytest.approx(row["config"]["g_lr"])

@@ -130,3 +130,39 @@ def test_the_callback_pickles_without_its_open_store(tmp_path, spec):
     callback.on_trial_start(0, [trial], trial)
     copy = pickle.loads(pickle.dumps(callback))
     assert copy._store is None and copy.store.ids == {"00000": 0}
+
+
+def test_a_trial_going_on_from_a_checkpoint_keeps_every_logged_row(tmp_path):
+    """Tune's own result loggers, when a trial starts again with a checkpoint, copy result.json and
+    progress.csv from the storage over the driver's copy they append to: a row logged since the
+    last sync was lost. The study's callback, run before them, brings the storage up to date."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from study._callbacks import keep_logged_rows
+
+    class Storage:
+        storage_filesystem = LocalFileSystem()
+        trial_fs_path = str(tmp_path / "storage" / "trial_1")
+
+    class Trial:
+        config, checkpoint, storage = {"g_lr": 1e-3}, object(), Storage()
+        local_path = str(tmp_path / "staging" / "trial_1")
+
+        def init_local_path(self):
+            Path(self.local_path).mkdir(parents=True, exist_ok=True)
+
+    trial = Trial()
+    trial.init_local_path()
+    Path(Storage.trial_fs_path).mkdir(parents=True)
+    rows = [{"iteration": 20, "score": 3.0}, {"iteration": 40, "score": 2.0}]
+    (Path(trial.local_path) / "result.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (Path(trial.local_path) / "progress.csv").write_text("iteration,score\n20,3.0\n40,2.0\n")
+    (Path(Storage.trial_fs_path) / "result.json").write_text(json.dumps(rows[0]) + "\n")  # synced before row 40
+    (Path(Storage.trial_fs_path) / "progress.csv").write_text("iteration,score\n20,3.0\n")
+
+    keep_logged_rows(trial)
+    JsonLoggerCallback().log_trial_start(trial)  # what Tune runs next: its restore from the storage
+    CSVLoggerCallback().log_trial_start(trial)
+    logged = [json.loads(line) for line in (Path(trial.local_path) / "result.json").read_text().splitlines()]
+    assert [row["iteration"] for row in logged] == [20, 40]
+    assert (Path(trial.local_path) / "progress.csv").read_text().splitlines()[1:] == ["20,3.0", "40,2.0"]
