@@ -103,6 +103,27 @@ class _SparesBaselines:
             return TrialScheduler.CONTINUE
         return super().on_trial_result(tune_controller, trial, result)
 
+    def choose_trial_to_run(self, tune_controller):
+        # Ray's synchronous PBT runs a paused trial only while it is behind the next perturbation
+        # time. A resumed study's scheduler starts over at the first perturbation time, its trials
+        # far past it: after they meet and perturb, the next time is set to the time they are at
+        # (max(first + interval, latest)), so none is behind it and all stay PAUSED forever
+        # (measured: a PBT study resumed after its driver was killed at iteration 80 of 160 hung
+        # there). When no trial runs and every waiting one is at or past it, move it on.
+        from ray.tune.experiment import Trial
+
+        chosen = super().choose_trial_to_run(tune_controller)
+        if chosen is not None or not self._synch:
+            return chosen
+        trials = tune_controller.get_trials()
+        waiting = [t for t in trials if t.status in (Trial.PENDING, Trial.PAUSED)]
+        if waiting and not any(t.status == Trial.RUNNING for t in trials) and all(
+                self._trial_state[t].last_train_time >= self._next_perturbation_sync for t in waiting):
+            self._next_perturbation_sync = (max(self._trial_state[t].last_train_time for t in waiting)
+                                            + self._perturbation_interval)
+            chosen = super().choose_trial_to_run(tune_controller)
+        return chosen
+
     def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
         if any(matches_point(trial.config, point) for point in self.protected):
             lower_quantile = [other for other in lower_quantile if other is not trial]

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from analysis import read_experiment
-from tests.e2e.test_study import cli, journal_trials
+from tests.e2e.test_study import check_optuna_agrees, cli, journal_trials, kill_study_driver
 from trainable.experiment import CONFIG_CHANGE, HYPER, RESULT_FILE, STARTS_FILE, read_json_lines, read_schedule
 
 pytestmark = pytest.mark.slow
@@ -97,3 +97,21 @@ def test_a_pbt_study_exploits_records_each_change_and_keeps_the_stores_agreed(tm
         in_force = [step for step in schedule if step["iteration"] < row["iteration"]][-1]
         assert row[HYPER]["g_lr"] == pytest.approx(in_force["config"]["g_lr"])
     assert json.loads((tmp_path / "replay" / "params.json").read_text())["schedule"] == schedule
+
+
+def test_a_pbt_study_whose_driver_was_killed_resumes_to_its_end(tmp_path, tiny_data):
+    """Ray's synchronous PBT, restored, set its next perturbation time to the time the trials had
+    reached and left them all PAUSED forever (study/_stopping.py); resumed, the study ends."""
+    config = tmp_path / "study.toml"
+    config.write_text(PBT_STUDY.replace("iterations = 60", "iterations = 140"))
+    storage = tmp_path / "studies"
+    kill_study_driver(tmp_path, config, storage, "pbt", tiny_data[0], reported=4, rows=3)
+    resumed = cli("study", "resume", "pbt", "--storage", storage, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    experiment = read_experiment(storage / "pbt")
+    assert len(experiment.trials) == 4 and {t.stop_reason for t in experiment.trials} == {"completed"}
+    for trial in experiment.trials:  # every report once, the last at the end
+        assert [row["iteration"] for row in trial.rows] == list(range(20, 141, 20)), trial.name
+    assert [t.baseline for t in experiment.trials].count("V0") == 1
+    assert len(read_json_lines(storage / "pbt" / STARTS_FILE)) == 4  # each start recorded once
+    check_optuna_agrees(experiment)

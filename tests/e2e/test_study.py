@@ -194,27 +194,35 @@ def _start_time(pid: int) -> int | None:
         return None
 
 
-def test_killed_driver_is_resumed_with_every_trial_accounted_once(tmp_path, tiny_data):
-    config = write_study(tmp_path, samples=6, iterations=200, grace=100000)
-    storage = tmp_path / "studies"
+def kill_study_driver(tmp_path, config, storage, name, data, *, reported: int, rows: int = 1) -> list:
+    """Run a study and SIGKILL its driver and the Ray it started (as a crash would) once
+    ``reported`` trials have ``rows`` reports each; the processes its Ray session recorded."""
     log = open(tmp_path / "driver.log", "w")
     driver = subprocess.Popen([sys.executable, "-m", "study", "study", "run", "--config", str(config),
-                               "--name", "killed", "--storage", str(storage), "--data", str(tiny_data[0]),
+                               "--name", name, "--storage", str(storage), "--data", str(data),
                                "--judge-steps", "60"],
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    experiment_dir = storage / "killed"
+    experiment_dir = storage / name
     deadline = time.time() + 300
-    while time.time() < deadline:  # kill once two trials have reported and the study is mid-way
-        reported = [p for p in experiment_dir.glob("trial_*/result.json") if p.stat().st_size > 0]
-        if len(reported) >= 2:
+    while time.time() < deadline:
+        counts = [len(p.read_text().splitlines()) for p in experiment_dir.glob("trial_*/result.json")]
+        if sum(count >= rows for count in counts) >= reported:
             break
         assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
         time.sleep(0.5)
     else:
         pytest.fail("the study never got going")
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started, as a crash would
+    os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
-    left = json.loads((experiment_dir / "ray_session.json").read_text())["processes"]
+    return json.loads((experiment_dir / "ray_session.json").read_text())["processes"]
+
+
+def test_killed_driver_is_resumed_with_every_trial_accounted_once(tmp_path, tiny_data):
+    config = write_study(tmp_path, samples=6, iterations=200, grace=100000)
+    storage = tmp_path / "studies"
+    experiment_dir = storage / "killed"
+    # killed once two trials have reported and the study is mid-way
+    left = kill_study_driver(tmp_path, config, storage, "killed", tiny_data[0], reported=2)
     resumed = cli("study", "resume", "killed", "--storage", storage)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     # Whatever the killed driver's Ray left running was ended by the next driver of the study.
