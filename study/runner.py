@@ -94,7 +94,7 @@ def _start(spec: StudySpec, study: dict[str, Any], experiment_dir: Path, *, addr
         # Written only now: a study that failed before this point can simply be run again.
         study["started_at"] = time.time()
         write_study(experiment_dir, study)
-        _fit(tuner, trial_slots(resources, ray.nodes()))
+        _fit(tuner, None if spec.population_based else trial_slots(resources, ray.nodes()))
 
 
 def _say(*notes: str | None) -> None:
@@ -132,7 +132,7 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _fit(tuner, slots: int):
+def _fit(tuner, slots: int | None):
     """``tuner.fit()``, where Ctrl-C stops the study as Tune does (it saves its state and returns)
     but is then raised, so the command says the study was interrupted instead of summing it up
     as finished. Tune's own SIGINT handler is switched off for that, and its SIGUSR1 handler,
@@ -150,9 +150,11 @@ def _fit(tuner, slots: int):
     handler = signal.signal(signal.SIGINT, on_ctrl_c)
     # Tune lets a searcher other than its own random one keep only 1 trial pending at a time:
     # the second trial's worker would start only once the first's has, seconds later. As many
-    # as the cluster can run at once start together (the user's own setting wins).
-    pending = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG", str(slots))
-    with _environment(TUNE_DISABLE_SIGINT_HANDLER="1", TUNE_MAX_PENDING_TRIALS_PG=pending):
+    # as the cluster can run at once start together (the user's own setting wins). Under PBT
+    # (``slots`` None) Tune's own generator runs the population and keeps its own, larger limit.
+    pending = {} if slots is None else {"TUNE_MAX_PENDING_TRIALS_PG": os.environ.get("TUNE_MAX_PENDING_TRIALS_PG",
+                                                                                     str(slots))}
+    with _environment(TUNE_DISABLE_SIGINT_HANDLER="1", **pending):
         try:
             grid = tuner.fit()
         finally:
@@ -187,7 +189,7 @@ def _resume(spec: StudySpec, study: dict[str, Any], experiment_dir: Path) -> Non
 
     resources = Resources(**study["resources"])
     tuner = build_tuner(spec, study, resources, restore=True)
-    grid = _fit(tuner, trial_slots(resources, ray.nodes()))
+    grid = _fit(tuner, None if spec.population_based else trial_slots(resources, ray.nodes()))
     _set_aside_orphans(experiment_dir, {Path(result.path).name for result in grid if result.path})
 
 

@@ -31,6 +31,9 @@ def test_fit_lets_as_many_trials_start_at_once_as_the_cluster_runs(monkeypatch):
     monkeypatch.setenv(PENDING, "7")  # the user's own setting wins
     _fit(Tuner(), 3)
     assert seen[-1] == ("7", 7) and os.environ[PENDING] == "7"
+    monkeypatch.delenv(PENDING)
+    _fit(Tuner(), None)  # PBT: Tune's own generator, whose own limit stays
+    assert seen[-1] == (None, 1) and PENDING not in os.environ
 
 
 def _alive(pid: int, started: int) -> bool:
