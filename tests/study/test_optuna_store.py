@@ -135,10 +135,9 @@ def test_the_callback_pickles_without_its_open_store(tmp_path, spec):
 def test_a_trial_going_on_from_a_checkpoint_keeps_every_logged_row(tmp_path):
     """Tune's own result loggers, when a trial starts again with a checkpoint, copy result.json and
     progress.csv from the storage over the driver's copy they append to: a row logged since the
-    last sync was lost. The study's callback, run before them, brings the storage up to date."""
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-
-    from study._callbacks import keep_logged_rows
+    last upload was lost. The study's loggers keep the driver's copy while the driver lives, and
+    restore from the storage only where it has none (a resumed study's new driver)."""
+    from study._callbacks import StudyCSVLogger, StudyJsonLogger
 
     class Storage:
         storage_filesystem = LocalFileSystem()
@@ -151,18 +150,26 @@ def test_a_trial_going_on_from_a_checkpoint_keeps_every_logged_row(tmp_path):
         def init_local_path(self):
             Path(self.local_path).mkdir(parents=True, exist_ok=True)
 
+    def logged(trial):
+        lines = (Path(trial.local_path) / "result.json").read_text().splitlines()
+        csv = (Path(trial.local_path) / "progress.csv").read_text().splitlines()[1:]
+        return [json.loads(line)["iteration"] for line in lines], csv
+
     trial = Trial()
     trial.init_local_path()
     Path(Storage.trial_fs_path).mkdir(parents=True)
     rows = [{"iteration": 20, "score": 3.0}, {"iteration": 40, "score": 2.0}]
     (Path(trial.local_path) / "result.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
     (Path(trial.local_path) / "progress.csv").write_text("iteration,score\n20,3.0\n40,2.0\n")
-    (Path(Storage.trial_fs_path) / "result.json").write_text(json.dumps(rows[0]) + "\n")  # synced before row 40
+    (Path(Storage.trial_fs_path) / "result.json").write_text(json.dumps(rows[0]) + "\n")  # uploaded before row 40
     (Path(Storage.trial_fs_path) / "progress.csv").write_text("iteration,score\n20,3.0\n")
 
-    keep_logged_rows(trial)
-    JsonLoggerCallback().log_trial_start(trial)  # what Tune runs next: its restore from the storage
-    CSVLoggerCallback().log_trial_start(trial)
-    logged = [json.loads(line) for line in (Path(trial.local_path) / "result.json").read_text().splitlines()]
-    assert [row["iteration"] for row in logged] == [20, 40]
-    assert (Path(trial.local_path) / "progress.csv").read_text().splitlines()[1:] == ["20,3.0", "40,2.0"]
+    StudyJsonLogger().log_trial_start(trial)  # the trial goes on: Tune's own loggers restored the storage's
+    StudyCSVLogger()._setup_trial(trial)
+    assert logged(trial) == ([20, 40], ["20,3.0", "40,2.0"])
+    resumed = Trial()
+    resumed.local_path = str(tmp_path / "new-driver" / "trial_1")  # a resumed study: no staging copy yet
+    resumed.init_local_path()
+    StudyJsonLogger().log_trial_start(resumed)
+    StudyCSVLogger()._setup_trial(resumed)
+    assert logged(resumed) == ([20], ["20,3.0"])
