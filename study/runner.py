@@ -94,7 +94,7 @@ def _start(spec: StudySpec, study: dict[str, Any], experiment_dir: Path, *, addr
         # Written only now: a study that failed before this point can simply be run again.
         study["started_at"] = time.time()
         write_study(experiment_dir, study)
-        _fit(tuner, None if spec.population_based else trial_slots(resources, ray.nodes()))
+        _fit(tuner, _pending_limit(spec, resources))
 
 
 def _say(*notes: str | None) -> None:
@@ -130,6 +130,14 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _pending_limit(spec: StudySpec, resources: Resources) -> int | None:
+    """How many trials may wait to start at once: as many as the live cluster runs at once, or
+    None under PBT, whose population Tune's own generator runs with its own limit."""
+    import ray
+
+    return None if spec.population_based else trial_slots(resources, ray.nodes())
 
 
 def _fit(tuner, slots: int | None):
@@ -185,11 +193,9 @@ def resume_study(name: str, *, storage: str = DEFAULT_STORAGE, address: str | No
 
 
 def _resume(spec: StudySpec, study: dict[str, Any], experiment_dir: Path) -> None:
-    import ray
-
     resources = Resources(**study["resources"])
     tuner = build_tuner(spec, study, resources, restore=True)
-    grid = _fit(tuner, None if spec.population_based else trial_slots(resources, ray.nodes()))
+    grid = _fit(tuner, _pending_limit(spec, resources))
     _set_aside_orphans(experiment_dir, {Path(result.path).name for result in grid if result.path})
 
 
