@@ -124,6 +124,21 @@ class _SparesBaselines:
             chosen = super().choose_trial_to_run(tune_controller)
         return chosen
 
+    def _exploit(self, tune_controller, trial, trial_to_clone):
+        # Ray's bug (ray-project/ray#57906, fix proposed in PR #61448): a trial PBT paused at the
+        # perturbation point is still RUNNING while its pause-save is in flight. When the last trial's
+        # report then perturbs the population and this one takes another's weights, Tune's stop sees
+        # it "saving" and caches a STOP that nothing clears. The trial restarts from the clone, makes
+        # one report, and that report's checkpoint save pops the STOP: it ends TERMINATED mid-training
+        # (seen: 1 of 6 PB2 studies, a trial ended at iteration 60 of 120), or the population waits for
+        # it forever. The save is Tune's to drop anyway (its weights are replaced by the clone's):
+        # forget it first, so no STOP is cached.
+        from ray.tune.experiment import Trial
+
+        if trial.status == Trial.RUNNING and trial.is_saving:
+            trial.temporary_state.saving_to = None
+        super()._exploit(tune_controller, trial, trial_to_clone)
+
     def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
         if any(matches_point(trial.config, point) for point in self.protected):
             lower_quantile = [other for other in lower_quantile if other is not trial]

@@ -20,7 +20,7 @@ from pyarrow.fs import LocalFileSystem
 from study._callbacks import ARTIFACTS_DIR, StudyCallback, journal_storage
 from study._stopping import StopLedger
 from study.spec import load_spec
-from trainable.experiment import ASHA, SCORE, grid_file
+from trainable.experiment import ASHA, COMPLETED, ERROR, SCORE, grid_file
 
 
 class _Storage:
@@ -40,7 +40,9 @@ class _Trial:
         grid = grid_file(iteration)
         (Path(self.path) / grid).parent.mkdir(exist_ok=True)
         (Path(self.path) / grid).write_bytes(f"png of {self.trial_id} at {iteration}".encode())
-        self.last_result = {"iteration": iteration, SCORE: score, "grid": grid, "done": done, "stop_reason": None}
+        # The loop's last report of a trial that ran to its end says so.
+        self.last_result = {"iteration": iteration, SCORE: score, "grid": grid, "done": done,
+                            "stop_reason": COMPLETED if done else None}
         return self.last_result
 
 
@@ -63,7 +65,7 @@ def test_trials_appear_running_with_steps_times_names_baselines_and_grids(tmp_pa
     callback.on_trial_start(0, [v0, searched], searched)
     started = time.time()
     for iteration, score in ((200, 30.0), (400, 20.0)):
-        callback.on_trial_result(0, [], v0, v0.result(iteration, score))
+        callback.on_trial_result(0, [], v0, v0.result(iteration, score, done=iteration == 400))
     study = _study(tmp_path)
     assert study.metric_names == ["fid_intra"]
     first, second = study.trials
@@ -107,7 +109,8 @@ def test_a_resumed_driver_continues_its_trials_without_duplicates(tmp_path, spec
     second.on_trial_start(0, known, trials[0])
     second.on_trial_start(0, known, trials[1])
     second.on_trial_result(0, [], trials[0], trials[0].result(200, 30.0))  # the same report again, from a checkpoint
-    second.on_trial_result(0, [], trials[0], trials[0].result(400, 10.0))
+    second.on_trial_result(0, [], trials[0], trials[0].result(400, 10.0, done=True))
+    second.on_trial_result(0, [], trials[1], trials[1].result(400, 12.0, done=True))
     for trial in known:
         second.on_trial_complete(0, [], trial)
     second.on_trial_complete(0, [], trials[0])  # a completion seen twice changes nothing
@@ -120,6 +123,23 @@ def test_a_resumed_driver_continues_its_trials_without_duplicates(tmp_path, spec
     assert by_id["00002"].state == TrialState.FAIL and by_id["00002"].user_attrs["stop_reason"] == "interrupted"
     records = [json.loads(line) for line in (tmp_path / "optuna.log").read_text().splitlines()]
     assert sum(r["op_code"] == 0 for r in records) == 1
+
+
+def test_a_trial_tune_ended_before_its_last_report_is_not_called_completed(tmp_path, spec):
+    callback = StudyCallback(tmp_path, spec, "demo")
+    cut, whole = (_Trial(tmp_path, f"0000{n}", {**spec.baseline_points()[0], "latent_size": 64}) for n in range(2))
+    for trial in (cut, whole):
+        callback.on_trial_start(0, [cut, whole], trial)
+    callback.on_trial_result(0, [], cut, cut.result(200, 30.0))  # then Tune ends it, no stopper's reason recorded
+    callback.on_trial_result(0, [], whole, whole.result(400, 12.0, done=True))
+    callback.on_trial_complete(0, [], cut)
+    callback.on_trial_complete(0, [], whole)
+    cut_stop = json.loads((Path(cut.path) / "stop_reason.json").read_text())
+    assert cut_stop["stop_reason"] == ERROR and cut_stop["iteration"] == 200
+    assert "before its last report" in cut_stop["evidence"]
+    assert json.loads((Path(whole.path) / "stop_reason.json").read_text())["stop_reason"] == COMPLETED
+    by_id = {t.user_attrs["tune_trial_id"]: t for t in _study(tmp_path).trials}
+    assert by_id["00000"].state == TrialState.FAIL and by_id["00001"].state == TrialState.COMPLETE
 
 
 def test_the_callback_pickles_without_its_open_store(tmp_path, spec):

@@ -4,6 +4,8 @@ import dataclasses
 from types import SimpleNamespace
 
 import pytest
+from ray.tune.execution.tune_controller import TuneController
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
 from study._search import initial_population, make_searcher
@@ -109,6 +111,59 @@ def test_a_baseline_is_never_exploited_but_others_may_take_its_weights(tmp_path)
     # A trial's last report is never a perturbation point.
     assert scheduler.on_trial_result(None, searched, {"training_iteration": spec.evaluations, "score": 1.0}) \
         == TrialScheduler.CONTINUE
+
+
+class PausingController:
+    """Tune's own pause and stop code (TuneController's methods), on a controller whose actors are
+    stand-ins: what PBT's exploit calls when it takes a running trial's weights away."""
+
+    pause_trial = TuneController.pause_trial
+    _schedule_trial_pause = TuneController._schedule_trial_pause
+    _schedule_trial_stop = TuneController._schedule_trial_stop
+    search_alg = None
+
+    def __init__(self, *trials):
+        self._cached_trial_decisions = {}
+        self._trial_to_actor = {trial: f"actor of {trial.trial_id}" for trial in trials}
+        self._actor_manager = SimpleNamespace(clear_actor_task_futures=lambda tracked_actor: None)
+
+    def _set_trial_status(self, trial, status):
+        trial.set_status(status)
+
+    def _mark_trial_to_checkpoint(self, trial):
+        pass
+
+    def _maybe_cache_trial_actor(self, trial):
+        return True  # kept for reuse, as with reuse_actors=True
+
+
+@pytest.mark.parametrize("saving", [True, False])
+def test_a_trial_exploited_while_its_pause_save_is_in_flight_is_paused_not_stopped(tmp_path, saving):
+    """Synchronous PBT paused this trial at the perturbation point (its save still in flight, so it is
+    RUNNING), then the last trial's report made it take another's weights. Ray caches a STOP there
+    that ends the trial after its next report (ray-project/ray#57906); the study's PBT must not."""
+    spec = load_spec(write(tmp_path, PBT + '[search]\ng_lr = {low = 1e-4, high = 1e-3}\n'))
+    scheduler = make_scheduler(spec, tmp_path)
+    scheduler._log_config = False  # Ray's policy files need a real experiment folder
+    population = initial_population(spec)
+    trial, donor = (Trial("cgan_trainable", config=config, stub=True) for config in (population[-1], population[-2]))
+    controller = PausingController(trial, donor)
+    for each in (trial, donor):
+        scheduler.on_trial_add(controller, each)
+        each.set_status(Trial.RUNNING)
+    for each, score in ((trial, 9.0), (donor, 1.0)):
+        state = scheduler._trial_state[each]
+        state.last_score, state.last_train_time, state.last_result = score, 2, {"training_iteration": 2, "score": score}
+    scheduler._trial_state[donor].last_checkpoint = "donor's checkpoint"
+    if saving:  # as Tune's pause_trial(should_checkpoint=True) leaves it
+        controller._cached_trial_decisions[trial.trial_id] = TrialScheduler.PAUSE
+        trial.temporary_state.saving_to = "the pause's save"
+    scheduler._exploit(controller, trial, donor)
+    assert trial.status == Trial.PAUSED
+    assert controller._cached_trial_decisions.get(trial.trial_id) is None  # nothing waits to end it
+    assert not trial.is_saving
+    restored = trial.run_metadata.checkpoint_manager._latest_checkpoint_result
+    assert restored.checkpoint == "donor's checkpoint"  # it goes on from the donor's weights
 
 
 def test_schedule_replay_refusals_are_one_line(run_cli, tmp_path):
