@@ -3,7 +3,8 @@ compute run without Ray, and where the difference goes.
 
 All trials share one configuration (single-choice search space, no ASHA or collapse stop), so
 "the same trials" are that one trial repeated. References, timed in this run: one trial alone
-(steps and the same evaluations, 1 thread, as a study trial gets 1 CPU), and the N trials in C
+(steps and the same evaluations, 1 thread, as a study trial gets 1 CPU: torch's and numpy's BLAS,
+as Ray sets OMP_NUM_THREADS=1 for it), and the N trials in C
 plain processes at once (each process runs its share one after the other; only training and
 evaluation are timed, so this is the compute makespan the hardware gives without Ray; and the
 same processes from their start to their end, Python, torch, data and judge loading included,
@@ -42,6 +43,9 @@ from trainable.training import Trainer
 from trainable.tune_adapter import TIMINGS_ENV
 
 
+_ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def _run_alone(config, count: int, results) -> None:
     """``count`` trials one after the other in this process: (train seconds, evaluation seconds) each."""
     torch.set_num_threads(1)
@@ -59,8 +63,20 @@ def _plain(config, processes: int, per_process: int) -> list[list[tuple[float, f
     spawn = multiprocessing.get_context("spawn")
     queues = [spawn.Queue() for _ in range(processes)]
     workers = [spawn.Process(target=_run_alone, args=(config, per_process, q)) for q in queues]
-    for worker in workers:
-        worker.start()
+    # One thread each, as Ray gives a 1-CPU trial (OMP_NUM_THREADS=1): numpy's BLAS would start a
+    # thread per core in each process, and two processes at once then evaluated 4-5x slower
+    # (6 evaluations: 2.1-3.4 s against 0.55-0.65 s, measured), a handicap that is not Ray's gain.
+    saved = {key: os.environ.get(key) for key in _ONE_THREAD}
+    os.environ.update(_ONE_THREAD)
+    try:
+        for worker in workers:
+            worker.start()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value
     runs = [[q.get() for _ in range(per_process)] for q in queues]
     for worker in workers:
         worker.join()
