@@ -336,6 +336,25 @@ def _check_setting(key: str, value: Any) -> None:
         raise ConfigError(f"[study].{key}: {value} is below the least allowed, {_LEAST[key]}")
 
 
+def _one_run_per_point(spec: StudySpec, *, given: bool) -> StudySpec:
+    """Baselines that are one point of this space run once. V2 is V1 with freeze rules, so where the
+    space does not search them the two are the same trial (and V0, V1, V2 all one where it searches
+    none of latent size, D filters and dropout): the default list keeps the first of them; a list
+    the study file gives is refused in one line, since a name in it would not run as itself."""
+    kept: dict[str, dict[str, Any]] = {}
+    for name, point in zip(spec.baselines, spec.baseline_points()):
+        same = next((earlier for earlier, seen in kept.items() if seen == point), None)
+        if same is None:
+            kept[name] = point
+        elif given:
+            differ = sorted(key for key in {**PRESETS[name], **PRESETS[same]}
+                            if PRESETS[name].get(key) != PRESETS[same].get(key))
+            raise ConfigError(f"[study].baselines: {name} is the same point as {same} in this space (it differs in "
+                              f"{', '.join(differ)}, not searched); search {'them' if len(differ) > 1 else 'it'} "
+                              f"or leave {name} out")
+    return dataclasses.replace(spec, baselines=tuple(kept))
+
+
 def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
     """Read a study file (or the defaults), validating every key and value with a clear message."""
     raw = _read_toml(path) if path is not None else {}
@@ -373,8 +392,6 @@ def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
                                                          if name in PAPER_PRESETS or spec.expresses(name)))
     if spec.metric not in SEARCHABLE_METRICS:
         raise ConfigError(f"[study].metric: expected one of {list(SEARCHABLE_METRICS)}, got {spec.metric!r}")
-    if spec.samples < len(spec.baselines):
-        raise ConfigError(f"[study].samples: {spec.samples} is fewer than the {len(spec.baselines)} baselines")
     for name in spec.baselines:
         if name not in PRESETS:
             raise ConfigError(f"[study].baselines: unknown preset {name!r}")
@@ -391,7 +408,10 @@ def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
     if spec.gpus_per_trial > 1 and spec.gpus_per_trial != int(spec.gpus_per_trial):
         raise ConfigError(f"gpus per trial {spec.gpus_per_trial}: a fraction must be at most 1, else a whole number")
     _check_scheduler(spec, settings)
-    spec.baseline_points()  # fail now, not mid-study, if a baseline lies outside the space
+    # Fails now, not mid-study, if a baseline lies outside the space.
+    spec = _one_run_per_point(spec, given="baselines" in settings)
+    if spec.samples < len(spec.baselines):
+        raise ConfigError(f"[study].samples: {spec.samples} is fewer than the {len(spec.baselines)} baselines")
     return spec
 
 

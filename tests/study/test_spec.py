@@ -43,12 +43,27 @@ def test_the_recipe_runs_only_where_the_space_can_express_it(tmp_path):
     # ... unless it fixes the recipe's values; asked for by name where it cannot run, it is refused.
     fixed = load_spec(write(tmp_path, '[fixed]\nconditioning = "projection"\nnormalization = "[-1,1]"\n'
                                       f'g_lr = {RECIPE["g_lr"]}\nd_lr = {RECIPE["d_lr"]}\n[search]\nlatent_size = [80, 100]\n'
-                                      '[study]\nbaselines = ["V0", "recipe"]\n'))
-    assert fixed.baselines == ("V0", "recipe")
+                                      '[study]\nbaselines = ["V1", "recipe"]\n'))
+    assert fixed.baselines == ("V1", "recipe")
     with pytest.raises(ConfigError, match="recipe needs conditioning, d_lr, g_lr, normalization searched"):
         load_spec(write(tmp_path, '[search]\nlatent_size = [80, 100]\n[study]\nbaselines = ["recipe"]\n'))
     with pytest.raises(ConfigError, match="expected a list of preset names"):
         load_spec(write(tmp_path, '[study]\nbaselines = "V0"\n'))
+
+
+def test_baselines_that_are_one_point_of_the_space_run_once(tmp_path):
+    # No freeze field searched: V2 (V1 plus freeze rules) is V1's trial.
+    spec = load_spec(write(tmp_path, '[search]\nlatent_size = [80, 100]\nd_filters = ["16,32,64", "32,64,128"]\n'
+                                     'd_dropout = [0.0, 0.3]\n'))
+    assert spec.baselines == ("V0", "V1")
+    points = spec.start_points()
+    assert len(points) == len({tuple(sorted(point.items())) for point in points}) == 2
+    # None of V1's fields searched either: V0 alone.
+    assert load_spec(write(tmp_path, '[search]\ng_lr = {low = 1e-4, high = 1e-3}\n')).baselines == ("V0",)
+    # Named by the study file, a preset that cannot run as itself is refused.
+    with pytest.raises(ConfigError, match=r"^\[study\].baselines: V2 is the same point as V1 in this space \(it differs "
+                                          r"in freeze_accuracy, freeze_after, not searched\); search them or leave V2 out$"):
+        load_spec(write(tmp_path, '[study]\nbaselines = ["V1", "V2"]\n[search]\nd_dropout = [0.0, 0.3]\n'))
 
 
 def test_define_by_run_names_are_config_fields_and_make_valid_configs():
