@@ -101,7 +101,27 @@ class _SparesBaselines:
         # trains with (and Ray would write that config into its params.json).
         if result.get("stop_reason") == COMPLETED or result.get("training_iteration", 0) >= self.evaluations:
             return TrialScheduler.CONTINUE
+        # Behind the population's next perturbation time a trial trains on. In lockstep this is Ray's
+        # own rule (less than an interval since the last perturbation); it matters for a resumed
+        # study's trials catching up (on_trial_add), which Ray would otherwise perturb where they are.
+        if self._synch and result.get(self._time_attr, 0) < self._next_perturbation_sync:
+            return TrialScheduler.CONTINUE
         return super().on_trial_result(tune_controller, trial, result)
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        # A resumed study's trials come back at the evaluations they had reached, which differ when
+        # the driver was killed mid-round, while the restored scheduler starts over at the first
+        # perturbation time. Ray's synchronous PBT then perturbed the population with its trials at
+        # different times, a trial behind taking the weights of one ahead and skipping its reports
+        # (seen: 2 of 17 killed-and-resumed studies in the e2e test). The next perturbation is set
+        # to the first time past every unfinished trial's, so all meet there first.
+        super().on_trial_add(tune_controller, trial)
+        reached = (trial.last_result or {}).get(self._time_attr)
+        if self._synch and isinstance(reached, int) and reached > 0 and not trial.is_finished():
+            state = self._trial_state[trial]
+            state.last_train_time = state.last_perturbation_time = reached
+            meet = (reached // self._perturbation_interval + 1) * self._perturbation_interval
+            self._next_perturbation_sync = max(self._next_perturbation_sync, meet)
 
     def choose_trial_to_run(self, tune_controller):
         # Ray's synchronous PBT runs a paused trial only while it is behind the next perturbation

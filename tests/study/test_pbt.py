@@ -166,6 +166,30 @@ def test_a_trial_exploited_while_its_pause_save_is_in_flight_is_paused_not_stopp
     assert restored.checkpoint == "donor's checkpoint"  # it goes on from the donor's weights
 
 
+def test_a_resumed_population_meets_at_one_time_before_it_is_perturbed(tmp_path):
+    """A killed driver leaves its trials at different evaluations (3 and 4 here, interval 2). The
+    resumed scheduler must let them all reach 6 before any takes another's weights: Ray's own
+    perturbed them where they were, and a trial behind skipped reports by taking weights ahead."""
+    spec = load_spec(write(tmp_path, PBT + 'perturbation_interval = 2\n[fixed]\niterations = 1600\n'))
+    assert spec.evaluations == 8
+    scheduler = make_scheduler(spec, tmp_path)
+    population = initial_population(spec)
+    behind, ahead, done, fresh = (Trial("cgan_trainable", config=config, stub=True) for config in population[:4])
+    for trial, reached, status in ((behind, 3, Trial.PAUSED), (ahead, 4, Trial.PAUSED), (done, 8, Trial.TERMINATED)):
+        trial.run_metadata.last_result = {"training_iteration": reached, "score": 1.0}
+        trial.set_status(status)
+    controller = SimpleNamespace(search_alg=None)  # no live-trial queries: nothing may be perturbed yet
+    for trial in (behind, ahead, done, fresh):
+        scheduler.on_trial_add(controller, trial)
+    assert scheduler._next_perturbation_sync == 6  # past the furthest unfinished trial, on an interval
+    assert scheduler._trial_state[behind].last_train_time == 3 and scheduler._trial_state[fresh].last_train_time == 0
+    for trial, time in ((behind, 4), (behind, 5), (ahead, 5)):  # catching up, Ray's rule would perturb at 4
+        assert scheduler.on_trial_result(controller, trial, {"training_iteration": time, "score": 1.0}) \
+            == TrialScheduler.CONTINUE
+    # A study that was not resumed keeps Ray's schedule: the first perturbation at the first interval.
+    assert make_scheduler(spec, tmp_path)._next_perturbation_sync == 2
+
+
 def test_schedule_replay_refusals_are_one_line(run_cli, tmp_path):
     import json
 
