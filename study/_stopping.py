@@ -113,7 +113,7 @@ class _SparesBaselines:
         # the driver was killed mid-round, while the restored scheduler starts over at the first
         # perturbation time. Ray's synchronous PBT then perturbed the population with its trials at
         # different times, a trial behind taking the weights of one ahead and skipping its reports
-        # (seen: 2 of 17 killed-and-resumed studies in the e2e test). The next perturbation is set
+        # (seen: 2 of 16 killed-and-resumed studies in the e2e test). The next perturbation is set
         # to the first time past every unfinished trial's, so all meet there first.
         super().on_trial_add(tune_controller, trial)
         reached = (trial.last_result or {}).get(self._time_attr)
