@@ -148,6 +148,16 @@ def _errors(events: list[dict[str, Any]], session: str) -> tuple[list[str], list
     return errors, requests
 
 
+# Installed before any script of the page runs (and again in each new document): the page keeps its
+# own list of uncaught errors and rejected promises, which open_page reads with its readiness.
+_CATCH_ERRORS = """
+window.__cgan_errors = [];
+window.addEventListener('error', e => window.__cgan_errors.push(String((e.error && e.error.stack) || e.message)));
+window.addEventListener('unhandledrejection', e => window.__cgan_errors.push('unhandled rejection: ' + String(e.reason)));
+"""
+_STATE = "({ready: !!(document.body && document.body.dataset.ready === '1'), errors: window.__cgan_errors || []})"
+
+
 def open_page(html: str | Path, *, evaluate: str = "null", screenshot: bool = True, width: int = 1400,
               height: int = 1000, full_page: bool = False, timeout: float = 60.0,
               executable: str | None = None) -> PageReport:
@@ -166,15 +176,18 @@ def open_page(html: str | Path, *, evaluate: str = "null", screenshot: bool = Tr
                                                        "uploadThroughput": -1}, session=session)
         pipe.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
                                                          "mobile": False}, session=session)
+        pipe.send("Page.addScriptToEvaluateOnNewDocument", {"source": _CATCH_ERRORS}, session=session)
         pipe.send("Page.navigate", {"url": url}, session=session, timeout=timeout)
         deadline = time.monotonic() + timeout
+        caught: list[str] = []
         while True:
-            ready = pipe.send("Runtime.evaluate", {"expression": "document.body && document.body.dataset.ready === '1'",
-                                                   "returnByValue": True}, session=session)
-            if ready.get("result", {}).get("value"):
+            state = pipe.send("Runtime.evaluate", {"expression": _STATE, "returnByValue": True},
+                              session=session).get("result", {}).get("value") or {}
+            caught = list(state.get("errors") or [])
+            if state.get("ready"):
                 break
             errors, _ = _errors(pipe.events, session)
-            if errors or time.monotonic() > deadline:
+            if errors or caught or time.monotonic() > deadline:
                 break  # the page's script failed before it finished: report what was seen
             pipe.pump(0.2)
         pipe.pump(0.5)  # let plotly finish drawing
@@ -193,4 +206,7 @@ def open_page(html: str | Path, *, evaluate: str = "null", screenshot: bool = Tr
                                                timeout=timeout)["data"])
         pipe.pump(0.1)
         errors, requests = _errors(pipe.events, session)
-        return PageReport(errors, requests, value.get("result", {}).get("value"), image)
+        # DevTools' own exception events come with more detail, but one thrown while the page's first
+        # script ran was sometimes never sent (the broken-page test failed so twice in one day, once
+        # after waiting 60 s): the page's own listener has it then.
+        return PageReport(errors or caught, requests, value.get("result", {}).get("value"), image)
