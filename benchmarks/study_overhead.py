@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from study.runner import run_study
+from study.runner import _environment, run_study
 from study.spec import Choice, load_spec
 from trainable.data import builtin_dataset
 from trainable.judge import load_or_train_judge
@@ -66,17 +66,9 @@ def _plain(config, processes: int, per_process: int) -> list[list[tuple[float, f
     # One thread each, as Ray gives a 1-CPU trial (OMP_NUM_THREADS=1): numpy's BLAS would start a
     # thread per core in each process, and two processes at once then evaluated 4-5x slower
     # (6 evaluations: 2.1-3.4 s against 0.55-0.65 s, measured), a handicap that is not Ray's gain.
-    saved = {key: os.environ.get(key) for key in _ONE_THREAD}
-    os.environ.update(_ONE_THREAD)
-    try:
+    with _environment(**_ONE_THREAD):
         for worker in workers:
             worker.start()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key)
-            else:
-                os.environ[key] = value
     runs = [[q.get() for _ in range(per_process)] for q in queues]
     for worker in workers:
         worker.join()

@@ -251,9 +251,10 @@ class StudyCallback(Callback):
         if error is not None:
             ledger.record(trial.trial_id, ERROR, error.strip().splitlines()[-1][:2000] if error.strip() else "")
         last = trial.last_result or {}
-        if error is None and ledger.get(trial.trial_id) is None and last.get("stop_reason") != COMPLETED:
-            # Ended with no stopper's reason before the loop's last report said "completed": Tune ended
-            # it (as ray-project/ray#57906 did under PBT). Said so, never passed off as completed.
+        if error is None and last.get("stop_reason") != COMPLETED:
+            # Ended before the loop's last report said "completed": a stopper's reason stands (the
+            # ledger keeps the first), else Tune ended it (as ray-project/ray#57906 did under PBT).
+            # Said so, never passed off as completed.
             ledger.record(trial.trial_id, ERROR, f"Tune ended the trial at iteration {last.get('iteration')}, before "
                                                  f"its last report, and recorded no reason", last.get("iteration"))
         entry = ledger.get(trial.trial_id) or {"stop_reason": COMPLETED, "evidence": "", "iteration": None}
