@@ -23,7 +23,8 @@
     final_cas = false          # true: each trial that runs to its end reports its generator's
                                # Classification Accuracy Score (trainable/cas.py) in its last row
 
-    [fixed]                    # config fields every trial gets (any TrainConfig field)
+    [fixed]                    # config fields every trial gets (any TrainConfig field); a field
+                               # fixed here leaves the default [search], and is never in both
     iterations = 20000         # default 800 with g_filters 32,16,8: minutes on 2 CPU cores
     eval_every = 1000
 
@@ -48,12 +49,14 @@ trials may take their weights. ASHA's settings do not apply.
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 import typing
 from pathlib import Path
 from typing import Any, ClassVar
 
-from trainable.config import MUTABLE_FIELDS, PAPER_PRESETS, PRESETS, TrainConfig, field_types, preset_label
+from trainable.config import (MUTABLE_FIELDS, PAPER_METHOD_FIELDS, PAPER_PRESETS, PRESETS, TrainConfig, field_types,
+                               param_value, preset_label)
 from trainable.errors import ConfigError
 from trainable.experiment import FID, FID_INTRA, trial_params
 
@@ -244,10 +247,18 @@ class StudySpec:
 
     def expresses(self, name: str) -> bool:
         """Whether this study can run preset ``name`` as itself: each of its values searched, or
-        fixed to that value. (The paper's presets may run at the study's fixed widths instead.)"""
+        fixed to that value. (The paper's presets may run at the study's fixed widths instead, but
+        with the paper's method: ``paper_departures``.)"""
         base = self.base_config()
         preset = TrainConfig.from_dict(PRESETS[name], base=base)
         return all(key in self.search or getattr(preset, key) == getattr(base, key) for key in PRESETS[name])
+
+    def paper_departures(self) -> dict[str, tuple[Any, Any]]:
+        """The fields of the paper's method (no remedy, its Adam) that [fixed] sets away from the
+        paper's values and the search leaves there: {field: (fixed value, the paper's)}, study form."""
+        base, paper = self.base_config(), TrainConfig()  # each default is the paper's behaviour
+        return {key: (param_value(getattr(base, key)), param_value(getattr(paper, key))) for key in PAPER_METHOD_FIELDS
+                if key not in self.search and getattr(base, key) != getattr(paper, key)}
 
     def baseline_points(self) -> list[dict[str, Any]]:
         """The presets as points of this space (points_to_evaluate), each checked to lie in it."""
@@ -336,6 +347,26 @@ def _check_setting(key: str, value: Any) -> None:
         raise ConfigError(f"[study].{key}: {value} is below the least allowed, {_LEAST[key]}")
 
 
+def _check_paper_method(spec: StudySpec, *, given: bool) -> None:
+    """The paper's presets run with the paper's method or not at all: a study whose [fixed] sets a
+    remedy or an Adam setting would otherwise run, say, a hinge-loss GAN that every summary and
+    dashboard calls "the paper's V0"."""
+    paper = [name for name in spec.baselines if name in PAPER_PRESETS]
+    departures = spec.paper_departures() if paper else {}
+    if not departures:
+        return
+    sets = ", ".join(f"{key} = {json.dumps(value)}" for key, (value, _) in departures.items())
+    theirs = ", ".join(f"{key} = {json.dumps(value)}" for key, (_, value) in departures.items())
+    fields = "it with the paper's value" if len(departures) == 1 else "them with the paper's values"
+    if given:
+        raise ConfigError(f"[study].baselines: {', '.join(paper)} would not be the paper's here: [fixed] sets {sets} "
+                          f"(the paper: {theirs}); search {fields} among the choices, or "
+                          f"leave {', '.join(paper)} out")
+    raise ConfigError(f"[fixed] sets {sets}, which the paper's baselines did not use (the paper: {theirs}): search "
+                      f"{fields} among the choices, or name the baselines to run in "
+                      f"[study].baselines (baselines = [] for none)")
+
+
 def _one_run_per_point(spec: StudySpec, *, given: bool) -> StudySpec:
     """Baselines that are one point of this space run once. V2 is V1 with freeze rules, so where the
     space does not search them the two are the same trial (and V0, V1, V2 all one where it searches
@@ -371,15 +402,19 @@ def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
     settings.update({k: v for k, v in overrides.items() if v is not None})
     for key, value in settings.items():
         _check_setting(key, value)
-    search_raw = raw.get("search", DEFAULT_SEARCH)
-    fixed = {**DEFAULT_FIXED, **raw.get("fixed", {})} if "fixed" in raw or path is None else dict(DEFAULT_FIXED)
+    user_fixed = raw.get("fixed", {})
+    # The default space, less what the study file fixes.
+    search_raw = raw.get("search", {key: value for key, value in DEFAULT_SEARCH.items() if key not in user_fixed})
+    fixed = {**DEFAULT_FIXED, **user_fixed}
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     for section, keys in (("search", search_raw), ("fixed", fixed)):
         for key in keys:
             if key not in fields:
                 raise ConfigError(f"[{section}].{key}: not a config field; known: {', '.join(sorted(fields))}")
-    both = set(search_raw) & set(fixed)
-    for key in both:  # a searched key wins over the default fixed value
+    clash = sorted(set(search_raw) & set(user_fixed))
+    if clash:
+        raise ConfigError(f"[fixed].{clash[0]} is also in [search]: a field is either fixed or searched; keep one")
+    for key in set(search_raw) & set(fixed):  # a searched key wins over a default fixed value
         fixed.pop(key)
     TrainConfig.from_dict(fixed)
     search = {key: domain_from_toml(key, value) for key, value in search_raw.items()}
@@ -399,6 +434,7 @@ def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
             missing = sorted(key for key in PRESETS[name] if key not in spec.search)
             raise ConfigError(f"[study].baselines: {name} needs {', '.join(missing)} searched (or fixed to its "
                               f"values) to run as itself")
+    _check_paper_method(spec, given="baselines" in settings)
     if not isinstance(spec.final_cas, bool):
         raise ConfigError(f"[study].final_cas: expected true or false, got {spec.final_cas!r}")
     if spec.sampler not in ("tpe", "random"):

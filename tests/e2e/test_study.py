@@ -22,6 +22,7 @@ TINY_STUDY = """
 samples = {samples}
 grace_period = 1
 seed = 3
+{study}
 [fixed]
 g_filters = "8,8,4"
 iterations = {iterations}
@@ -39,9 +40,9 @@ freeze_after = ["off", 50000]
 """
 
 
-def write_study(tmp_path, samples=5, iterations=60, fixed="", grace=40):
+def write_study(tmp_path, samples=5, iterations=60, fixed="", grace=40, study=""):
     path = tmp_path / "study.toml"
-    path.write_text(TINY_STUDY.format(samples=samples, iterations=iterations, fixed=fixed, grace=grace))
+    path.write_text(TINY_STUDY.format(samples=samples, iterations=iterations, fixed=fixed, grace=grace, study=study))
     return path
 
 
@@ -121,8 +122,9 @@ def test_study_runs_baselines_records_stop_reasons_and_summary(tmp_path):
 
 
 def test_diverging_trial_ends_as_loss_collapse_and_is_pruned(tmp_path):
-    # Learning rates of 1.0 with no momentum damping: D wins within the first reports.
-    config = write_study(tmp_path, samples=3, iterations=200,
+    # Learning rates of 1.0 with no momentum damping: D wins within the first reports. (Not the
+    # paper's Adam, so no paper baseline: the study file would be refused with them.)
+    config = write_study(tmp_path, samples=3, iterations=200, study="baselines = []",
                          fixed='g_lr = 1.0\nd_lr = 1.0\ncollapse_patience = 2\n')
     done = cli("study", "run", "--config", config, "--name", "diverge", "--storage", tmp_path / "studies")
     assert done.returncode == 0, done.stderr[-3000:]

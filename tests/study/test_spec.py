@@ -43,8 +43,8 @@ def test_the_recipe_runs_only_where_the_space_can_express_it(tmp_path):
     # ... unless it fixes the recipe's values; asked for by name where it cannot run, it is refused.
     fixed = load_spec(write(tmp_path, '[fixed]\nconditioning = "projection"\nnormalization = "[-1,1]"\n'
                                       f'g_lr = {RECIPE["g_lr"]}\nd_lr = {RECIPE["d_lr"]}\n[search]\nlatent_size = [80, 100]\n'
-                                      '[study]\nbaselines = ["V1", "recipe"]\n'))
-    assert fixed.baselines == ("V1", "recipe")
+                                      '[study]\nbaselines = ["recipe"]\n'))
+    assert fixed.baselines == ("recipe",)
     with pytest.raises(ConfigError, match="recipe needs conditioning, d_lr, g_lr, normalization searched"):
         load_spec(write(tmp_path, '[search]\nlatent_size = [80, 100]\n[study]\nbaselines = ["recipe"]\n'))
     with pytest.raises(ConfigError, match="expected a list of preset names"):
@@ -64,6 +64,39 @@ def test_baselines_that_are_one_point_of_the_space_run_once(tmp_path):
     with pytest.raises(ConfigError, match=r"^\[study\].baselines: V2 is the same point as V1 in this space \(it differs "
                                           r"in freeze_accuracy, freeze_after, not searched\); search them or leave V2 out$"):
         load_spec(write(tmp_path, '[study]\nbaselines = ["V1", "V2"]\n[search]\nd_dropout = [0.0, 0.3]\n'))
+
+
+def test_the_papers_baselines_run_with_the_papers_method_or_not_at_all(tmp_path):
+    # At the study's widths, batch size, length and normalization they are still the paper's...
+    scaled = load_spec(write(tmp_path, '[fixed]\ng_filters = "8,8,4"\nbatch_size = 16\niterations = 300\n'
+                                       'normalization = "[-1,1]"\n'))
+    assert scaled.baselines[:3] == ("V0", "V1", "V2") and scaled.paper_departures() == {}
+    # ...but a remedy or an Adam setting fixed away from the paper's would make "the paper's V0" another GAN.
+    with pytest.raises(ConfigError, match=r'^\[fixed\] sets loss = "hinge", g_lr = 0.001, which the paper\'s baselines '
+                                          r'did not use \(the paper: loss = "bce", g_lr = 0.0002\): search them .* '
+                                          r'\(baselines = \[\] for none\)$'):
+        load_spec(write(tmp_path, '[fixed]\nloss = "hinge"\ng_lr = 1e-3\n'))
+    with pytest.raises(ConfigError, match=r"^\[study\].baselines: V0 would not be the paper's here: \[fixed\] sets "
+                                          r'r1_gamma = 1.0 \(the paper: r1_gamma = 0.0\); search it .* or leave V0 out$'):
+        load_spec(write(tmp_path, '[study]\nbaselines = ["V0"]\n[fixed]\nr1_gamma = 1.0\n'))
+    # Searched with the paper's value among the choices, the field is the paper's in the baseline points.
+    searched = load_spec(write(tmp_path, '[search]\nloss = ["bce", "hinge"]\n'
+                                         'd_lr = {low = 1e-4, high = 2e-3, log = true}\n'))
+    assert searched.baselines == ("V0",) and searched.baseline_points() == [{"loss": "bce", "d_lr": 2e-4}]
+    # Left out, or none asked for, the study runs.
+    assert load_spec(write(tmp_path, '[study]\nbaselines = []\n[fixed]\nloss = "hinge"\n')).baselines == ()
+
+
+def test_a_field_the_study_file_fixes_leaves_the_default_space_and_is_never_both(tmp_path):
+    spec = load_spec(write(tmp_path, '[study]\nbaselines = []\n[fixed]\nloss = "hinge"\nlatent_size = 64\n'))
+    assert "loss" not in spec.search and "latent_size" not in spec.search
+    assert spec.base_config().loss == "hinge" and spec.base_config().latent_size == 64
+    assert set(spec.search) == set(DEFAULT_SEARCH) - {"loss", "latent_size"}
+    with pytest.raises(ConfigError, match=r"^\[fixed\].latent_size is also in \[search\]: a field is either fixed or "
+                                          r"searched; keep one$"):
+        load_spec(write(tmp_path, '[fixed]\nlatent_size = 64\n[search]\nlatent_size = [64, 100]\n'))
+    # A default fixed value gives way to a search of the same field.
+    assert "iterations" not in load_spec(write(tmp_path, '[study]\nbaselines = []\n[search]\niterations = [400, 800]\n')).fixed
 
 
 def test_define_by_run_names_are_config_fields_and_make_valid_configs():
