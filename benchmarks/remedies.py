@@ -1,7 +1,7 @@
 """Which GAN remedies help the paper's CGAN: V0, V0 plus each remedy alone, and the recipe.
 
-Every run trains on the built-in set at the same widths, learning rate and iterations (the
-demo's, unless given), scored by the judge at the end: conditional accuracy (higher is better,
+Every run trains on the built-in set at the same widths, learning rate and iterations (by
+default 3000 iterations at lr 1e-3, the paper's D widths, the study default's G widths), scored by the judge at the end: conditional accuracy (higher is better,
 chance 1/7) and FD-intra (lower is better). Prints the median and the range over seeds, the
 iterations until conditional accuracy first reached 0.5, and the lowest D loss a run reported
 (the figure the loss-collapse thresholds per loss are measured from). Runs go to worker
