@@ -12,6 +12,7 @@ CUDA the host syncs per iteration of the training loop (torch's sync debug mode)
 
     python benchmarks/train_speed.py            # CPU, and CUDA when available
     python benchmarks/train_speed.py --quick    # fewer iterations
+    python benchmarks/train_speed.py --device cuda  # the GPU only (benchmarks/gpu_check.sh)
 """
 
 from __future__ import annotations
@@ -147,9 +148,14 @@ def _is_sync(warning: warnings.WarningMessage) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all",
+                        help="where to measure (default: the CPU, and CUDA when available)")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no GPU here")
     dataset = builtin_dataset()
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    devices = [device for device in devices if args.device in ("all", device.type)]
     for device in devices:
         fast = device.type == "cuda"
         compare("small", TrainConfig.from_dict(SMALL), dataset, device,
