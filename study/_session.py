@@ -179,6 +179,10 @@ def ray_session(address: str | None, *, connect_timeout: float = DEFAULT_CONNECT
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # small window for a killed driver to lose
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Tune warns that experiment-state snapshots came often whenever trials report faster than
+    # every 5 s: the forced snapshot follows from the study's own checkpoint settings, and a user
+    # can do nothing about it (seen in every short study).
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     import ray
 
     try:
