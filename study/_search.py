@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from study._stopping import StopLedger
-from study.spec import StudySpec, define_by_run
+from study.spec import Range, StudySpec, define_by_run
 from trainable.experiment import COLLAPSES, DIVERSITY_MEAN, EARLY, SCORE, trial_params
 
 # An Optuna constraint (Trial.set_constraint; > 0 is infeasible): a collapse is no bad score to
 # interpolate between but a region to leave, and TPE puts infeasible trials in its "bad" group
 # whatever their score (Optuna's constrained TPE).
 COLLAPSE_CONSTRAINT = "collapse"
+# Draws of the sampler for a point no trial has run before one is picked at random among those
+# (TPE keeps proposing the best point of a small all-choice space, whatever its random state).
+SAMPLER_REDRAWS = 10
 
 
 class StudySearcher(OptunaSearch):
@@ -28,6 +33,38 @@ class StudySearcher(OptunaSearch):
     def __init__(self, *args, experiment_dir: str | Path, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._experiment_dir = str(experiment_dir)
+        self._points: list[dict[str, Any]] = []  # every point suggested, once each (saved with the searcher)
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        """The sampler's point, never one an earlier trial ran: a small all-choice space (or an
+        integer range) repeats, and a seeded trainer would only train the same trial again (and
+        a draw equal to a baseline's point would be labelled that baseline). A repeat is told to
+        the sampler as FAIL, which it ignores, and drawn again; after SAMPLER_REDRAWS repeats a
+        point no trial ran is picked at random. Once every point of a finite space has run, the
+        search ends, with a note. The baselines and given points run as given."""
+        import optuna
+
+        params = super().suggest(trial_id)
+        if not isinstance(params, dict):
+            return params
+        spec = self._space.spec
+        points = self.__dict__.setdefault("_points", [])  # a study saved before this held none
+        ran = [{key: point[key] for key in spec.search} for point in points]
+        size, redraws = spec.space_size(), 0
+        while len(points) >= len(spec.start_points()) and {key: params[key] for key in spec.search} in ran:
+            if size is None and redraws == SAMPLER_REDRAWS:
+                break  # a float range repeats by chance alone: run it
+            self._ot_study.tell(self._ot_trials.pop(trial_id), state=optuna.trial.TrialState.FAIL)
+            if size is not None and len({tuple(point.items()) for point in ran}) >= size:
+                print(f"note: the search space holds {size} distinct configurations and a trial has run each: "
+                      f"no more trials are started", file=sys.stderr, flush=True)
+                return Searcher.FINISHED
+            if size is not None and redraws >= SAMPLER_REDRAWS:
+                self._ot_study.enqueue_trial(unseen_point(spec, ran, seed=spec.seed + len(ran)))
+            params = super().suggest(trial_id)
+            redraws += 1
+        points.append(params)
+        return params
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         entry = StopLedger(self._experiment_dir).get(trial_id)
@@ -37,6 +74,28 @@ class StudySearcher(OptunaSearch):
             collapsed = entry is not None and entry["stop_reason"] in COLLAPSES
             self._ot_trials[trial_id].set_constraint(COLLAPSE_CONSTRAINT, 1.0 if collapsed else -1.0)
         super().on_trial_complete(trial_id, result=result, error=error)
+
+
+def unseen_point(spec: StudySpec, ran: list[dict[str, Any]], *, seed: int) -> dict[str, Any]:
+    """A point of a finite search space that is not in ``ran`` (searched fields only): drawn at
+    random (seeded), else the first one in order, for a space nearly run through."""
+    import itertools
+    import random
+
+    def values(domain: Any) -> list[Any]:
+        if isinstance(domain, Range):
+            return list(range(int(domain.low), int(domain.high) + 1, domain.step or 1))
+        return list(domain.values)
+
+    keys = list(spec.search)
+    choices = [values(spec.search[key]) for key in keys]
+    rng = random.Random(seed)
+    for _ in range(200):
+        point = {key: rng.choice(options) for key, options in zip(keys, choices)}
+        if point not in ran:
+            return point
+    return next(point for point in (dict(zip(keys, combination)) for combination in itertools.product(*choices))
+                if point not in ran)
 
 
 def _sampler(spec: StudySpec):
@@ -52,7 +111,6 @@ def initial_population(spec: StudySpec) -> list[dict[str, Any]]:
 
     fixed = {key: value for key, value in trial_params(spec.base_config()).items() if key not in spec.search}
     points = spec.start_points()[:spec.samples]
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     draws = optuna.create_study(sampler=_sampler(spec))
     space = define_by_run(spec)
     for _ in range(spec.samples - len(points)):
@@ -67,6 +125,11 @@ def make_searcher(spec: StudySpec, experiment_dir: str | Path) -> tuple[Any, dic
     the baselines and given points first; with ``multi_objective``, the score is minimised and the
     mean diversity maximised. Under PBT, which refuses a searcher, the population is drawn up front
     and Tune's plain generator runs it point by point (it needs each key in the param_space)."""
+    import optuna
+
+    # Not "A new study created in memory with name: optuna" (the searcher's own study, or the
+    # population's draws) on the user's terminal: the study's store is its journal.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if spec.population_based:
         from ray.tune.search import BasicVariantGenerator
 

@@ -111,6 +111,9 @@ class Choice:
     def contains(self, value: Any) -> bool:
         return value in self.values
 
+    def size(self) -> int:
+        return len(self.values)
+
     def describe(self) -> str:
         return f"{list(self.values)}"
 
@@ -146,6 +149,10 @@ class Range:
 
     def contains(self, value: Any) -> bool:
         return isinstance(value, (int, float)) and self.low <= value <= self.high
+
+    def size(self) -> int | None:
+        """How many values it holds: None for a float range."""
+        return (int(self.high) - int(self.low)) // (self.step or 1) + 1 if self.integer else None
 
     def describe(self) -> str:
         return f"[{self.low}, {self.high}]"
@@ -279,6 +286,17 @@ class StudySpec:
     def start_points(self) -> list[dict[str, Any]]:
         """What the searcher runs before sampling: the baselines, then any given points."""
         return self.baseline_points() + [dict(point) for point in self.points]
+
+    def space_size(self) -> int | None:
+        """How many distinct configurations the search space holds; None where a float range makes
+        it unbounded."""
+        size = 1
+        for domain in self.search.values():
+            count = domain.size()
+            if count is None:
+                return None
+            size *= count
+        return size
 
     @property
     def evaluations(self) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import os
 import posixpath
@@ -151,6 +152,9 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
 
     trial_id = tune.get_context().get_trial_id()
     log_timing(trial_id, "entered", at=entered)
+    # Ray logs "Checkpoint successfully created at: ..." for every report, which its log monitor
+    # copies to the driver's terminal: a line per report of every trial, telling the user nothing.
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     # Use exactly the CPUs this trial was given: two 1-CPU trials must not each start 2 threads.
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))

@@ -29,3 +29,54 @@ def test_collapsed_trials_are_infeasible_and_asha_stops_are_not(tmp_path):
 
     below, above = _split_trials(searcher._ot_study, [a, b, c], n_below=2)
     assert a in above and c in below
+
+
+def _suggest_all(searcher, count, score=lambda params: 1.0):
+    """Suggest ``count`` trials, each finished at once with ``score(params)``; the points, or the
+    searcher's FINISHED where it ended the search."""
+    points = []
+    for number in range(count):
+        params = searcher.suggest(f"t{number}")
+        if not isinstance(params, dict):
+            points.append(params)
+            break
+        points.append(params)
+        searcher.on_trial_complete(f"t{number}", result={SCORE: score(params), "training_iteration": 1})
+    return points
+
+
+def test_no_point_of_a_small_space_runs_twice_and_the_search_ends_when_all_have(tmp_path, capsys):
+    from ray.tune.search import Searcher
+
+    # Two values of latent size x three of D filters: 6 points, V0 and V1 among them. TPE favours
+    # its best point (here the widest D) and random draws repeat in so small a space.
+    spec = load_spec(_study(tmp_path, '[study]\nbaselines = ["V0", "V1"]\n[search]\nlatent_size = [80, 100]\n'
+                                      'd_filters = ["8,16,32", "16,32,64", "32,64,128"]\n'), samples=10)
+    searcher, _ = make_searcher(spec, tmp_path)
+    points = _suggest_all(searcher, 10, score=lambda params: -int(params["d_filters"].split(",")[0]))
+    assert points[-1] == Searcher.FINISHED and len(points) == 7
+    searched = [(point["latent_size"], point["d_filters"]) for point in points[:-1]]
+    assert searched[:2] == [(100, "32,64,128"), (80, "16,32,64")]  # the baselines first, as given
+    assert len(set(searched)) == 6  # every point once, none twice
+    assert "holds 6 distinct configurations and a trial has run each" in capsys.readouterr().err
+
+
+def test_a_space_with_a_float_range_is_sampled_as_before(tmp_path):
+    spec = load_spec(_study(tmp_path, '[study]\nbaselines = ["V0"]\n[search]\nlatent_size = [80, 100]\n'
+                                      'd_dropout = {low = 0.0, high = 0.5}\n'), samples=6)
+    searcher, _ = make_searcher(spec, tmp_path)
+    points = _suggest_all(searcher, 6)
+    assert len(points) == 6 and all(isinstance(point, dict) for point in points)
+    assert spec.space_size() is None
+
+
+def test_the_space_size_counts_choices_and_integer_steps(tmp_path):
+    spec = load_spec(_study(tmp_path, '[study]\nbaselines = []\n[search]\nlatent_size = {low = 32, high = 128, '
+                                      'step = 32}\nloss = ["bce", "hinge"]\n'))
+    assert spec.space_size() == 4 * 2
+
+
+def _study(tmp_path, text):
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    return path
