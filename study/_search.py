@@ -112,11 +112,23 @@ def initial_population(spec: StudySpec) -> list[dict[str, Any]]:
     fixed = {key: value for key, value in trial_params(spec.base_config()).items() if key not in spec.search}
     points = spec.start_points()[:spec.samples]
     draws = optuna.create_study(sampler=_sampler(spec))
-    space = define_by_run(spec)
+    space, size = define_by_run(spec), spec.space_size()
     for _ in range(spec.samples - len(points)):
-        trial = draws.ask()
+        # As the searcher does: no draw alike a member already in (a baseline's twin would also be
+        # spared as one), unless the population outnumbers the space's configurations.
+        room = size is None or len({tuple(point.items()) for point in points}) < size
+        trial, redraws = draws.ask(), 0
         space(trial)
+        while room and trial.params in points and (size is not None or redraws < SAMPLER_REDRAWS):
+            draws.tell(trial, state=optuna.trial.TrialState.FAIL)
+            if size is not None and redraws >= SAMPLER_REDRAWS:
+                draws.enqueue_trial(unseen_point(spec, points, seed=spec.seed + len(points)))
+            trial, redraws = draws.ask(), redraws + 1
+            space(trial)
         points.append(dict(trial.params))
+    if size is not None and spec.samples > size:
+        print(f"note: the population of {spec.samples} outnumbers the {size} distinct configurations of the search "
+              f"space: some members start alike", file=sys.stderr, flush=True)
     return [{**fixed, **point} for point in points]
 
 

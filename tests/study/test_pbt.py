@@ -75,6 +75,19 @@ def test_the_population_is_the_baselines_then_seeded_draws(tmp_path):
     assert type(search_alg).__name__ == "BasicVariantGenerator" and set(param_space) == set(population[0])
 
 
+def test_no_two_members_start_alike_unless_the_space_is_smaller_than_the_population(tmp_path, capsys):
+    # 2 latent sizes x 2 dropouts: 4 configurations, V0 and V1 among them.
+    text = ('[study]\nscheduler = "pbt"\nbaselines = ["V0", "V1"]\nsamples = {}\n[search]\n'
+            'latent_size = [80, 100]\nd_dropout = [0.0, 0.3]\n')
+    searched = lambda population: [(point["latent_size"], point["d_dropout"]) for point in population]
+    four = searched(initial_population(load_spec(write(tmp_path, text.format(4)))))
+    assert four[:2] == [(100, 0.0), (80, 0.3)] and len(set(four)) == 4
+    assert "outnumbers" not in capsys.readouterr().err
+    six = searched(initial_population(load_spec(write(tmp_path, text.format(6)))))
+    assert len(six) == 6 and set(six) == set(four)
+    assert "the population of 6 outnumbers the 4 distinct configurations" in capsys.readouterr().err
+
+
 def test_explore_keeps_every_config_in_the_study_space(tmp_path):
     spec = load_spec(write(tmp_path, PBT))
     keep = KeepInSpace(spec.mutations)
