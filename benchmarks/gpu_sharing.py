@@ -10,7 +10,8 @@ the ratio to N = 1 (issue 12's goal on a GPU: >= 3x at some N). Every process ru
 thread, as a 1-CPU Ray trial does, so on a CPU-only machine this measures how trials share the
 cores instead.
 
-Needs only torch, numpy and pillow (no Ray): it runs where the project is not installed.
+Needs only what trainable/ imports (torch, numpy, pillow, tqdm; no Ray, no Optuna): it runs where
+the project is not installed.
 
     python benchmarks/gpu_sharing.py [--trials 1,2,4,8] [--seconds 20] [--config V0|small] [--device auto]
 """
@@ -20,9 +21,11 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import queue
 import threading
 import time
 
+_START_TIMEOUT = 300  # seconds a trial may take to build and warm up before the others stop waiting
 _ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 SMALL = dict(g_filters=(32, 16, 8), d_filters=(8, 16, 32), latent_size=32)  # as train_speed.py's
 
@@ -41,14 +44,15 @@ def _sync(device) -> None:
 
 
 def _trial(name: str, device_name: str, seconds: float, warmup: int, barrier, results) -> None:
-    """One trial's process: build, warm up, wait for the others, train for ``seconds``."""
-    import torch
-
-    from trainable.data import builtin_dataset
-    from trainable.training import Trainer
-
-    torch.set_num_threads(1)
+    """One trial's process: build, warm up, wait for the others, train for ``seconds``. Whatever
+    happens, it puts one result on the queue: (iterations, seconds) or ("error", why)."""
     try:
+        import torch
+
+        from trainable.data import builtin_dataset
+        from trainable.training import Trainer
+
+        torch.set_num_threads(1)
         trainer = Trainer(_config(name), builtin_dataset(), device=device_name)
         for _ in range(warmup):
             trainer.advance()
@@ -58,24 +62,27 @@ def _trial(name: str, device_name: str, seconds: float, warmup: int, barrier, re
         results.put(("error", f"{type(exc).__name__}: {exc}"))
         return
     try:
-        barrier.wait()
+        barrier.wait(timeout=_START_TIMEOUT)
     except threading.BrokenBarrierError:
         results.put(("error", "another trial could not start"))
         return
-    count, start = 0, time.perf_counter()
-    deadline = start + seconds
-    while True:
-        for _ in range(10):
-            trainer.advance()
-        count += 10
-        if time.perf_counter() >= deadline:
-            break
-    _sync(trainer.device)
-    results.put((count, time.perf_counter() - start))
+    try:
+        count, start = 0, time.perf_counter()
+        deadline = start + seconds
+        while True:
+            for _ in range(10):
+                trainer.advance()
+            count += 10
+            if time.perf_counter() >= deadline:
+                break
+        _sync(trainer.device)
+        results.put((count, time.perf_counter() - start))
+    except BaseException as exc:  # an out-of-memory error at 8 trials, say
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
-def run(n: int, name: str, device: str, seconds: float, warmup: int) -> list[float]:
-    """The rates (it/s) of ``n`` trials training at once on ``device``."""
+def run(n: int, name: str, device: str, seconds: float, warmup: int) -> list[float] | str:
+    """The rates (it/s) of ``n`` trials training at once on ``device``, or why they could not."""
     spawn = multiprocessing.get_context("spawn")
     barrier, results = spawn.Barrier(n), spawn.Queue()
     saved = {key: os.environ.get(key) for key in _ONE_THREAD}
@@ -91,14 +98,24 @@ def run(n: int, name: str, device: str, seconds: float, warmup: int) -> list[flo
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    outcomes = [results.get() for _ in range(n)]
+    outcomes = []
+    deadline = time.monotonic() + _START_TIMEOUT + seconds + 60
+    while len(outcomes) < n:
+        try:
+            outcomes.append(results.get(timeout=5))
+        except queue.Empty:
+            # A process that died without a word (killed for memory, a crash in CUDA) never answers.
+            dead = [worker for worker in workers if worker.exitcode not in (None, 0)]
+            if dead or time.monotonic() > deadline:
+                for worker in workers:
+                    worker.kill()
+                return (f"trial process ended with exit code {dead[0].exitcode}" if dead
+                        else "no answer in time")
     for worker in workers:
         worker.join()
     errors = sorted((detail for kind, detail in outcomes if kind == "error"),
                     key=lambda detail: detail.startswith("another trial"))  # the cause first
-    if errors:
-        raise SystemExit(f"a trial could not start on {device}: {errors[0]}")
-    return [count / elapsed for count, elapsed in outcomes]
+    return errors[0] if errors else [count / elapsed for count, elapsed in outcomes]
 
 
 def main() -> None:
@@ -129,6 +146,9 @@ def main() -> None:
     alone = None
     for n in counts:
         rates = run(n, args.config, device, args.seconds, args.warmup)
+        if isinstance(rates, str):  # the larger counts may not fit: say so and go on
+            print(f"{n} at once: failed ({rates})", flush=True)
+            continue
         total = sum(rates)
         alone = alone if alone is not None else (total if n == 1 else None)
         ratio = f"{total / alone:.2f}x one alone" if alone else "(no N = 1 run to compare with)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,34 +34,41 @@ class StudySearcher(OptunaSearch):
     def __init__(self, *args, experiment_dir: str | Path, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._experiment_dir = str(experiment_dir)
-        self._points: list[dict[str, Any]] = []  # every point suggested, once each (saved with the searcher)
+        # Every point suggested, saved with the searcher; None until the first suggestion, and in a
+        # searcher saved before it kept them (rebuilt from its Optuna study then).
+        self._points: list[dict[str, Any]] | None = None
 
     def suggest(self, trial_id: str) -> dict | str | None:
         """The sampler's point, never one an earlier trial ran: a small all-choice space (or an
         integer range) repeats, and a seeded trainer would only train the same trial again (and
         a draw equal to a baseline's point would be labelled that baseline). A repeat is told to
         the sampler as FAIL, which it ignores, and drawn again; after SAMPLER_REDRAWS repeats a
-        point no trial ran is picked at random. Once every point of a finite space has run, the
-        search ends, with a note. The baselines and given points run as given."""
+        point no trial ran is picked at random. Once every point of a finite space has started,
+        the search ends, with a note. The baselines and given points run as given."""
         import optuna
 
         params = super().suggest(trial_id)
         if not isinstance(params, dict):
             return params
         spec = self._space.spec
-        points = self.__dict__.setdefault("_points", [])  # a study saved before this held none
+        points = self.__dict__.get("_points")
+        if points is None:  # the points its sampler was given (none in a new study)
+            current = self._ot_trials[trial_id].number
+            points = self._points = [dict(trial.params) for trial in self._ot_study.get_trials(deepcopy=False)
+                                     if trial.state != optuna.trial.TrialState.WAITING and trial.number != current]
         ran = [{key: point[key] for key in spec.search} for point in points]
         size, redraws = spec.space_size(), 0
         while len(points) >= len(spec.start_points()) and {key: params[key] for key in spec.search} in ran:
             if size is None and redraws == SAMPLER_REDRAWS:
                 break  # a float range repeats by chance alone: run it
             self._ot_study.tell(self._ot_trials.pop(trial_id), state=optuna.trial.TrialState.FAIL)
-            if size is not None and len({tuple(point.items()) for point in ran}) >= size:
-                print(f"note: the search space holds {size} distinct configurations and a trial has run each: "
-                      f"no more trials are started", file=sys.stderr, flush=True)
+            unseen = unseen_point(spec, ran, seed=spec.seed + len(ran)) if size is not None else None
+            if size is not None and unseen is None:
+                print(f"note: the search space holds {size} distinct configurations and a trial has started with "
+                      "each: no more trials are started", file=sys.stderr, flush=True)
                 return Searcher.FINISHED
-            if size is not None and redraws >= SAMPLER_REDRAWS:
-                self._ot_study.enqueue_trial(unseen_point(spec, ran, seed=spec.seed + len(ran)))
+            if redraws >= SAMPLER_REDRAWS:
+                self._ot_study.enqueue_trial(unseen)
             params = super().suggest(trial_id)
             redraws += 1
         points.append(params)
@@ -76,26 +84,34 @@ class StudySearcher(OptunaSearch):
         super().on_trial_complete(trial_id, result=result, error=error)
 
 
-def unseen_point(spec: StudySpec, ran: list[dict[str, Any]], *, seed: int) -> dict[str, Any]:
+def unseen_point(spec: StudySpec, ran: list[dict[str, Any]], *, seed: int) -> dict[str, Any] | None:
     """A point of a finite search space that is not in ``ran`` (searched fields only): drawn at
-    random (seeded), else the first one in order, for a space nearly run through."""
-    import itertools
+    random (seeded), else the first in order; None once every point is in ``ran``."""
     import random
 
-    def values(domain: Any) -> list[Any]:
-        if isinstance(domain, Range):
-            return list(range(int(domain.low), int(domain.high) + 1, domain.step or 1))
-        return list(domain.values)
-
     keys = list(spec.search)
-    choices = [values(spec.search[key]) for key in keys]
+    domains = [spec.search[key] for key in keys]
+    sizes = [domain.size() for domain in domains]
+
+    def value(domain: Any, index: int) -> Any:
+        return int(domain.low) + index * (domain.step or 1) if isinstance(domain, Range) else domain.values[index]
+
+    def point(indices: list[int]) -> dict[str, Any]:
+        return {key: value(domain, index) for key, domain, index in zip(keys, domains, indices)}
+
     rng = random.Random(seed)
     for _ in range(200):
-        point = {key: rng.choice(options) for key, options in zip(keys, choices)}
-        if point not in ran:
-            return point
-    return next(point for point in (dict(zip(keys, combination)) for combination in itertools.product(*choices))
-                if point not in ran)
+        drawn = point([rng.randrange(size) for size in sizes])
+        if drawn not in ran:
+            return drawn
+    for number in range(math.prod(sizes)):  # nearly run through: at most len(ran) + 1 steps
+        indices = []
+        for size in reversed(sizes):
+            number, index = divmod(number, size)
+            indices.insert(0, index)
+        if point(indices) not in ran:
+            return point(indices)
+    return None
 
 
 def _sampler(spec: StudySpec):
@@ -116,13 +132,15 @@ def initial_population(spec: StudySpec) -> list[dict[str, Any]]:
     for _ in range(spec.samples - len(points)):
         # As the searcher does: no draw alike a member already in (a baseline's twin would also be
         # spared as one), unless the population outnumbers the space's configurations.
-        room = size is None or len({tuple(point.items()) for point in points}) < size
         trial, redraws = draws.ask(), 0
         space(trial)
-        while room and trial.params in points and (size is not None or redraws < SAMPLER_REDRAWS):
+        while trial.params in points:
+            unseen = unseen_point(spec, points, seed=spec.seed + len(points)) if size is not None else None
+            if (size is None and redraws == SAMPLER_REDRAWS) or (size is not None and unseen is None):
+                break
             draws.tell(trial, state=optuna.trial.TrialState.FAIL)
-            if size is not None and redraws >= SAMPLER_REDRAWS:
-                draws.enqueue_trial(unseen_point(spec, points, seed=spec.seed + len(points)))
+            if redraws >= SAMPLER_REDRAWS:
+                draws.enqueue_trial(unseen)
             trial, redraws = draws.ask(), redraws + 1
             space(trial)
         points.append(dict(trial.params))

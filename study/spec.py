@@ -132,8 +132,13 @@ class Choice:
     def from_toml(cls, key: str, raw: list[Any]) -> "Choice":
         if not raw:
             raise ConfigError(f"[search].{key}: empty choice list")
-        for value in raw:  # every choice must make a valid config
-            TrainConfig.from_dict({key: value})
+        configs = []
+        for value in raw:  # every choice must make a valid config, and a config of its own
+            config = getattr(TrainConfig.from_dict({key: value}), key)
+            if config in configs:
+                raise ConfigError(f"[search].{key}: {json.dumps(raw[configs.index(config)])} and {json.dumps(value)} "
+                                  "are the same value; list each once")
+            configs.append(config)
         return cls(tuple(raw))
 
 
@@ -148,14 +153,15 @@ class Range:
     integer: bool = False
 
     def contains(self, value: Any) -> bool:
-        return isinstance(value, (int, float)) and self.low <= value <= self.high
+        on_step = not (self.integer and self.step) or (value - self.low) % self.step == 0
+        return isinstance(value, (int, float)) and self.low <= value <= self.high and on_step
 
     def size(self) -> int | None:
         """How many values it holds: None for a float range."""
         return (int(self.high) - int(self.low)) // (self.step or 1) + 1 if self.integer else None
 
     def describe(self) -> str:
-        return f"[{self.low}, {self.high}]"
+        return f"[{self.low}, {self.high}]" + (f" in steps of {self.step}" if self.integer and self.step else "")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -375,14 +381,13 @@ def _check_paper_method(spec: StudySpec, *, given: bool) -> None:
         return
     sets = ", ".join(f"{key} = {json.dumps(value)}" for key, (value, _) in departures.items())
     theirs = ", ".join(f"{key} = {json.dumps(value)}" for key, (_, value) in departures.items())
-    fields = "it with the paper's value" if len(departures) == 1 else "them with the paper's values"
+    move = (f"move {'it' if len(departures) == 1 else 'them'} from [fixed] to [search] with the paper's "
+            f"value{'' if len(departures) == 1 else 's'} among the choices (a [search] section replaces the default space)")
     if given:
         raise ConfigError(f"[study].baselines: {', '.join(paper)} would not be the paper's here: [fixed] sets {sets} "
-                          f"(the paper: {theirs}); search {fields} among the choices, or "
-                          f"leave {', '.join(paper)} out")
-    raise ConfigError(f"[fixed] sets {sets}, which the paper's baselines did not use (the paper: {theirs}): search "
-                      f"{fields} among the choices, or name the baselines to run in "
-                      f"[study].baselines (baselines = [] for none)")
+                          f"(the paper: {theirs}); {move}, or leave {', '.join(paper)} out")
+    raise ConfigError(f"[fixed] sets {sets}, which the paper's baselines did not use (the paper: {theirs}): {move}, "
+                      f"or name the baselines to run in [study].baselines (baselines = [] for none)")
 
 
 def _one_run_per_point(spec: StudySpec, *, given: bool) -> StudySpec:

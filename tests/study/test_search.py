@@ -58,7 +58,24 @@ def test_no_point_of_a_small_space_runs_twice_and_the_search_ends_when_all_have(
     searched = [(point["latent_size"], point["d_filters"]) for point in points[:-1]]
     assert searched[:2] == [(100, "32,64,128"), (80, "16,32,64")]  # the baselines first, as given
     assert len(set(searched)) == 6  # every point once, none twice
-    assert "holds 6 distinct configurations and a trial has run each" in capsys.readouterr().err
+    assert "holds 6 distinct configurations and a trial has started with each" in capsys.readouterr().err
+
+
+def test_a_searcher_saved_before_it_kept_its_points_still_repeats_none_after_a_resume(tmp_path):
+    spec = load_spec(_study(tmp_path, '[study]\nbaselines = ["V0"]\n[search]\nlatent_size = [80, 100]\n'
+                                      'd_filters = ["8,16,32", "16,32,64", "32,64,128"]\n'), samples=10)
+    searcher, _ = make_searcher(spec, tmp_path)
+    before = _suggest_all(searcher, 3)
+    del searcher._points  # as a study saved by the version before this one holds it
+    searcher.save(tmp_path / "searcher.pkl")
+    pickled, _ = make_searcher(spec, tmp_path)  # Tune restores a searcher unpickled, __init__ not run
+    del pickled._points
+    fresh, _ = make_searcher(spec, tmp_path)
+    for resumed in (pickled, fresh):
+        resumed.restore(tmp_path / "searcher.pkl")
+        after = [resumed.suggest(f"r{number}") for number in range(4)]
+        searched = [(point["latent_size"], point["d_filters"]) for point in before + after[:3]]
+        assert len(set(searched)) == 6 and after[3] == "FINISHED"
 
 
 def test_a_space_with_a_float_range_is_sampled_as_before(tmp_path):

@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import optuna
@@ -73,11 +74,11 @@ def test_the_papers_baselines_run_with_the_papers_method_or_not_at_all(tmp_path)
     assert scaled.baselines[:3] == ("V0", "V1", "V2") and scaled.paper_departures() == {}
     # ...but a remedy or an Adam setting fixed away from the paper's would make "the paper's V0" another GAN.
     with pytest.raises(ConfigError, match=r'^\[fixed\] sets loss = "hinge", g_lr = 0.001, which the paper\'s baselines '
-                                          r'did not use \(the paper: loss = "bce", g_lr = 0.0002\): search them .* '
+                                          r'did not use \(the paper: loss = "bce", g_lr = 0.0002\): move them from \[fixed\] to \[search\] .* '
                                           r'\(baselines = \[\] for none\)$'):
         load_spec(write(tmp_path, '[fixed]\nloss = "hinge"\ng_lr = 1e-3\n'))
     with pytest.raises(ConfigError, match=r"^\[study\].baselines: V0 would not be the paper's here: \[fixed\] sets "
-                                          r'r1_gamma = 1.0 \(the paper: r1_gamma = 0.0\); search it .* or leave V0 out$'):
+                                          r'r1_gamma = 1.0 \(the paper: r1_gamma = 0.0\); move it from \[fixed\] to \[search\] .* or leave V0 out$'):
         load_spec(write(tmp_path, '[study]\nbaselines = ["V0"]\n[fixed]\nr1_gamma = 1.0\n'))
     # Searched with the paper's value among the choices, the field is the paper's in the baseline points.
     searched = load_spec(write(tmp_path, '[search]\nloss = ["bce", "hinge"]\n'
@@ -85,6 +86,21 @@ def test_the_papers_baselines_run_with_the_papers_method_or_not_at_all(tmp_path)
     assert searched.baselines == ("V0",) and searched.baseline_points() == [{"loss": "bce", "d_lr": 2e-4}]
     # Left out, or none asked for, the study runs.
     assert load_spec(write(tmp_path, '[study]\nbaselines = []\n[fixed]\nloss = "hinge"\n')).baselines == ()
+
+
+def test_a_choice_list_names_each_value_once_and_a_step_range_holds_only_its_steps(tmp_path):
+    for values, message in (("[1, 1, 2]", "1 and 1"), ('["off", "none", 50000]', '"off" and "none"'),
+                            ("[0, 0.0, 0.3]", "0 and 0.0")):
+        key = "d_dropout" if "0.3" in values else "freeze_after" if "off" in values else "d_steps"
+        with pytest.raises(ConfigError, match=rf"^\[search\].{key}: {re.escape(message)} are the same value; "
+                                              "list each once$"):
+            load_spec(write(tmp_path, f'[study]\nbaselines = []\n[search]\n{key} = {values}\n'))
+    # V0's latent size 100 is not on the steps 32, 64, 96, 128: refused when the file is read.
+    with pytest.raises(ConfigError, match=r"baseline V0: latent_size=100 lies outside the search space "
+                                          r"\[32.0, 128.0\] in steps of 32"):
+        load_spec(write(tmp_path, '[search]\nlatent_size = {low = 32, high = 128, step = 32}\n'))
+    with pytest.raises(ConfigError, match=r"^\[fixed\] sets leaky_slope = 0.1, which the paper's baselines"):
+        load_spec(write(tmp_path, '[fixed]\nleaky_slope = 0.1\n'))
 
 
 def test_a_field_the_study_file_fixes_leaves_the_default_space_and_is_never_both(tmp_path):
