@@ -10,7 +10,7 @@ from typing import Any
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from study._stopping import StopLedger
+from study._stopping import StopLedger, _mutation
 from study.spec import Range, StudySpec, define_by_run
 from trainable.experiment import COLLAPSES, DIVERSITY_MEAN, EARLY, SCORE, trial_params
 
@@ -163,8 +163,14 @@ def make_searcher(spec: StudySpec, experiment_dir: str | Path) -> tuple[Any, dic
     if spec.population_based:
         from ray.tune.search import BasicVariantGenerator
 
+        from ray import tune
+
         population = initial_population(spec)
-        return BasicVariantGenerator(points_to_evaluate=population), dict(population[0])
+        # The searched keys as Tune domains, not the first member's values: Tune warns of every
+        # member whose value differs from a constant there ("Pre-set value ... is not equal").
+        searched = {key: tune.choice(list(domain.values)) if isinstance(mutation := _mutation(domain), list)
+                    else mutation for key, domain in spec.search.items()}
+        return BasicVariantGenerator(points_to_evaluate=population), {**population[0], **searched}
     metric: Any = [SCORE, DIVERSITY_MEAN] if spec.multi_objective else SCORE
     mode: Any = ["min", "max"] if spec.multi_objective else "min"
     return StudySearcher(space=define_by_run(spec), metric=metric, mode=mode,

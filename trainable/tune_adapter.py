@@ -43,6 +43,14 @@ HISTORY_FILE = "history.json"
 TIMINGS_ENV = "CGAN_STUDY_TIMINGS"  # a file path: each trial appends where its time went (benchmarks)
 
 
+# Ray logs a line in a trial's worker at every report ("Checkpoint successfully created at ...")
+# and every restore ("Restored on ... from checkpoint ..."), which its log monitor copies to the
+# driver's terminal: under PBT dozens of lines that tell the user nothing. Set when the worker
+# imports this module, which comes before both.
+for _logger in ("ray.train._internal.storage", "ray.tune.trainable.trainable"):
+    logging.getLogger(_logger).setLevel(logging.WARNING)
+
+
 def log_timing(trial_id: str, event: str, **fields) -> None:
     """With $CGAN_STUDY_TIMINGS set, append one line of JSON: the trial, this worker, the event, the
     time and ``fields`` (benchmarks/study_overhead.py reads them; one short append is atomic)."""
@@ -152,9 +160,6 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
 
     trial_id = tune.get_context().get_trial_id()
     log_timing(trial_id, "entered", at=entered)
-    # Ray logs "Checkpoint successfully created at: ..." for every report, which its log monitor
-    # copies to the driver's terminal: a line per report of every trial, telling the user nothing.
-    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     # Use exactly the CPUs this trial was given: two 1-CPU trials must not each start 2 threads.
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))

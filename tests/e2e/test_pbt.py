@@ -42,6 +42,9 @@ def test_a_pbt_study_exploits_records_each_change_and_keeps_the_stores_agreed(tm
     done = cli("study", "run", "--config", config, "--name", "pbt", "--storage", storage, "--data", tiny_data[0],
                "--judge-steps", "60")
     assert done.returncode == 0, done.stderr[-3000:]
+    # None of Ray's lines per report, restore or member that tell the user nothing.
+    for noise in ("Checkpoint successfully created", "Restored on", "Pre-set value", "A new study created"):
+        assert noise not in done.stderr + done.stdout, noise
     experiment = read_experiment(storage / "pbt")
     # Every trial once, each ended once, and Optuna's journal holds each once, in the same state.
     assert len(experiment.trials) == 4 and {t.stop_reason for t in experiment.trials} == {"completed"}
