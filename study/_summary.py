@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -16,13 +17,26 @@ def _cas(trial) -> str:
     return f", CAS {value:.3f}" if isinstance(value, (int, float)) else ""
 
 
+def _ran_through(experiment) -> str:
+    """" (every configuration of its search space: 6 of the 10 trials asked)" where the search ended
+    because a finite space had a trial at every point (study._search.StudySearcher), else ""."""
+    sizes = [domain.size() for domain in experiment.search.values()]
+    asked = ((experiment.study or {}).get("spec") or {}).get("samples")
+    if not sizes or None in sizes or not isinstance(asked, int):
+        return ""
+    size, count = math.prod(sizes), len(experiment.trials)
+    return f" (every configuration of its search space: {count} of the {asked} trials asked)" \
+        if size <= count < asked else ""
+
+
 def summary(experiment_dir: Path) -> str:
     """The best trial against the paper's baselines and the reference recipe (and against V0 at
     the same iteration), when a configuration first worked, stop reasons, where the results are."""
     experiment = read_experiment(experiment_dir)
     ranked = rank(experiment.trials)
     metric, label = experiment.metric, experiment.metric_label  # what the study ranks on
-    lines = [f"study {experiment_dir.name}: {len(experiment.trials)} trials in {experiment_dir}"]
+    lines = [f"study {experiment_dir.name}: {len(experiment.trials)} trials in {experiment_dir}"
+             f"{_ran_through(experiment)}"]
     counts = Counter(trial.stop_reason for trial in experiment.trials)
     lines.append("stop reasons: " + ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items())))
     healthy = [t for t in ranked if t.healthy]

@@ -382,7 +382,8 @@ def _check_paper_method(spec: StudySpec, *, given: bool) -> None:
     sets = ", ".join(f"{key} = {json.dumps(value)}" for key, (value, _) in departures.items())
     theirs = ", ".join(f"{key} = {json.dumps(value)}" for key, (_, value) in departures.items())
     move = (f"move {'it' if len(departures) == 1 else 'them'} from [fixed] to [search] with the paper's "
-            f"value{'' if len(departures) == 1 else 's'} among the choices (a [search] section replaces the default space)")
+            f"value{'' if len(departures) == 1 else 's'} among the choices (a [search] section replaces the "
+            "default space)")
     if given:
         raise ConfigError(f"[study].baselines: {', '.join(paper)} would not be the paper's here: [fixed] sets {sets} "
                           f"(the paper: {theirs}); {move}, or leave {', '.join(paper)} out")

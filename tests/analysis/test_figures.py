@@ -273,6 +273,26 @@ def test_remedies_split_trials_by_the_papers_value(synthetic):
         sum(len(e.without.scores) for e in info.effects), sum(len(e.with_.scores) for e in info.effects)]
 
 
+def test_the_summary_says_when_a_finite_space_ran_through_before_the_trials_asked(synthetic, tmp_path):
+    from study._summary import summary
+
+    path, truth = synthetic
+    assert "every configuration" not in summary(path).splitlines()[0]  # the default space: unbounded
+    copy = tmp_path / "study"
+    shutil.copytree(path, copy)
+    study = json.loads((copy / "study.json").read_text())
+    # A space of 4 x 6 = 24 points, the study's 24 trials, where 30 were asked.
+    study["spec"].update(samples=30, search={"latent_size": {"values": [32, 64, 80, 100]},
+                                             "d_steps": {"low": 1, "high": 6, "log": False, "step": 1,
+                                                         "integer": True}})
+    (copy / "study.json").write_text(json.dumps(study))
+    assert summary(copy).splitlines()[0].endswith(
+        f"{len(truth)} trials in {copy} (every configuration of its search space: 24 of the 30 trials asked)")
+    study["spec"]["samples"] = 24  # ran to the count asked: nothing to say
+    (copy / "study.json").write_text(json.dumps(study))
+    assert summary(copy).splitlines()[0].endswith(f"{len(truth)} trials in {copy}")
+
+
 def test_summary_names_the_reference_compares_with_v0_and_says_when_a_trial_first_worked(synthetic):
     from study._summary import summary
 

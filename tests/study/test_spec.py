@@ -74,11 +74,13 @@ def test_the_papers_baselines_run_with_the_papers_method_or_not_at_all(tmp_path)
     assert scaled.baselines[:3] == ("V0", "V1", "V2") and scaled.paper_departures() == {}
     # ...but a remedy or an Adam setting fixed away from the paper's would make "the paper's V0" another GAN.
     with pytest.raises(ConfigError, match=r'^\[fixed\] sets loss = "hinge", g_lr = 0.001, which the paper\'s baselines '
-                                          r'did not use \(the paper: loss = "bce", g_lr = 0.0002\): move them from \[fixed\] to \[search\] .* '
+                                          r'did not use \(the paper: loss = "bce", g_lr = 0.0002\): move them from '
+                                          r'\[fixed\] to \[search\] .* '
                                           r'\(baselines = \[\] for none\)$'):
         load_spec(write(tmp_path, '[fixed]\nloss = "hinge"\ng_lr = 1e-3\n'))
     with pytest.raises(ConfigError, match=r"^\[study\].baselines: V0 would not be the paper's here: \[fixed\] sets "
-                                          r'r1_gamma = 1.0 \(the paper: r1_gamma = 0.0\); move it from \[fixed\] to \[search\] .* or leave V0 out$'):
+                                          r'r1_gamma = 1.0 \(the paper: r1_gamma = 0.0\); move it from \[fixed\] to '
+                                          r'\[search\] .* or leave V0 out$'):
         load_spec(write(tmp_path, '[study]\nbaselines = ["V0"]\n[fixed]\nr1_gamma = 1.0\n'))
     # Searched with the paper's value among the choices, the field is the paper's in the baseline points.
     searched = load_spec(write(tmp_path, '[search]\nloss = ["bce", "hinge"]\n'
