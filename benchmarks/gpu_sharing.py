@@ -25,9 +25,11 @@ import queue
 import threading
 import time
 
+from study.runner import _environment  # imports neither Ray nor Optuna: this runs where they are not
+from train_speed import SMALL  # benchmarks/, the folder Python runs this script from
+
 _START_TIMEOUT = 300  # seconds a trial may take to build and warm up before the others stop waiting
 _ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-SMALL = dict(g_filters=(32, 16, 8), d_filters=(8, 16, 32), latent_size=32)  # as train_speed.py's
 
 
 def _config(name: str):
@@ -85,19 +87,11 @@ def run(n: int, name: str, device: str, seconds: float, warmup: int) -> list[flo
     """The rates (it/s) of ``n`` trials training at once on ``device``, or why they could not."""
     spawn = multiprocessing.get_context("spawn")
     barrier, results = spawn.Barrier(n), spawn.Queue()
-    saved = {key: os.environ.get(key) for key in _ONE_THREAD}
-    os.environ.update(_ONE_THREAD)
-    try:
-        workers = [spawn.Process(target=_trial, args=(name, device, seconds, warmup, barrier, results))
-                   for _ in range(n)]
+    workers = [spawn.Process(target=_trial, args=(name, device, seconds, warmup, barrier, results))
+               for _ in range(n)]
+    with _environment(**_ONE_THREAD):  # what the spawned processes inherit
         for worker in workers:
             worker.start()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     outcomes = []
     deadline = time.monotonic() + _START_TIMEOUT + seconds + 60
     while len(outcomes) < n:

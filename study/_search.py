@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
@@ -56,21 +56,19 @@ class StudySearcher(OptunaSearch):
             current = self._ot_trials[trial_id].number
             points = self._points = [dict(trial.params) for trial in self._ot_study.get_trials(deepcopy=False)
                                      if trial.state != optuna.trial.TrialState.WAITING and trial.number != current]
-        ran = [{key: point[key] for key in spec.search} for point in points]
-        size, redraws = spec.space_size(), 0
-        while len(points) >= len(spec.start_points()) and {key: params[key] for key in spec.search} in ran:
-            if size is None and redraws == SAMPLER_REDRAWS:
-                break  # a float range repeats by chance alone: run it
-            self._ot_study.tell(self._ot_trials.pop(trial_id), state=optuna.trial.TrialState.FAIL)
-            unseen = unseen_point(spec, ran, seed=spec.seed + len(ran)) if size is not None else None
-            if size is not None and unseen is None:
-                print(f"note: the search space holds {size} distinct configurations and a trial has started with "
-                      "each: no more trials are started", file=sys.stderr, flush=True)
+        if len(points) >= len(spec.start_points()):  # the baselines and given points run as given
+            def discard() -> None:
+                self._ot_study.tell(self._ot_trials.pop(trial_id), state=optuna.trial.TrialState.FAIL)
+
+            ran = [{key: point[key] for key in spec.search} for point in points]
+            params, fresh = fresh_draw(spec, ran, params, lambda: OptunaSearch.suggest(self, trial_id), discard,
+                                       self._ot_study.enqueue_trial)
+            size = spec.space_size()
+            if not fresh and size is not None:
+                discard()
+                print(f"note: the search space holds {size} distinct configurations and a trial has "
+                      "started with each: no more trials are started", file=sys.stderr, flush=True)
                 return Searcher.FINISHED
-            if redraws >= SAMPLER_REDRAWS:
-                self._ot_study.enqueue_trial(unseen)
-            params = super().suggest(trial_id)
-            redraws += 1
         points.append(params)
         return params
 
@@ -82,6 +80,25 @@ class StudySearcher(OptunaSearch):
             collapsed = entry is not None and entry["stop_reason"] in COLLAPSES
             self._ot_trials[trial_id].set_constraint(COLLAPSE_CONSTRAINT, 1.0 if collapsed else -1.0)
         super().on_trial_complete(trial_id, result=result, error=error)
+
+
+def fresh_draw(spec: StudySpec, ran: list[dict[str, Any]], params: dict[str, Any], redraw: Callable[[], dict],
+               discard: Callable[[], None], enqueue: Callable[[dict], None]) -> tuple[dict[str, Any], bool]:
+    """``params``, or a redraw of them, whose point (searched fields) is not in ``ran``: a repeat is
+    discarded (told to the sampler as FAIL, which it ignores) and drawn again, and after
+    SAMPLER_REDRAWS repeats a point of a finite space that no trial ran is enqueued for the next
+    draw. Returns (params, True), or (the repeat, False) where a finite space has no point left,
+    or a float range repeated SAMPLER_REDRAWS times (by chance alone: run it)."""
+    size, redraws = spec.space_size(), 0
+    while {key: params[key] for key in spec.search} in ran:
+        unseen = unseen_point(spec, ran, seed=spec.seed + len(ran)) if size is not None else None
+        if (size is None and redraws == SAMPLER_REDRAWS) or (size is not None and unseen is None):
+            return params, False
+        discard()
+        if redraws >= SAMPLER_REDRAWS:
+            enqueue(unseen)
+        params, redraws = redraw(), redraws + 1
+    return params, True
 
 
 def unseen_point(spec: StudySpec, ran: list[dict[str, Any]], *, seed: int) -> dict[str, Any] | None:
@@ -132,18 +149,18 @@ def initial_population(spec: StudySpec) -> list[dict[str, Any]]:
     for _ in range(spec.samples - len(points)):
         # As the searcher does: no draw alike a member already in (a baseline's twin would also be
         # spared as one), unless the population outnumbers the space's configurations.
-        trial, redraws = draws.ask(), 0
+        trial = draws.ask()
         space(trial)
-        while trial.params in points:
-            unseen = unseen_point(spec, points, seed=spec.seed + len(points)) if size is not None else None
-            if (size is None and redraws == SAMPLER_REDRAWS) or (size is not None and unseen is None):
-                break
-            draws.tell(trial, state=optuna.trial.TrialState.FAIL)
-            if redraws >= SAMPLER_REDRAWS:
-                draws.enqueue_trial(unseen)
-            trial, redraws = draws.ask(), redraws + 1
+
+        def redraw() -> dict[str, Any]:
+            nonlocal trial
+            trial = draws.ask()
             space(trial)
-        points.append(dict(trial.params))
+            return trial.params
+
+        params, _ = fresh_draw(spec, points, trial.params, redraw,
+                               lambda: draws.tell(trial, state=optuna.trial.TrialState.FAIL), draws.enqueue_trial)
+        points.append(dict(params))
     if size is not None and spec.samples > size:
         print(f"note: the population of {spec.samples} outnumbers the {size} distinct configurations of the search "
               f"space: some members start alike", file=sys.stderr, flush=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from pathlib import Path
 
 from analysis import WORKING_ACCURACY, first_working, rank, read_experiment, row_at
+from study.spec import space_size
 from trainable.config import preset_label
 from trainable.experiment import ARTIFACTS_DIR, COND_ACCURACY, FINAL_CAS, JOURNAL_FILE
 
@@ -20,11 +20,11 @@ def _cas(trial) -> str:
 def _ran_through(experiment) -> str:
     """" (every configuration of its search space: 6 of the 10 trials asked)" where the search ended
     because a finite space had a trial at every point (study._search.StudySearcher), else ""."""
-    sizes = [domain.size() for domain in experiment.search.values()]
+    size = space_size(experiment.search) if experiment.search else None  # a local trial searches nothing
     asked = ((experiment.study or {}).get("spec") or {}).get("samples")
-    if not sizes or None in sizes or not isinstance(asked, int):
+    if size is None or not isinstance(asked, int):
         return ""
-    size, count = math.prod(sizes), len(experiment.trials)
+    count = len(experiment.trials)
     return f" (every configuration of its search space: {count} of the {asked} trials asked)" \
         if size <= count < asked else ""
 

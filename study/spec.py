@@ -205,6 +205,18 @@ class Range:
 Domain = Choice | Range
 
 
+def space_size(search: dict[str, Domain]) -> int | None:
+    """How many distinct configurations a search space holds; None where a float range makes it
+    unbounded."""
+    size = 1
+    for domain in search.values():
+        count = domain.size()
+        if count is None:
+            return None
+        size *= count
+    return size
+
+
 def domain_from_dict(raw: dict[str, Any]) -> Domain:
     """A domain from its study.json form (``to_dict``)."""
     return Choice(tuple(raw["values"])) if "values" in raw else Range(**raw)
@@ -294,15 +306,7 @@ class StudySpec:
         return self.baseline_points() + [dict(point) for point in self.points]
 
     def space_size(self) -> int | None:
-        """How many distinct configurations the search space holds; None where a float range makes
-        it unbounded."""
-        size = 1
-        for domain in self.search.values():
-            count = domain.size()
-            if count is None:
-                return None
-            size *= count
-        return size
+        return space_size(self.search)
 
     @property
     def evaluations(self) -> int:
