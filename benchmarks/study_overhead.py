@@ -1,8 +1,8 @@
 """Study overhead: wall time of a study of N trials at concurrency C against the same trials'
 compute run without Ray, and where the difference goes.
 
-All trials share one configuration (single-choice search space, no ASHA or collapse stop), so
-"the same trials" are that one trial repeated. References, timed in this run: one trial alone
+All trials share one configuration, V0's, and differ only in their seed (the study starts no
+configuration twice; no ASHA or collapse stop), so "the same trials" are that one trial repeated. References, timed in this run: one trial alone
 (steps and the same evaluations, 1 thread, as a study trial gets 1 CPU: torch's and numpy's BLAS,
 as Ray sets OMP_NUM_THREADS=1 for it), and the N trials in C
 plain processes at once (each process runs its share one after the other; only training and
@@ -307,10 +307,12 @@ def main() -> None:
     base = load_spec(samples=args.trials, baselines=["V0"])  # any number of trials: one baseline
     fixed = {**base.fixed, "iterations": args.iterations, "eval_every": args.iterations // 4,
              "collapse_grace": 10**9}
-    # One point only, V0's: every trial (the baseline included) trains the same configuration.
+    # V0's configuration for every trial (the baseline included), each with its own seed: the study
+    # starts no configuration twice, and a seed changes what is drawn, not how long a step takes.
     point = base.baseline_points()[0]
-    spec = dataclasses.replace(base, fixed=fixed, search={k: Choice((v,)) for k, v in point.items()},
-                               early_stopping=False)
+    fixed.pop("seed", None)
+    search = {**{k: Choice((v,)) for k, v in point.items()}, "seed": Choice(tuple(range(args.trials)))}
+    spec = dataclasses.replace(base, fixed=fixed, search=search, early_stopping=False)
     load_or_train_judge(builtin_dataset())  # cached before anything is timed
     config = spec.base_config().replace(**{k: v for k, v in point.items() if k in spec.search})
 
@@ -340,6 +342,9 @@ def main() -> None:
         wall = time.perf_counter() - start
         sampler.stop()
         entries = [json.loads(line) for line in log.read_text().splitlines()]
+    ran = len({entry["trial"] for entry in entries})
+    if ran != args.trials:  # the breakdown and ratios below hold for the trials asked only
+        raise SystemExit(f"the study ran {ran} of the {args.trials} trials asked: no figures")
     ideal = args.trials * alone / concurrency
     print(f"\nstudy of {args.trials} trials at concurrency {concurrency}: {wall:.1f} s wall "
           f"(Ray start, judge from cache, trials) vs ideal {ideal:.1f} s: overhead ratio {wall / ideal:.2f}")
