@@ -106,6 +106,7 @@ class _CpuSampler(threading.Thread):
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.seen: dict[tuple[int, int], tuple[str, float]] = {}
+        self.scripts: dict[tuple[int, int], str] = {}
         self.stopping = threading.Event()
         self.ticks = os.sysconf("SC_CLK_TCK")
         self.own_cpu = 0.0  # this sampler's own CPU seconds, counted in the driver's
@@ -129,7 +130,21 @@ class _CpuSampler(threading.Thread):
             pid = todo.pop()
             todo += children.get(pid, [])
             _, started, name, cpu = table[pid]
+            if name.startswith("python"):  # Ray's monitors are Python scripts: name them
+                if (pid, started) not in self.scripts:
+                    self.scripts[(pid, started)] = self._script(pid) or name
+                name = self.scripts[(pid, started)]
             self.seen[(pid, started)] = (name, cpu)
+
+    @staticmethod
+    def _script(pid: int) -> str:
+        """The script a Python process runs (log_monitor.py, monitor.py), or ''."""
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return ""
+        scripts = [arg.decode(errors="replace") for arg in args if arg.endswith(b".py")]
+        return os.path.basename(scripts[0]) if scripts else ""
 
     def run(self) -> None:
         while not self.stopping.wait(0.5):
@@ -279,7 +294,10 @@ def _breakdown(*, wall: float, timer: _Timer, trials: dict[str, dict], sampler: 
             kind = "trial workers (their training included)"
         elif name in ("raylet", "gcs_server"):
             kind = name
-        elif name.startswith("ray::IDLE") or name.startswith("default_worker") or name.startswith("python"):
+        elif name in ("log_monitor.py", "monitor.py"):
+            kind = f"Ray's {name}"
+        elif name.startswith("ray::IDLE") or name.startswith("default_worker") or name.startswith("python") \
+                or name.endswith("worker.py"):
             kind = "Ray workers that ran no trial"
         else:
             kind = f"other Ray processes ({name})" if len(name) < 20 else "other Ray processes"
