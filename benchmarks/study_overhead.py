@@ -2,19 +2,20 @@
 compute run without Ray, and where the difference goes.
 
 All trials share one configuration, V0's, and differ only in their seed (the study starts no
-configuration twice; no ASHA or collapse stop), so "the same trials" are that one trial repeated. References, timed in this run: one trial alone
-(steps and the same evaluations, 1 thread, as a study trial gets 1 CPU: torch's and numpy's BLAS,
-as Ray sets OMP_NUM_THREADS=1 for it), and the N trials in C
-plain processes at once (each process runs its share one after the other; only training and
-evaluation are timed, so this is the compute makespan the hardware gives without Ray; and the
-same processes from their start to their end, Python, torch, data and judge loading included,
-which is what a hand-written driver would take). Then the
-study runs, and a breakdown of its wall time is printed from real timings: the driver's calls
-(timed around ray.init, the judge, the data and judge through the object store, Tuner.fit,
-ray.shutdown), each trial's own timing log ($CGAN_STUDY_TIMINGS: worker start, building the
-trainer, each report's grid, checkpoint save and tune.report), the driver's Tune callbacks
-(when a trial starts, reports, checkpoints and ends), Tune's experiment-state saves, and the
-CPU seconds each Ray process used (sampled from /proc).
+configuration twice; no ASHA or collapse stop), so "the same trials" are that one trial
+repeated. References, timed in this run: one trial alone (steps and the same evaluations, 1
+thread, as a study trial gets 1 CPU: torch's and numpy's BLAS, as Ray sets OMP_NUM_THREADS=1
+for it), and the N trials in C plain processes at once (each process runs its share one after
+the other; only training and evaluation are timed, so this is the compute makespan the hardware
+gives without Ray; and the same processes from their start to their end, Python, torch, data
+and judge loading included, which is what a hand-written driver would take), run before the
+study and again after it (the ratios use the mean of the two; their difference is the shared
+machine's drift, printed). The study's breakdown of its wall time is printed from real
+timings: the driver's calls (timed around ray.init, the judge, the data and judge through the
+object store, Tuner.fit, ray.shutdown), each trial's own timing log ($CGAN_STUDY_TIMINGS: worker
+start, building the trainer, each report's grid, checkpoint save and tune.report), the
+driver's Tune callbacks (when a trial starts, reports, checkpoints and ends), Tune's
+experiment-state saves, and the CPU seconds each Ray process used (sampled from /proc).
 
     python benchmarks/study_overhead.py [--trials 6] [--iterations 400]
 """
@@ -73,6 +74,28 @@ def _plain(config, processes: int, per_process: int) -> list[list[tuple[float, f
     for worker in workers:
         worker.join()
     return runs
+
+
+@dataclasses.dataclass(frozen=True)
+class _Reference:
+    makespan: float  # compute seconds of the slowest plain process
+    total: float  # from starting the processes to their end
+    compute: float  # training and evaluation seconds of all trials
+    evaluation: float  # of which evaluations
+
+
+def _reference(config, concurrency: int, trials: int, alone: float, label: str = "") -> _Reference:
+    started = time.perf_counter()
+    runs = _plain(config, concurrency, trials // concurrency)
+    reference = _Reference(makespan=max(sum(seconds for seconds, _ in run) for run in runs),
+                           total=time.perf_counter() - started,
+                           compute=sum(seconds for run in runs for seconds, _ in run),
+                           evaluation=sum(evaluation for run in runs for _, evaluation in run))
+    print(f"{label}{trials} trials in {concurrency} plain processes at once: {reference.makespan:.1f} s of compute for "
+          f"the slowest process, {reference.compute / trials:.1f} s a trial (hardware contention "
+          f"{reference.compute / trials / alone:.2f}x); {reference.total:.1f} s from starting the processes to "
+          f"their end (each starts Python, imports torch, loads the data and the judge)", flush=True)
+    return reference
 
 
 class _Timer:
@@ -337,16 +360,7 @@ def main() -> None:
     (alone, alone_eval), = _plain(config, 1, 1)[0]
     print(f"one trial alone (1 thread): {alone:.1f} s for {args.iterations} iterations "
           f"({alone_eval:.1f} s of it evaluations)", flush=True)
-    started = time.perf_counter()
-    runs = _plain(config, concurrency, args.trials // concurrency)
-    plain_total = time.perf_counter() - started
-    plain = max(sum(seconds for seconds, _ in run) for run in runs)
-    plain_compute = sum(seconds for run in runs for seconds, _ in run)
-    plain_eval = sum(evaluation for run in runs for _, evaluation in run)
-    print(f"{args.trials} trials in {concurrency} plain processes at once: {plain:.1f} s of compute for the "
-          f"slowest process, {plain_compute / args.trials:.1f} s a trial (hardware contention "
-          f"{plain_compute / args.trials / alone:.2f}x); {plain_total:.1f} s from starting the processes to "
-          f"their end (each starts Python, imports torch, loads the data and the judge)", flush=True)
+    before = _reference(config, concurrency, args.trials, alone)
 
     timer, events = _Timer(), []
     _instrument(timer, events)
@@ -363,6 +377,14 @@ def main() -> None:
     ran = len({entry["trial"] for entry in entries})
     if ran != args.trials:  # the breakdown and ratios below hold for the trials asked only
         raise SystemExit(f"the study ran {ran} of the {args.trials} trials asked: no figures")
+    # The shared machine's speed drifts over minutes (seen: a trial 6 % faster in the reference than
+    # alone just before it): the plain processes run again after the study, and the ratios are taken
+    # against the mean of the two references.
+    after = _reference(config, concurrency, args.trials, alone, label="\nagain, after the study: ")
+    print(f"the reference after the study against before: {after.total / before.total:.3f}x from start to end, "
+          f"{after.compute / before.compute:.3f}x in compute (the machine's drift; the ratios below use the mean)")
+    plain, plain_total, plain_compute, plain_eval = (
+        (getattr(before, field) + getattr(after, field)) / 2 for field in ("makespan", "total", "compute", "evaluation"))
     ideal = args.trials * alone / concurrency
     print(f"\nstudy of {args.trials} trials at concurrency {concurrency}: {wall:.1f} s wall "
           f"(Ray start, judge from cache, trials) vs ideal {ideal:.1f} s: overhead ratio {wall / ideal:.2f}")
