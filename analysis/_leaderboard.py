@@ -142,12 +142,14 @@ def format_ranking(info: LeaderboardInfo, top: int | None = None) -> str:
     def node_cell(name: str | None) -> str:
         return f" {where[name] if name else 'node':<{width}}" if where else ""
 
-    header = (f"{'#':>3} {'trial':<22} {'stop':<13}{node_cell(None)} {'iter':>7} {metric_label(info.metric):>9} {'acc':>6} "
+    names = {row.name: row.name + (f" ({preset_label(row.baseline, short=True)})" if row.baseline else "")
+             for row in rows}
+    name_width = max([22, *map(len, names.values())])  # a baseline's label: "trial_x (ref. recipe)"
+    header = (f"{'#':>3} {'trial':<{name_width}} {'stop':<13}{node_cell(None)} {'iter':>7} {metric_label(info.metric):>9} {'acc':>6} "
               f"{'div':>6} {'cov':>6}{cas_cell('CAS')}  changes from the paper's V0")
     lines = [header]
     for row in rows:
-        name = row.name + (f" ({preset_label(row.baseline, short=True)})" if row.baseline else "")
-        lines.append(f"{row.rank:>3} {name:<22} {row.stop_reason:<13}{node_cell(row.name)} {row.iteration:>7} "
+        lines.append(f"{row.rank:>3} {names[row.name]:<{name_width}} {row.stop_reason:<13}{node_cell(row.name)} {row.iteration:>7} "
                      f"{_cell(row.score):>9} {_cell(row.cond_accuracy):>6} {_cell(row.diversity_min):>6} "
                      f"{_cell(row.coverage):>6}{cas_cell(_cell(row.final_cas))}  {row.changes or '-'}")
         if row.during:

@@ -60,6 +60,19 @@ def test_leaderboard_ranks_healthy_by_score_then_collapsed_with_baselines_marked
     assert table.splitlines()[1].split()[1] == names[0] and f"... {len(truth) - 3} more" in table
 
 
+def test_the_ranking_table_keeps_its_columns_aligned_when_a_baseline_label_is_long(synthetic):
+    path, _ = synthetic
+    info = get_leaderboard_info(read_experiment(path))
+    header, *lines = format_ranking(info).splitlines()
+    assert any("(paper V0)" in line for line in lines)  # 25 characters: wider than the column's 22
+    rows = {row.name: row for row in info.rows}
+    assert len(lines) == len(rows)
+    for line in lines:
+        row = rows[line.split()[1]]
+        assert line.index(f" {row.stop_reason} ") == header.index(" stop "), line
+        assert line.rindex("  " + (row.changes or "-")) == header.index("  changes"), line
+
+
 def test_history_follows_start_order_and_best_so_far_counts_healthy_trials_only(synthetic):
     path, truth = synthetic
     info = get_history_info(read_experiment(path))
