@@ -35,7 +35,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune import Callback
-from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 
 from study._stopping import StopLedger
 from study.spec import StudySpec
@@ -182,6 +182,31 @@ class StudyJsonLogger(_KeepsItsRows, JsonLoggerCallback):
 
 class StudyCSVLogger(_KeepsItsRows, CSVLoggerCallback):
     """Tune's progress.csv logger, keeping its rows (given to Tune, it replaces Tune's own)."""
+
+
+class StudyTBXLogger(TBXLoggerCallback):
+    """Tune's TensorBoard logger (event files in each trial folder), stepped by the training
+    iteration rather than the report count, and without the values TensorBoard cannot show: a
+    report's freeze events, a list of records, which Tune's own warned of on the user's terminal
+    ("You are trying to log an invalid value ... via TBXLoggerCallback!")."""
+
+    def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+        shown = {key: value for key, value in result.items()
+                 if not (isinstance(value, list) and any(isinstance(item, (dict, list, str)) for item in value))}
+        if isinstance(result.get("iteration"), int):
+            shown["timesteps_total"] = result["iteration"]  # Tune's TensorBoard step, where set
+        super().log_trial_result(iteration, trial, shown)
+
+
+def result_loggers() -> list[Callback]:
+    """The study's result.json, progress.csv and (where tensorboardX is installed, as ray[tune]
+    installs it) TensorBoard loggers; given to Tune, they replace its own."""
+    loggers: list[Callback] = [StudyJsonLogger(), StudyCSVLogger()]
+    try:
+        loggers.append(StudyTBXLogger())
+    except ImportError:
+        pass
+    return loggers
 
 
 class StudyCallback(Callback):

@@ -35,7 +35,7 @@ def build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *,
     # Ray and Optuna are imported only once a study really starts: `study status` needs neither.
     from ray import tune
 
-    from study._callbacks import StudyCallback, StudyCSVLogger, StudyJsonLogger
+    from study._callbacks import StudyCallback, result_loggers
     from study._search import make_searcher
     from study._stopping import make_scheduler, make_stopper
 
@@ -57,7 +57,7 @@ def build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *,
         run_config=tune.RunConfig(
             name=study["name"], storage_path=study["storage"],
             stop=make_stopper(spec, experiment_dir),
-            callbacks=[StudyCallback(experiment_dir, spec, study["name"]), StudyJsonLogger(), StudyCSVLogger()],
+            callbacks=[StudyCallback(experiment_dir, spec, study["name"]), *result_loggers()],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             # PBT restores a trial from another's checkpoint of the last perturbation, which that
             # trial may have trained past by an interval before: keep enough of them.

@@ -193,3 +193,59 @@ def test_a_trial_going_on_from_a_checkpoint_keeps_every_logged_row(tmp_path):
     StudyJsonLogger().log_trial_start(resumed)
     StudyCSVLogger()._setup_trial(resumed)
     assert logged(resumed) == ([20], ["20,3.0"])
+
+
+def _tensorboard_scalars(folder: Path) -> dict[str, dict[int, float]]:
+    """tag -> {step: value} of every scalar in a folder's TensorBoard event files (TFRecord framing:
+    a length, its checksum, the event, the event's checksum)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    scalars: dict[str, dict[int, float]] = {}
+    for path in folder.glob("events.out.tfevents.*"):
+        data, at = path.read_bytes(), 0
+        while at < len(data):
+            (length,) = struct.unpack("<Q", data[at:at + 8])
+            event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
+            at += 12 + length + 4
+            for value in event.summary.value:
+                if value.HasField("histo"):
+                    scalars.setdefault(value.tag, {})[event.step] = "histogram"
+                else:
+                    scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+    return scalars
+
+
+def test_tensorboard_files_step_by_training_iteration_and_leave_out_freeze_events(tmp_path, monkeypatch):
+    """Tune's TensorBoard logger stepped each value by the report count (1, 2, ...) and warned on the
+    user's terminal of a report's freeze events ("You are trying to log an invalid value"); the
+    study's steps by the training iteration and leaves the records out."""
+    pytest.importorskip("tensorboardX")
+    import ray.tune.logger.tensorboardx as tune_tbx
+
+    from study._callbacks import StudyTBXLogger, result_loggers
+
+    warned = []  # Tune warns once per process: every time here
+    monkeypatch.setattr(tune_tbx, "log_once", lambda key: True)
+    monkeypatch.setattr(tune_tbx.logger, "warning", lambda message, *args: warned.append(message % args))
+
+    assert any(isinstance(logger, StudyTBXLogger) for logger in result_loggers())
+
+    class Trial:
+        local_path, evaluated_params = str(tmp_path), {}
+
+        def init_local_path(self):
+            pass
+
+    trial, logger = Trial(), StudyTBXLogger()
+    events = [{"iteration": 123, "event": "freeze", "reason": "D accuracy 0.951 > 0.95 over 100 iterations"}]
+    for report, (iteration, score) in enumerate([(300, 40.0), (600, 20.0)], start=1):
+        logger.log_trial_result(report, trial, {"training_iteration": report, "iteration": iteration, "score": score,
+                                                "freeze_events": events, "hyper": {"g_lr": 2e-3}})
+    logger.log_trial_end(trial)
+    scalars = _tensorboard_scalars(tmp_path)
+    assert scalars["ray/tune/score"] == {300: 40.0, 600: 20.0}
+    assert scalars["ray/tune/hyper/g_lr"] == {300: pytest.approx(2e-3), 600: pytest.approx(2e-3)}
+    assert not any("freeze_events" in tag for tag in scalars)
+    assert warned == []
