@@ -14,6 +14,7 @@ from optuna.storages.journal import JournalFileBackend
 import pytest
 
 from analysis import read_experiment
+from tests.tensorboard_events import tensorboard_scalars
 
 pytestmark = pytest.mark.slow
 
@@ -111,6 +112,9 @@ def test_study_runs_baselines_records_stop_reasons_and_summary(tmp_path):
             str(path.relative_to(trial.path)) for path in trial.path.glob("grids/*.png") if ".thumb" not in path.name}
         for row in trial.rows:
             assert row["node_id"] and row["hostname"] and row["node_ip"]  # where it ran, node by node
+        # TensorBoard's files, stepped by the training iteration
+        assert tensorboard_scalars(trial.path)["ray/tune/score"] == pytest.approx(
+            {row["iteration"]: row["score"] for row in trial.rows})
     assert any(t.stop_reason == "completed" for t in experiment.trials)
     check_optuna_agrees(experiment)
     assert f"study tiny: 5 trials" in done.stdout

@@ -20,6 +20,7 @@ from pyarrow.fs import LocalFileSystem
 from study._callbacks import ARTIFACTS_DIR, StudyCallback, journal_storage
 from study._stopping import StopLedger
 from study.spec import load_spec
+from tests.tensorboard_events import tensorboard_scalars
 from trainable.experiment import ASHA, COMPLETED, ERROR, SCORE, grid_file
 
 
@@ -195,28 +196,6 @@ def test_a_trial_going_on_from_a_checkpoint_keeps_every_logged_row(tmp_path):
     assert logged(resumed) == ([20], ["20,3.0"])
 
 
-def _tensorboard_scalars(folder: Path) -> dict[str, dict[int, float]]:
-    """tag -> {step: value} of every scalar in a folder's TensorBoard event files (TFRecord framing:
-    a length, its checksum, the event, the event's checksum)."""
-    import struct
-
-    from tensorboardX.proto import event_pb2
-
-    scalars: dict[str, dict[int, float]] = {}
-    for path in folder.glob("events.out.tfevents.*"):
-        data, at = path.read_bytes(), 0
-        while at < len(data):
-            (length,) = struct.unpack("<Q", data[at:at + 8])
-            event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
-            at += 12 + length + 4
-            for value in event.summary.value:
-                if value.HasField("histo"):
-                    scalars.setdefault(value.tag, {})[event.step] = "histogram"
-                else:
-                    scalars.setdefault(value.tag, {})[event.step] = value.simple_value
-    return scalars
-
-
 def test_tensorboard_files_step_by_training_iteration_and_leave_out_freeze_events(tmp_path, monkeypatch):
     """Tune's TensorBoard logger stepped each value by the report count (1, 2, ...) and warned on the
     user's terminal of a report's freeze events ("You are trying to log an invalid value"); the
@@ -244,7 +223,7 @@ def test_tensorboard_files_step_by_training_iteration_and_leave_out_freeze_event
         logger.log_trial_result(report, trial, {"training_iteration": report, "iteration": iteration, "score": score,
                                                 "freeze_events": events, "hyper": {"g_lr": 2e-3}})
     logger.log_trial_end(trial)
-    scalars = _tensorboard_scalars(tmp_path)
+    scalars = tensorboard_scalars(tmp_path)
     assert scalars["ray/tune/score"] == {300: 40.0, 600: 20.0}
     assert scalars["ray/tune/hyper/g_lr"] == {300: pytest.approx(2e-3), 600: pytest.approx(2e-3)}
     assert not any("freeze_events" in tag for tag in scalars)
