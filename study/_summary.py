@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from analysis import WORKING_ACCURACY, first_working, rank, read_experiment, row_at
 from study.spec import space_size
@@ -29,6 +30,10 @@ def _ran_through(experiment) -> str:
         if size <= count < asked else ""
 
 
+def _param(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def summary(experiment_dir: Path) -> str:
     """The best trial against the paper's baselines and the reference recipe (and against V0 at
     the same iteration), when a configuration first worked, stop reasons, where the results are."""
@@ -46,7 +51,8 @@ def summary(experiment_dir: Path) -> str:
                      f"{best.last.get(COND_ACCURACY, float('nan')):.3f}{_cas(best)} at iteration "
                      f"{best.last.get('iteration')}" + (f" ({preset_label(best.baseline)})" if best.baseline else ""))
         searched = experiment.search
-        lines.append("  params: " + ", ".join(f"{k}={best.params[k]}" for k in searched if k in best.params))
+        # 4 significant digits to read (g_lr=0.000625, not 0.0006250253762274371): params.json holds them all.
+        lines.append("  params: " + ", ".join(f"{k}={_param(best.params[k])}" for k in searched if k in best.params))
         v0 = next((t for t in experiment.trials if t.baseline == "V0" and t.rows), None)
         if v0 is not None and best is not v0:
             # At the same budget: where V0 stopped (ASHA may have cut it), or where the best did.

@@ -323,6 +323,16 @@ def test_summary_names_the_reference_compares_with_v0_and_says_when_a_trial_firs
     assert (f"working: {name} first reached conditional accuracy 0.500 >= 0.5 at iteration {iteration}, "
             f"{minutes} min {seconds:02d} s into the study") in text
     assert "vs the paper's V0 at iteration 600: FD-intra" in text
+    # the best trial's params, floats to 4 significant digits
+    best = next(line for line in text.splitlines() if line.startswith("best: ")).split()[1]
+    params = dict(item.split("=", 1) for item in
+                  next(line for line in text.splitlines() if line.startswith("  params: "))[10:].split(", "))
+    trial = next(t for t in experiment.trials if t.name == best)
+    assert params.keys() == {key for key in experiment.search if key in trial.params}
+    for key, shown in params.items():
+        value = trial.params[key]
+        assert shown == (f"{value:.4g}" if isinstance(value, float) else str(value))
+    assert any(isinstance(trial.params[key], float) and len(repr(trial.params[key])) > 8 for key in params)
 
 
 def test_plots_are_tall_enough_for_their_titles_and_legends(synthetic):
