@@ -66,9 +66,10 @@ def get_leaderboard_info(experiment: Experiment) -> LeaderboardInfo:
     return LeaderboardInfo(params, rows, experiment.metric, nodes)
 
 
-def _short(value: Any) -> str:
-    """A changed value in three significant digits: a perturbation is a factor of 0.8 or 1.2."""
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+def short_value(value: Any, digits: int = 3) -> str:
+    """A parameter's value to read: a float in ``digits`` significant digits (three for a changed
+    value: a perturbation is a factor of 0.8 or 1.2), anything else as it is."""
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
 def describe_config_changes(changes: list[dict[str, Any]]) -> str:
@@ -76,7 +77,7 @@ def describe_config_changes(changes: list[dict[str, Any]]) -> str:
     clauses = []
     for change in changes:
         source = f" from {TRIAL_PREFIX}{change['from_trial']}" if change.get("from_trial") else ""
-        values = ", ".join(f"{key} {_short(old)}->{_short(new)}"
+        values = ", ".join(f"{key} {short_value(old)}->{short_value(new)}"
                            for key, (old, new) in sorted(change.get("changes", {}).items()))
         clauses.append(f"it {change.get('iteration')}{source}: {values or 'same config'}")
     return "; ".join(clauses)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-from analysis import WORKING_ACCURACY, first_working, rank, read_experiment, row_at
+from analysis import WORKING_ACCURACY, first_working, rank, read_experiment, row_at, short_value
 from study.spec import space_size
 from trainable.config import preset_label
 from trainable.experiment import ARTIFACTS_DIR, COND_ACCURACY, FINAL_CAS, JOURNAL_FILE
@@ -30,10 +29,6 @@ def _ran_through(experiment) -> str:
         if size <= count < asked else ""
 
 
-def _param(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def summary(experiment_dir: Path) -> str:
     """The best trial against the paper's baselines and the reference recipe (and against V0 at
     the same iteration), when a configuration first worked, stop reasons, where the results are."""
@@ -52,7 +47,7 @@ def summary(experiment_dir: Path) -> str:
                      f"{best.last.get('iteration')}" + (f" ({preset_label(best.baseline)})" if best.baseline else ""))
         searched = experiment.search
         # 4 significant digits to read (g_lr=0.000625, not 0.0006250253762274371): params.json holds them all.
-        lines.append("  params: " + ", ".join(f"{k}={_param(best.params[k])}" for k in searched if k in best.params))
+        lines.append("  params: " + ", ".join(f"{k}={short_value(best.params[k], digits=4)}" for k in searched if k in best.params))
         v0 = next((t for t in experiment.trials if t.baseline == "V0" and t.rows), None)
         if v0 is not None and best is not v0:
             # At the same budget: where V0 stopped (ASHA may have cut it), or where the best did.
