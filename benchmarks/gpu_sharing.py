@@ -26,10 +26,9 @@ import threading
 import time
 
 from study.runner import _environment  # imports neither Ray nor Optuna: this runs where they are not
-from train_speed import SMALL  # benchmarks/, the folder Python runs this script from
+from train_speed import ONE_THREAD, SMALL  # benchmarks/, the folder Python runs this script from
 
 _START_TIMEOUT = 300  # seconds a trial may take to build and warm up before the others stop waiting
-_ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def _config(name: str):
@@ -89,7 +88,7 @@ def run(n: int, name: str, device: str, seconds: float, warmup: int) -> list[flo
     barrier, results = spawn.Barrier(n), spawn.Queue()
     workers = [spawn.Process(target=_trial, args=(name, device, seconds, warmup, barrier, results))
                for _ in range(n)]
-    with _environment(**_ONE_THREAD):  # what the spawned processes inherit
+    with _environment(**ONE_THREAD):  # what the spawned processes inherit
         for worker in workers:
             worker.start()
     outcomes = []

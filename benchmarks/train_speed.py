@@ -32,6 +32,9 @@ from trainable.models import Discriminator, Generator
 from trainable.training import Trainer
 
 SMALL = dict(g_filters=(32, 16, 8), d_filters=(8, 16, 32), latent_size=32)
+# The environment of a process that trains as a 1-CPU Ray trial does (Ray sets OMP_NUM_THREADS=1
+# for it): one BLAS thread for torch and numpy (study_overhead.py's and gpu_sharing.py's processes).
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 class ReferenceLoop:
