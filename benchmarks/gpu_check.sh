@@ -3,7 +3,7 @@
 # a CUDA build of torch and the project is not installed (trainable/ needs only torch, numpy,
 # pillow, tqdm): the trainer's it/s against the plain reference loop and its host syncs per
 # iteration (train_speed.py), then the aggregate it/s of 1, 2, 4 and 8 trials sharing the GPU
-# (gpu_sharing.py). About 4-5 minutes; each step's output is also written to $OUT (or here).
+# (gpu_sharing.py), with CUDA graphs and 1 and 8 eager. About 5-6 minutes; each step's output is also written to $OUT (or here).
 # A bare machine first draws the built-in data set (about 2 s here) and trains the judge once (1500 steps).
 #
 #     bash benchmarks/gpu_check.sh
@@ -17,3 +17,4 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee 
     tee -a "$out/gpu.txt"
 timeout 180 "$python" benchmarks/train_speed.py --device cuda 2>&1 | tee "$out/train_speed.txt"
 timeout 300 "$python" benchmarks/gpu_sharing.py --trials 1,2,4,8 --seconds 15 2>&1 | tee "$out/gpu_sharing.txt"
+timeout 120 "$python" benchmarks/gpu_sharing.py --trials 1,8 --seconds 15 --eager 2>&1 | tee -a "$out/gpu_sharing.txt"

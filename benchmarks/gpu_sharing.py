@@ -13,7 +13,7 @@ cores instead.
 Needs only what trainable/ imports (torch, numpy, pillow, tqdm; no Ray, no Optuna): it runs where
 the project is not installed.
 
-    python benchmarks/gpu_sharing.py [--trials 1,2,4,8] [--seconds 20] [--config V0|small] [--device auto]
+    python benchmarks/gpu_sharing.py [--trials 1,2,4,8] [--seconds 20] [--config V0|small] [--device auto] [--eager]
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _trial(name: str, device_name: str, seconds: float, warmup: int, barrier, results) -> None:
+def _trial(name: str, device_name: str, seconds: float, warmup: int, graphs: bool, barrier, results) -> None:
     """One trial's process: build, warm up, wait for the others, train for ``seconds``. Whatever
     happens, it puts one result on the queue: (iterations, seconds) or ("error", why)."""
     try:
@@ -54,7 +54,7 @@ def _trial(name: str, device_name: str, seconds: float, warmup: int, barrier, re
         from trainable.training import Trainer
 
         torch.set_num_threads(1)
-        trainer = Trainer(_config(name), builtin_dataset(), device=device_name)
+        trainer = Trainer(_config(name), builtin_dataset(), device=device_name, cuda_graphs=graphs)
         for _ in range(warmup):
             trainer.advance()
         _sync(trainer.device)
@@ -82,11 +82,11 @@ def _trial(name: str, device_name: str, seconds: float, warmup: int, barrier, re
         results.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
-def run(n: int, name: str, device: str, seconds: float, warmup: int) -> list[float] | str:
+def run(n: int, name: str, device: str, seconds: float, warmup: int, graphs: bool = True) -> list[float] | str:
     """The rates (it/s) of ``n`` trials training at once on ``device``, or why they could not."""
     spawn = multiprocessing.get_context("spawn")
     barrier, results = spawn.Barrier(n), spawn.Queue()
-    workers = [spawn.Process(target=_trial, args=(name, device, seconds, warmup, barrier, results))
+    workers = [spawn.Process(target=_trial, args=(name, device, seconds, warmup, graphs, barrier, results))
                for _ in range(n)]
     with _environment(**ONE_THREAD):  # what the spawned processes inherit
         for worker in workers:
@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30, help="iterations each trial trains before the window")
     parser.add_argument("--config", default="V0", choices=("V0", "V1", "V2", "recipe", "small"))
     parser.add_argument("--device", default="auto", help="cuda, cpu, or auto (cuda where there is one)")
+    parser.add_argument("--eager", action="store_true", help="on CUDA, eager steps instead of CUDA graphs")
     args = parser.parse_args()
     try:
         counts = [int(value) for value in args.trials.split(",")]
@@ -134,11 +135,12 @@ def main() -> None:
         parser.error("--device cuda: torch sees no GPU here")
     builtin_dataset()  # drawn and cached once, before any process reads it
     where = torch.cuda.get_device_name(0) if device == "cuda" else f"cpu ({os.cpu_count()} cores)"
-    print(f"{args.config} trials sharing one {where}, {args.seconds:.0f} s window each run, torch {torch.__version__}",
+    steps = " (eager steps)" if args.eager and device == "cuda" else " (steps as CUDA graphs)" if device == "cuda" else ""
+    print(f"{args.config} trials{steps} sharing one {where}, {args.seconds:.0f} s window each run, torch {torch.__version__}",
           flush=True)
     alone = None
     for n in counts:
-        rates = run(n, args.config, device, args.seconds, args.warmup)
+        rates = run(n, args.config, device, args.seconds, args.warmup, graphs=not args.eager)
         if isinstance(rates, str):  # the larger counts may not fit: say so and go on
             print(f"{n} at once: failed ({rates})", flush=True)
             continue

@@ -2,9 +2,10 @@
 
 The reference is the same architecture trained the way the paper describes it, written the
 plain way: sigmoid outputs with BCELoss, the fake batch generated with autograd on and then
-detached, D's weight gradients computed in the G step too, default Adam, NCHW tensors, its G
-loss read each step (a host sync on a GPU, as a plain loop logging it does). Ours is timed as the
-training loop runs it (``Trainer.advance``: statistics left on the device). Both run in this
+detached, D's weight gradients computed in the G step too, default Adam, NCHW tensors, cuDNN's
+default algorithm choice, its G loss read each step (a host sync on a GPU, as a plain loop logging
+it does). Ours is timed as the training loop runs it (``Trainer.advance``: statistics left on the
+device; on CUDA each step replayed as a CUDA graph, and timed eager too). Both run in this
 process, interleaved, so the ratio holds on a busy machine. Also prints the cost of one
 evaluation (judge metrics + grid) as a share of training time at the default interval, and on
 CUDA the host syncs per iteration of the training loop (torch's sync debug mode): about
@@ -90,17 +91,22 @@ def rate(step, iterations: int, device: torch.device) -> float:
 
 def compare(label: str, config: TrainConfig, dataset, device: torch.device, iterations: int, rounds: int) -> None:
     reference = ReferenceLoop(config, dataset, device)
-    ours = {precision: Trainer(config.replace(precision=precision), dataset, device=device)
-            for precision in ("fp32", "bf16")}
-    results: dict[str, list[float]] = {"reference": [], "fp32": [], "bf16": []}
+    # On CUDA ours replays each step as a CUDA graph; its eager steps are timed too.
+    variants = [(precision, graphs) for graphs in ((True, False) if device.type == "cuda" else (None,))
+                for precision in ("fp32", "bf16")]
+    ours = {(precision, graphs): Trainer(config.replace(precision=precision), dataset, device=device, cuda_graphs=graphs)
+            for precision, graphs in variants}
+    results: dict[object, list[float]] = {"reference": [], **{variant: [] for variant in variants}}
     for _ in range(rounds):  # interleaved, so drift on a shared machine hits both alike
+        torch.backends.cudnn.benchmark = False  # PyTorch's default, as a plain loop has it; ours turns it on
         results["reference"].append(rate(reference.step, iterations, device))
-        for precision, trainer in ours.items():
-            results[precision].append(rate(trainer.advance, iterations, device))
+        torch.backends.cudnn.benchmark = device.type == "cuda"
+        for variant, trainer in ours.items():
+            results[variant].append(rate(trainer.advance, iterations, device))
     best = {name: max(values) for name, values in results.items()}
-    print(f"{device.type} {label}: reference {best['reference']:.2f} it/s | ours fp32 {best['fp32']:.2f} it/s "
-          f"({best['fp32'] / best['reference']:.2f}x) | ours bf16 {best['bf16']:.2f} it/s "
-          f"({best['bf16'] / best['reference']:.2f}x)", flush=True)
+    parts = [f"{'ours' if graphs is not False else 'ours eager'} {precision} {best[precision, graphs]:.2f} it/s "
+             f"({best[precision, graphs] / best['reference']:.2f}x)" for precision, graphs in variants]
+    print(f"{device.type} {label}: reference {best['reference']:.2f} it/s | " + " | ".join(parts), flush=True)
 
 
 def evaluation_share(dataset, device: torch.device, iterations: int) -> None:

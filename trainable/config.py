@@ -103,6 +103,9 @@ class TrainConfig:
     # accuracy 0.347 vs 0.340 at 2000 iterations). "auto" is bf16 where the CPU or GPU computes
     # bf16 natively, else fp32.
     precision: str = "auto"
+    # On a CUDA device, each step replayed as one CUDA graph (trainable/training.py): V0 4.4x
+    # faster than eager steps on an H200, with the same numbers. false: eager steps.
+    cuda_graphs: bool = True
 
     def __post_init__(self) -> None:
         for name in ("d_filters", "g_filters"):
@@ -122,7 +125,7 @@ class TrainConfig:
                               ("diffaugment", AUGMENTATIONS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name}: expected one of {list(allowed)}, got {getattr(self, name)!r}")
-        for name in ("g_spectral_norm", "minibatch_std"):
+        for name in ("g_spectral_norm", "minibatch_std", "cuda_graphs"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}: expected true or false, got {getattr(self, name)!r}")
         _check_range("r1_gamma", self.r1_gamma, 0.0, 1000.0)

@@ -124,7 +124,8 @@ def trial_params(config: TrainConfig, **meta: Any) -> dict[str, Any]:
 # trial of a preset that changes only these still is that preset.
 RUN_FIELDS = frozenset({"iterations", "eval_every", "eval_samples_per_class", "grid_columns", "collapse_patience",
                         "collapse_grace", "mode_collapse_diversity", "mode_collapse_coverage", "loss_collapse_d_loss",
-                        "loss_collapse_accuracy", "loss_collapse_divergence", "seed", "device", "precision"})
+                        "loss_collapse_accuracy", "loss_collapse_divergence", "seed", "device", "precision",
+                        "cuda_graphs"})
 
 
 def preset_changes(params: dict[str, Any], name: str) -> list[str]:

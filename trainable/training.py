@@ -42,6 +42,7 @@ R = TypeVar("R")
 
 # What a step measures, in the order of StepStats' first fields and of DeviceStepStats.values.
 STEP_STATISTICS = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "d_grad_norm", "g_grad_norm")
+GRAPH_WARMUP = 2  # eager steps of each kind (D trained or frozen) before one is captured as a CUDA graph
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,9 +98,21 @@ class Trainer:
     """Holds the models, optimizers, data on the device and every random state of one trial."""
 
     def __init__(self, config: TrainConfig, dataset: PreparedDataset, judge: Judge | None = None,
-                 *, device: str | torch.device | None = None) -> None:
+                 *, device: str | torch.device | None = None, cuda_graphs: bool | None = None) -> None:
+        """``cuda_graphs`` (default: the config's) replays each step on a CUDA device as one CUDA
+        graph. A step of the paper's small nets is some 300 kernel launches of a few microseconds of
+        GPU work each, so eager PyTorch is bound by launching them (V0 on an H200: 86 it/s eager,
+        383 replayed in fp32 and 463 in bf16, the same numbers bit for bit; benchmarks/train_speed.py)."""
         self.config = config
         self.device = torch.device(device) if device is not None else resolve_device(config.device)
+        self.cuda_graphs = self.device.type == "cuda" and (config.cuda_graphs if cuda_graphs is None else bool(cuda_graphs))
+        if self.device.type == "cuda":
+            # Every batch has the same shape, so cuDNN's timed choice of convolution algorithms pays
+            # from the first steps on (process-wide; a trial is a process of its own).
+            torch.backends.cudnn.benchmark = True
+        self._graphs: dict[bool, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}  # train_d -> (graph, its output)
+        self._eager_steps: collections.Counter[bool] = collections.Counter()  # per train_d, since the graphs were last dropped
+        self._side_stream: torch.cuda.Stream | None = None
         self.judge = judge
         self.class_names = dataset.class_names
         self.num_classes = dataset.num_classes
@@ -114,9 +127,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.generator = Generator(config, self.num_classes, self.size).to(self.device, memory_format=torch.channels_last)
         self._build_discriminator(config)
-        fused = self.device.type in ("cpu", "cuda")
-        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.g_lr,
-                                            betas=(config.g_beta1, config.g_beta2), eps=1e-7, fused=fused)
+        self.g_optimizer = self._adam(self.generator.parameters(), config.g_lr, (config.g_beta1, config.g_beta2))
         self.g_parameters = list(self.generator.parameters())
         self.rng = torch.Generator(device=self.device).manual_seed(config.seed)
         self.g_ema: Generator | None = None
@@ -134,6 +145,9 @@ class Trainer:
         self.grid_labels = torch.arange(self.num_classes).repeat_interleave(config.grid_columns)
 
         self.checkpoint_config: TrainConfig | None = None  # the config the last restored checkpoint trained with
+        # The iteration count on the device too, for what a step computes from it (instance noise's
+        # annealing, EMA's warm-up): a captured step reads it there rather than baking in a number.
+        self._device_iteration = torch.zeros((), device=self.device)
         self.iteration = 0
         self.accuracy_window: collections.deque[float] = collections.deque(maxlen=config.freeze_window)
         # Steps' (real, fake) accuracies not yet read back into accuracy_window: only the freeze
@@ -145,13 +159,26 @@ class Trainer:
             torch.cuda.is_bf16_supported() if self.device.type == "cuda" else native_bf16_cpu()))
         self.precision = "bf16" if use_bf16 else "fp32"
 
+    def _adam(self, parameters, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+        # capturable: the step count stays on the device, as a CUDA graph needs.
+        return torch.optim.Adam(parameters, lr=lr, betas=betas, eps=1e-7, fused=self.device.type in ("cpu", "cuda"),
+                                capturable=self.cuda_graphs)
+
     def _build_discriminator(self, config: TrainConfig) -> None:
         self.discriminator = Discriminator(config, self.num_classes, self.size).to(self.device,
                                                                                  memory_format=torch.channels_last)
-        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.d_lr,
-                                            betas=(config.d_beta1, config.d_beta2), eps=1e-7,
-                                            fused=self.device.type in ("cpu", "cuda"))
+        self.d_optimizer = self._adam(self.discriminator.parameters(), config.d_lr, (config.d_beta1, config.d_beta2))
         self.d_parameters = list(self.discriminator.parameters())
+        self._drop_graphs()
+
+    @property
+    def iteration(self) -> int:
+        return self._iteration
+
+    @iteration.setter
+    def iteration(self, value: int) -> None:
+        self._iteration = value
+        self._device_iteration.fill_(value)
 
     @property
     def dropout_layers(self) -> bool:
@@ -198,7 +225,7 @@ class Trainer:
             # gradients stay informative; annealed linearly to 0 by the last iteration. The std is
             # in units of the [0,1] range.
             width = 1.0 if self.config.normalization == "[0,1]" else 2.0
-            std = self.config.instance_noise * width * max(0.0, 1 - self.iteration / self.config.iterations)
+            std = self.config.instance_noise * width * (1 - self._device_iteration / self.config.iterations).clamp(min=0)
             noise = torch.randn(images.shape, generator=self.rng, device=self.device, dtype=images.dtype)
             images = images + std * noise
         return images
@@ -272,8 +299,64 @@ class Trainer:
     def advance(self) -> DeviceStepStats:
         """One iteration, leaving its statistics on the device; does no I/O and, on a GPU, waits
         for nothing unless the freeze rule on D's accuracy is on (it decides each step on the host)."""
-        config, batch = self.config, self.config.batch_size
         train_d = not self._update_freeze()
+        values = self._graphed_step(train_d) if self.cuda_graphs else self._step(train_d)
+        self._iteration += 1  # the device's count moved on in the step
+        self._pending_accuracy.append(values[2:4])
+        if self.config.freeze_accuracy is not None:
+            # The next step's freeze decision needs this accuracy on the host: a sync per step, which
+            # keeps the rule exact (deciding on a lagged window would change V2's training).
+            self._read_accuracy()
+        return DeviceStepStats(values, frozen=not train_d)
+
+    def _graphed_step(self, train_d: bool) -> torch.Tensor:
+        """The step as a CUDA graph, one per value of train_d, captured after GRAPH_WARMUP eager
+        steps (lazy initialisation, cuDNN's algorithm choice) and dropped whenever the models, the
+        optimisers or the config change (a restore, PBT's explore): a graph bakes in numbers such
+        as the learning rates and the addresses of the optimiser's state."""
+        entry = self._graphs.get(train_d)
+        if entry is None:
+            if self._eager_steps[train_d] < GRAPH_WARMUP:
+                self._eager_steps[train_d] += 1
+                return self._on_side_stream(train_d)
+            try:
+                entry = self._graphs[train_d] = self._capture(train_d)
+            except Exception as exc:  # noqa: BLE001 - whatever breaks a capture
+                # Not trained on eagerly: a failed capture leaves the random generators marked as
+                # capturing (torch 2.11: "Offset increment outside graph capture"), so the process
+                # cannot draw on the device again. Every configuration tried captures (issue 12).
+                reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                raise UserError(f"this configuration's step could not be captured as a CUDA graph ({reason}); "
+                                "train it with cuda_graphs=false") from None
+        graph, values = entry
+        graph.replay()
+        return values.clone()  # the graph's output is overwritten by the next replay
+
+    def _on_side_stream(self, train_d: bool) -> torch.Tensor:
+        # PyTorch's advice for warming up before a capture: off the default stream.
+        if self._side_stream is None:
+            self._side_stream = torch.cuda.Stream(self.device)
+        current = torch.cuda.current_stream(self.device)
+        self._side_stream.wait_stream(current)
+        with torch.cuda.stream(self._side_stream):
+            values = self._step(train_d)
+        current.wait_stream(self._side_stream)
+        return values
+
+    def _capture(self, train_d: bool) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+        graph = torch.cuda.CUDAGraph()
+        graph.register_generator_state(self.rng)  # its draws move on with each replay
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            values = self._step(train_d)
+        return graph, values
+
+    def _drop_graphs(self) -> None:
+        self._graphs.clear()
+        self._eager_steps.clear()
+
+    def _step(self, train_d: bool) -> torch.Tensor:
+        """The device's work of one iteration, with no host sync: [STEP_STATISTICS]."""
+        config, batch = self.config, self.config.batch_size
         d_losses, d_norms = [], []
         for d_step in range(config.d_steps):
             index = torch.randint(len(self.images), (batch,), generator=self.rng, device=self.device)
@@ -296,27 +379,22 @@ class Trainer:
         z, labels = self._noise(batch)
         for parameter in self.d_parameters:
             parameter.requires_grad_(False)
-        with self._autocast():
-            g_loss = self._g_loss(self.discriminator(self._d_input(self.generator(z, labels)), labels).float())
-        self.g_optimizer.zero_grad(set_to_none=True)
-        g_loss.backward()
-        g_norm = _grad_norm(self.g_parameters)
-        self.g_optimizer.step()
-        for parameter in self.d_parameters:
-            parameter.requires_grad_(True)
-        self.iteration += 1
+        try:
+            with self._autocast():
+                g_loss = self._g_loss(self.discriminator(self._d_input(self.generator(z, labels)), labels).float())
+            self.g_optimizer.zero_grad(set_to_none=True)
+            g_loss.backward()
+            g_norm = _grad_norm(self.g_parameters)
+            self.g_optimizer.step()
+        finally:  # an error on the way must leave D trainable
+            for parameter in self.d_parameters:
+                parameter.requires_grad_(True)
+        self._device_iteration += 1
         if self.g_ema is not None:
             self._update_ema()
 
         d_norm = torch.stack(d_norms).mean() if d_norms else torch.zeros((), device=self.device)
-        values = torch.stack([torch.stack(d_losses).mean(), g_loss.detach(), real_correct, fake_correct,
-                              d_norm, g_norm])
-        self._pending_accuracy.append(values[2:4])
-        if config.freeze_accuracy is not None:
-            # The next step's freeze decision needs this accuracy on the host: a sync per step, which
-            # keeps the rule exact (deciding on a lagged window would change V2's training).
-            self._read_accuracy()
-        return DeviceStepStats(values, frozen=not train_d)
+        return torch.stack([torch.stack(d_losses).mean(), g_loss.detach(), real_correct, fake_correct, d_norm, g_norm])
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -324,8 +402,11 @@ class Trainer:
         # TensorFlow's ExponentialMovingAverage with num_updates: an average over the untrained
         # first iterations would lag for thousands of steps and look mode-collapsed (issue 9's
         # probe: lowest diversity ratio 0.16-0.29 in the first 1500 iterations without it).
-        decay = min(self.config.g_ema, (1 + self.iteration) / (10 + self.iteration))
-        torch._foreach_lerp_(self.ema_parameters, self.g_parameters, 1 - decay)
+        step = self._device_iteration
+        decay = ((1 + step) / (10 + step)).clamp(max=self.config.g_ema)
+        difference = torch._foreach_sub(self.g_parameters, self.ema_parameters)
+        torch._foreach_mul_(difference, 1 - decay)
+        torch._foreach_add_(self.ema_parameters, difference)
         for ema_buffer, buffer in zip(self.g_ema.buffers(), self.generator.buffers()):
             ema_buffer.copy_(buffer)
 
@@ -366,6 +447,10 @@ class Trainer:
                                      (self.d_optimizer, config.d_lr, (config.d_beta1, config.d_beta2))):
             for group in optimizer.param_groups:
                 group["lr"], group["betas"] = lr, betas
+                # A loaded state brings its writer's flags: a graphed GPU trial's checkpoint says
+                # capturable, which a CPU trainer cannot step with, and an eager one's cannot be captured.
+                group["capturable"] = self.cuda_graphs
+        self._drop_graphs()
         for module in self.discriminator.modules():
             if isinstance(module, (torch.nn.Dropout, LeakyReLUDropout)):
                 module.p = config.d_dropout
@@ -427,10 +512,11 @@ class Trainer:
         self.d_optimizer.load_state_dict(state["d_optimizer"])
         # This trainer's config wins: under PBT a trial restores with new rates (its explore step).
         self._apply_hyperparameters()
-        self.rng.set_state(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
+        # Generator states are CPU byte tensors, whatever device the checkpoint was loaded onto.
+        self.rng.set_state(state["rng"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"])
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu())
         self.iteration = int(state["iteration"])
         self._pending_accuracy.clear()
         self.accuracy_window.clear()

@@ -19,6 +19,7 @@ from trainable.errors import ConfigError
     ({"freeze_accuracy": 0.2}, "freeze_accuracy: 0.2 out of range"),
     ({"g_lr": "fast"}, "g_lr: cannot read 'fast'"),
     ({"precision": "fp8"}, "precision: expected one of"),
+    ({"cuda_graphs": "maybe"}, "cuda_graphs: expected true or false"),
 ])
 def test_bad_values_name_the_key(values, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
@@ -40,6 +41,18 @@ def test_field_types_come_from_the_annotations_not_their_text():
     assert kinds["freeze_after"] == FieldType(int, True) and kinds["freeze_accuracy"] == FieldType(float, True)
     assert kinds["normalization"] == FieldType(str, False)
     assert set(kinds) == {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def test_cuda_graphs_is_a_run_setting_that_a_cpu_trainer_ignores(tiny_data):
+    from trainable.experiment import preset_changes, trial_params
+    from trainable.training import Trainer
+
+    config = preset("V0", cuda_graphs="false")
+    assert config.cuda_graphs is False
+    assert preset_changes(trial_params(config), "V0") == []  # still the paper's V0
+    _, dataset, _ = tiny_data
+    assert Trainer(preset("V0"), dataset, device="cpu").cuda_graphs is False
+    assert Trainer(preset("V0"), dataset, device="cpu", cuda_graphs=True).cuda_graphs is False
 
 
 def test_round_trip_through_plain_values():

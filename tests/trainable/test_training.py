@@ -1,3 +1,4 @@
+import copy
 import functools
 import json
 import math
@@ -322,3 +323,20 @@ def test_grid_is_comparable_across_evaluations(tiny_data):
     first.step()
     _, grid_c = first.evaluate()
     assert not np.array_equal(grid_a, grid_c)
+
+
+def test_a_checkpoint_of_a_graphed_gpu_trial_resumes_on_a_cpu(tiny_data):
+    """A trainer that replays CUDA graphs saves optimisers marked capturable; a CPU trainer must
+    train on from that state with its own flags (and a graphed one from an eager one's)."""
+    _, dataset, _ = tiny_data
+    config = TrainConfig.from_dict(TINY)
+    first = Trainer(config, dataset)
+    first.step()
+    state = copy.deepcopy(first.state_dict())  # as read from a file: no tensor shared with first
+    for name in ("g_optimizer", "d_optimizer"):
+        for group in state[name]["param_groups"]:
+            group["capturable"] = True  # as a graphed GPU trainer writes it
+    second = Trainer(config, dataset)
+    second.load_state_dict(state)
+    assert not any(group["capturable"] for group in second.g_optimizer.param_groups + second.d_optimizer.param_groups)
+    assert first.step() == second.step()
