@@ -102,7 +102,8 @@ class Trainer:
         """``cuda_graphs`` (default: the config's) replays each step on a CUDA device as one CUDA
         graph. A step of the paper's small nets is some 300 kernel launches of a few microseconds of
         GPU work each, so eager PyTorch is bound by launching them (V0 on an H200: 86 it/s eager,
-        383 replayed in fp32 and 463 in bf16, the same numbers bit for bit; benchmarks/train_speed.py)."""
+        383 replayed in fp32 and 463 in bf16; with deterministic cuDNN the same numbers bit for bit;
+        benchmarks/train_speed.py, tests/trainable/test_cuda_graphs.py)."""
         self.config = config
         self.device = torch.device(device) if device is not None else resolve_device(config.device)
         self.cuda_graphs = self.device.type == "cuda" and (config.cuda_graphs if cuda_graphs is None else bool(cuda_graphs))
@@ -147,7 +148,8 @@ class Trainer:
         self.checkpoint_config: TrainConfig | None = None  # the config the last restored checkpoint trained with
         # The iteration count on the device too, for what a step computes from it (instance noise's
         # annealing, EMA's warm-up): a captured step reads it there rather than baking in a number.
-        self._device_iteration = torch.zeros((), device=self.device)
+        # float64: exact to 2^53, and the same arithmetic as the Python floats it replaces.
+        self._device_iteration = torch.zeros((), dtype=torch.float64, device=self.device)
         self.iteration = 0
         self.accuracy_window: collections.deque[float] = collections.deque(maxlen=config.freeze_window)
         # Steps' (real, fake) accuracies not yet read back into accuracy_window: only the freeze
@@ -227,7 +229,9 @@ class Trainer:
             width = 1.0 if self.config.normalization == "[0,1]" else 2.0
             std = self.config.instance_noise * width * (1 - self._device_iteration / self.config.iterations).clamp(min=0)
             noise = torch.randn(images.shape, generator=self.rng, device=self.device, dtype=images.dtype)
-            images = images + std * noise
+            # In float32 and then rounded, as a Python float std was: a CUDA tensor std would be
+            # rounded to bf16 first.
+            images = images + (noise.float() * std).to(images.dtype)
         return images
 
     def _d_update(self, images: torch.Tensor, labels: torch.Tensor, real: bool):
@@ -403,10 +407,9 @@ class Trainer:
         # first iterations would lag for thousands of steps and look mode-collapsed (issue 9's
         # probe: lowest diversity ratio 0.16-0.29 in the first 1500 iterations without it).
         step = self._device_iteration
-        decay = ((1 + step) / (10 + step)).clamp(max=self.config.g_ema)
-        difference = torch._foreach_sub(self.g_parameters, self.ema_parameters)
-        torch._foreach_mul_(difference, 1 - decay)
-        torch._foreach_add_(self.ema_parameters, difference)
+        weight = (1 - ((1 + step) / (10 + step)).clamp(max=self.config.g_ema)).float()
+        # A weight tensor per parameter: the one-Scalar form would read a tensor weight on the host.
+        torch._foreach_lerp_(self.ema_parameters, self.g_parameters, [weight] * len(self.ema_parameters))
         for ema_buffer, buffer in zip(self.g_ema.buffers(), self.generator.buffers()):
             ema_buffer.copy_(buffer)
 
@@ -434,8 +437,9 @@ class Trainer:
         if fixed:
             raise ConfigError(f"{fixed[0]}: cannot change in the middle of a training (mutable fields: "
                               f"{', '.join(MUTABLE_FIELDS)})")
-        self.config = config
-        self._apply_hyperparameters()
+        if changes:  # (it drops the CUDA graphs, to be captured again)
+            self.config = config
+            self._apply_hyperparameters()
         return changes
 
     def _apply_hyperparameters(self) -> None:

@@ -168,6 +168,9 @@ def test_instance_noise_is_annealed_to_zero(tiny_data):
     assert (trainer._d_input(images) - images).std().item() == pytest.approx(0.1, rel=0.05)
     trainer.iteration = 100
     assert torch.equal(trainer._d_input(images), images)
+    # The count a (graphed) step reads on the device is exact far past float32's 2^24.
+    trainer.iteration = 2**24 + 1
+    assert trainer._device_iteration.item() == 2**24 + 1
 
 
 def test_minibatch_std_sees_a_batch_of_identical_images():
