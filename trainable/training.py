@@ -329,8 +329,7 @@ class Trainer:
                 # Not trained on eagerly: a failed capture leaves the random generators marked as
                 # capturing (torch 2.11: "Offset increment outside graph capture"), so the process
                 # cannot draw on the device again. Every configuration tried captures (issue 12).
-                reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-                raise UserError(f"this configuration's step could not be captured as a CUDA graph ({reason}); "
+                raise UserError(f"this configuration's step could not be captured as a CUDA graph ({_first_line(exc)}); "
                                 "train it with cuda_graphs=false") from None
         graph, values = entry
         graph.replay()
@@ -550,8 +549,14 @@ class Trainer:
         try:
             self.load_state_dict(state)
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
-            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"{path}: unreadable checkpoint (does not fit this trial's model: {reason})") from None
+            raise UserError(f"{path}: unreadable checkpoint (does not fit this trial's model: {_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's message for a one-line error: its first line, at most 200 characters, or its
+    type where it has no message."""
+    message = str(exc).strip()
+    return message.splitlines()[0][:200] if message else type(exc).__name__
 
 
 def read_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> dict:
