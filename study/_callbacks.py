@@ -23,16 +23,19 @@ experiment) is ended FAIL as interrupted. The study is created once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import posixpath
 import tempfile
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import optuna
+import optuna.storages.journal
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune import Callback
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
@@ -40,18 +43,45 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCall
 from study._stopping import StopLedger
 from study.spec import StudySpec
 from trainable.config import PAPER_PRESETS
+from trainable.errors import UserError
 from trainable.experiment import (ARTIFACTS_DIR, COMPLETED, CONFIG_CHANGE, DIVERSITY_MEAN, EARLY, ERROR, INTERRUPTED,
-                                  JOURNAL_FILE, SCORE, STARTS_FILE, matches_point, read_json_lines, write_stop)
+                                  JOURNAL_FILE, PROGRESS_FILE, RESULT_FILE, SCORE, STARTS_FILE, matches_point,
+                                  append_whole, read_json_lines, write_stop, write_text_atomic)
 from trainable.tune_adapter import PENALTY
 
 TUNE_TRIAL_ID = "tune_trial_id"  # the user attribute that ties an Optuna trial to its Tune trial
 CONFIG_CHANGES = "config_changes"  # the user attribute listing a PBT trial's config changes
 
 
-def journal_storage(experiment_dir: str | Path) -> optuna.storages.JournalStorage:
-    from optuna.storages.journal import JournalFileBackend
+class WholeRecordsJournal(optuna.storages.journal.JournalFileBackend):
+    """Optuna's journal file, never left with half a record. Optuna appends a record with one
+    buffered write: on a full disk part of it reached the file, the next driver's first record was
+    joined onto that half line, and neither this tool nor Optuna could read the store again
+    (JSONDecodeError). Here a failed append is cut off again before the error goes on, and a torn
+    last line (an older version's, a machine that died mid-write) is cut off on opening."""
 
-    return optuna.storages.JournalStorage(JournalFileBackend(str(Path(experiment_dir) / JOURNAL_FILE)))
+    def __init__(self, file_path: str) -> None:
+        super().__init__(file_path)
+        with open(file_path, "rb+") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size:
+                handle.seek(max(0, size - 65536))
+                tail = handle.read()
+                if not tail.endswith(b"\n"):
+                    cut = tail.rfind(b"\n")
+                    handle.truncate(size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= 65536 else size))
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
+        self._lock.acquire()
+        try:
+            append_whole(self._file_path, data)
+        finally:
+            self._lock.release()
+
+
+def journal_storage(experiment_dir: str | Path) -> optuna.storages.JournalStorage:
+    return optuna.storages.JournalStorage(WholeRecordsJournal(str(Path(experiment_dir) / JOURNAL_FILE)))
 
 
 class OptunaStore:
@@ -163,25 +193,97 @@ class OptunaStore:
 
 
 class _KeepsItsRows:
-    """Tune's result loggers, when a trial starts again with a checkpoint (a retry, a PBT exploit,
-    a paused trial going on), copy its result.json / progress.csv from the storage over the
-    driver's staging copy they append to, and the storage lags the staging copy (an upload of
-    the whole staging folder runs in the background): reports were lost (measured: 4 of 4
-    synchronous PB2 runs at perturbation interval 1; 2 of 5 killed-and-resumed PBT studies with
-    an upload before the restore, 0 of 12 runs with this). The staging copy is the
-    truth while this driver lives; only a driver that has none (a resumed study's) restores it."""
+    """Tune's result loggers, each trial's rows kept once and whole.
+
+    When a trial starts again with a checkpoint (a retry, a PBT exploit, a paused trial going on),
+    Tune's loggers copy its file from the storage over the driver's staging copy they append to,
+    and the storage lags the staging copy (an upload of the whole staging folder runs in the
+    background): reports were lost (measured: 4 of 4 synchronous PB2 runs at perturbation interval
+    1; 2 of 5 killed-and-resumed PBT studies with an upload before the restore, 0 of 12 runs with
+    this). The staging copy is the truth while this driver lives; only a driver that has none (a
+    resumed study's) restores it.
+
+    A trial that goes on from a checkpoint older than its last report (a retry that fell back past a
+    damaged checkpoint, a resumed study's trial whose last checkpoint the driver never recorded)
+    reports those iterations again: the rows it trains again replace the abandoned ones (which were
+    written twice, with the same values and other timestamps)."""
+
+    FILE: str
 
     def _restore_from_remote(self, file_name: str, trial) -> None:
         if not Path(trial.local_path, file_name).exists():
             super()._restore_from_remote(file_name, trial)
 
+    def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+        if trial not in self._trial_files:
+            self._open(trial)
+        reached = result.get("iteration")
+        if isinstance(reached, int):
+            path = Path(trial.local_path, self.FILE)
+            kept, dropped = self._rows_before(path, reached)
+            if dropped:
+                self._trial_files[trial].close()
+                write_text_atomic(path, kept)
+                self._open(trial)
+        super().log_trial_result(iteration, trial, result)
+
 
 class StudyJsonLogger(_KeepsItsRows, JsonLoggerCallback):
     """Tune's result.json logger, keeping its rows (given to Tune, it replaces Tune's own)."""
 
+    FILE = RESULT_FILE
+
+    def _open(self, trial) -> None:
+        self.log_trial_start(trial)
+
+    @staticmethod
+    def _rows_before(path: Path, reached: int) -> tuple[str, bool]:
+        """The file's text without the rows at or past ``reached``, and whether there were any."""
+        kept, dropped = [], False
+        for line in path.read_text().splitlines(keepends=True) if path.exists() else []:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short: kept, as the readers skip it
+                row = None
+            later = isinstance(row, dict) and isinstance(row.get("iteration"), int) and row["iteration"] >= reached
+            dropped |= later
+            if not later:
+                kept.append(line if line.endswith("\n") else line + "\n")
+        return "".join(kept), dropped
+
 
 class StudyCSVLogger(_KeepsItsRows, CSVLoggerCallback):
     """Tune's progress.csv logger, keeping its rows (given to Tune, it replaces Tune's own)."""
+
+    FILE = PROGRESS_FILE
+
+    def _open(self, trial) -> None:
+        import csv
+
+        writer = self._trial_csv.get(trial)
+        self._setup_trial(trial)
+        if writer is not None:  # reopened: the rows go on under the header's columns
+            self._trial_csv[trial] = csv.DictWriter(self._trial_files[trial], writer.fieldnames)
+
+    @staticmethod
+    def _rows_before(path: Path, reached: int) -> tuple[str, bool]:
+        import csv
+        import io
+
+        if not path.exists():
+            return "", False
+        lines = path.read_text().splitlines(keepends=True)
+        if not lines:
+            return "", False
+        column = next(csv.reader([lines[0]])).index("iteration") if "iteration" in lines[0] else None
+        kept, dropped = [lines[0]], False
+        for line in lines[1:]:
+            cells = next(csv.reader(io.StringIO(line)), [])
+            later = column is not None and len(cells) > column and cells[column].isdigit() and int(cells[column]) >= reached
+            dropped |= later
+            if not later:
+                kept.append(line)
+        return "".join(kept), dropped
 
 
 class StudyTBXLogger(TBXLoggerCallback):
@@ -230,8 +332,8 @@ class StudyCallback(Callback):
             self._started = {entry["trial_id"]: entry.get("baseline") for entry in read_json_lines(path)}
         if trial.trial_id not in self._started:
             self._started[trial.trial_id] = self.store.baseline(trial.config)
-            with open(path, "a") as handle:
-                handle.write(json.dumps({"trial_id": trial.trial_id, "baseline": self._started[trial.trial_id]}) + "\n")
+            append_whole(path, (json.dumps({"trial_id": trial.trial_id,
+                                            "baseline": self._started[trial.trial_id]}) + "\n").encode())
 
     @property
     def store(self) -> OptunaStore:
@@ -239,13 +341,33 @@ class StudyCallback(Callback):
             self._store = OptunaStore(self.experiment_dir, self.spec, self.study_name)
         return self._store
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A record that cannot be written (a full disk, a file system gone read-only) ends the study in
+        one line, its records whole (each append is whole or cut off again), so that it resumes
+        once there is room."""
+        try:
+            yield
+        except OSError as exc:
+            raise UserError(f"cannot write the study's records in {self.experiment_dir} "
+                            f"({exc.strerror or type(exc).__name__}); make room, then continue it with: "
+                            f"cgan-study study resume {self.study_name}") from None
+
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
+        with self._writing():
+            self._on_trial_start(trial, trials)
+
+    def _on_trial_start(self, trial, trials: list) -> None:
         if self._store is None:  # the first trial this driver starts: end the lost ones of a killed driver
             self.store.end_lost({t.trial_id for t in trials})
         self._record_start(trial)
         self.store.start(trial.trial_id, trial.config)
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
+        with self._writing():
+            self._on_trial_result(trial, result)
+
+    def _on_trial_result(self, trial, result: dict) -> None:
         if result.get("done"):
             # The stopper or ASHA decided on this very result (before the callbacks run): say so in it,
             # so the last reported result of every trial carries its stop reason (Tune's result.json,
@@ -266,10 +388,12 @@ class StudyCallback(Callback):
         self.store.upload_grids(frozen, grids, _reader(trial))
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
-        self._finish(trial, error=None)
+        with self._writing():
+            self._finish(trial, error=None)
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
-        self._finish(trial, error=str(getattr(trial, "error_message", None) or "the trial raised"))
+        with self._writing():
+            self._finish(trial, error=str(getattr(trial, "error_message", None) or "the trial raised"))
 
     def _finish(self, trial, error: str | None) -> None:
         ledger = StopLedger(self.experiment_dir)

@@ -18,7 +18,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTra
 from ray.tune.schedulers.pb2 import PB2  # its GP's packages (GPy, scikit-learn) are imported only when it runs
 
 from study.spec import Domain, Range, StudySpec
-from trainable.experiment import ASHA, COMPLETED, LEDGER_FILE, NONE, SCORE, matches_point, read_json_lines
+from trainable.experiment import ASHA, COMPLETED, LEDGER_FILE, NONE, SCORE, append_whole, matches_point, read_json_lines
 
 
 class StopLedger:
@@ -38,9 +38,8 @@ class StopLedger:
         if self.get(trial_id) is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps({"trial_id": trial_id, "stop_reason": reason, "evidence": evidence,
-                                     "iteration": iteration}) + "\n")
+        append_whole(self.path, (json.dumps({"trial_id": trial_id, "stop_reason": reason, "evidence": evidence,
+                                             "iteration": iteration}) + "\n").encode())
 
 
 class CollapseStopper(Stopper):

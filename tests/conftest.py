@@ -86,3 +86,25 @@ def lock_holder():
     for holder in holders:
         holder.kill()
         holder.wait()
+
+
+@pytest.fixture
+def small_file_system(tmp_path):
+    """A small tmpfs of our own (a full disk, a read-only one), mounted for the test and gone after it;
+    the test is skipped where this machine lets no process mount one (not root, no user namespaces)."""
+    mounted = []
+
+    def mount(size: str = "2m", read_only: bool = False):
+        point = tmp_path / f"fs{len(mounted)}"
+        point.mkdir()
+        options = f"size={size}" + (",ro" if read_only else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode})")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)

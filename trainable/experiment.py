@@ -37,7 +37,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from trainable._io import write_text_atomic  # public here: writers of experiment folders use it
+from trainable._io import append_whole, write_bytes_atomic, write_text_atomic  # public here: writers of experiment folders use them
 from trainable.config import TrainConfig, param_value, preset
 from trainable.errors import UserError
 
@@ -358,17 +358,37 @@ def driver_lock(folder: str | Path, what: str) -> Iterator[None]:
     block. The OS releases it when the process ends, killed or not, so a dead driver never
     blocks the next; a second driver is refused with the holder's pid."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
+    for _ in range(10):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:  # a read-only file system, no permission, a file where a folder should be
+            raise UserError(f"{folder}: cannot write there ({exc.strerror})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
             raise UserError(f"{what} is in use by another driver (pid {holder}); wait for it to end, "
                             "or stop that process") from None
+        if _same_file(fd, folder / LOCK_FILE):
+            break
+        # The holder before us removed the file as we opened it (a folder it made for a study that
+        # never started): a lock on a removed file keeps nobody out. Lock the one there now.
+        os.close(fd)
+    else:
+        raise UserError(f"{what}: its lock file {folder / LOCK_FILE} keeps being removed; is another driver "
+                        "starting and failing over and over?")
+    try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # and with it the lock
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False

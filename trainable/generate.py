@@ -10,6 +10,7 @@ and G runs in inference mode, so a seed gives the same images on the same machin
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,24 @@ def generate_images(generator: Generator, counts: list[int], *, latent_size: int
     images = sample(generator, z, torch.eye(len(counts))[labels], progress=meter)
     meter.close(total)
     return denormalize(images.numpy(), normalization), labels.numpy()
+
+
+def memory_needed(total: int, *, latent_size: int, classes: int, size: int) -> int:
+    """Bytes ``generate_images`` holds at once for ``total`` images: latent vectors, labels, their
+    one-hot form, the float images and the uint8 ones."""
+    return total * (4 * latent_size + 8 + 4 * classes + 5 * size * size)
+
+
+def available_memory() -> int:
+    """Bytes of memory this machine can give now (MemAvailable), else its physical memory."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def generate_dataset(trained: TrainedGenerator, per_class: int, class_names: tuple[str, ...], *, source: str,

@@ -12,9 +12,12 @@ from queueing the next step's kernels while the GPU works.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -78,6 +81,35 @@ class _Window:
                 "iterations_per_s": self.count / seconds if seconds > 0 else 0.0}
 
 
+class _CtrlC:
+    """Ctrl-C, kept out of the middle of a step. A KeyboardInterrupt raised between D's update and
+    G's would leave the trainer half a step on, with the iteration not counted: its checkpoint then
+    resumes into a different run (seen: stopped at iteration 128 and resumed to 400, FD-intra
+    54.675 against 53.805 uninterrupted). The first Ctrl-C is noted and the loop stops after the
+    step; a second one interrupts at once. Only the main thread can take signals: elsewhere (a Ray
+    worker's training thread) nothing changes."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator["_CtrlC"]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+
+        def note(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+
+        previous = signal.signal(signal.SIGINT, note)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 def train(trainer: Trainer, reporter: Reporter, *, history: list[dict] | None = None,
           stop_on_collapse: bool = True, progress: bool = False,
           describe: Callable[[dict], str] | None = None,
@@ -126,31 +158,36 @@ def train(trainer: Trainer, reporter: Reporter, *, history: list[dict] | None = 
         reporter(row, grid, trainer)
         return row
 
+    ctrl_c = _CtrlC()
     try:
-        while trainer.iteration < config.iterations:
-            if schedule and trainer.iteration in schedule:
-                changes = trainer.apply_config(schedule[trainer.iteration])
-                if changes:
-                    change = config_change(trainer.iteration, changes)
-            stats = trainer.advance()
-            window.add(stats)
-            finished = trainer.iteration >= config.iterations
-            if (trainer.iteration % config.eval_every == 0 or finished
-                    or (trainer.iteration % NONFINITE_CHECK_EVERY == 0 and window.nonfinite())):
-                row = report(COMPLETED if finished else None)
-                window = _Window(trainer.device)
-                latest = describe(row) if describe else ""
-                if row["stop_reason"]:
-                    meter.close(trainer.iteration, latest)
-                    return row["stop_reason"]
-            if meter.due():
-                d_loss, g_loss = stats.values[:2].tolist()
-                meter.update(trainer.iteration, f"D {d_loss:.3f} G {g_loss:.3f} {latest}")
-    except KeyboardInterrupt:
-        # Ctrl-C: one last report and checkpoint, so the trial can resume from here.
-        if window.count:
-            report(INTERRUPTED)
-        meter.close(trainer.iteration, INTERRUPTED)
-        return INTERRUPTED
-    meter.close(trainer.iteration, latest)
-    return COMPLETED
+        with ctrl_c.deferred():
+            while trainer.iteration < config.iterations and not ctrl_c.requested:
+                if schedule and trainer.iteration in schedule:
+                    changes = trainer.apply_config(schedule[trainer.iteration])
+                    if changes:
+                        change = config_change(trainer.iteration, changes)
+                stats = trainer.advance()
+                window.add(stats)
+                finished = trainer.iteration >= config.iterations
+                if (trainer.iteration % config.eval_every == 0 or finished
+                        or (trainer.iteration % NONFINITE_CHECK_EVERY == 0 and window.nonfinite())):
+                    row = report(COMPLETED if finished else None)
+                    window = _Window(trainer.device)
+                    latest = describe(row) if describe else ""
+                    if row["stop_reason"]:
+                        meter.close(trainer.iteration, latest)
+                        return row["stop_reason"]
+                if meter.due():
+                    d_loss, g_loss = stats.values[:2].tolist()
+                    meter.update(trainer.iteration, f"D {d_loss:.3f} G {g_loss:.3f} {latest}")
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread: wherever it came
+        pass
+    else:
+        if not ctrl_c.requested:
+            meter.close(trainer.iteration, latest)
+            return COMPLETED
+    # Ctrl-C: one last report and checkpoint, so the trial can resume from here.
+    if window.count:
+        report(INTERRUPTED)
+    meter.close(trainer.iteration, INTERRUPTED)
+    return INTERRUPTED

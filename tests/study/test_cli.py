@@ -36,3 +36,57 @@ def test_replay_options_belong_to_replay_only():
     assert args.seeds == 5 and args.top == 3 and args.storage is None
     with pytest.raises(SystemExit):
         build_parser("analyze").parse_args(["runs/studies/demo", "--seeds", "5"])
+
+
+def test_a_driver_refused_on_a_new_study_name_leaves_the_winners_lock(tmp_path, lock_holder, monkeypatch):
+    """Two `study run`s race on a new name: the loser, which saw no folder when it began, must not
+    remove the lock and folder of the winner, or a third driver could lock while the winner runs."""
+    import study.runner as runner
+    from trainable.errors import UserError
+    from trainable.experiment import driver_lock
+
+    folder = tmp_path / "race"
+    holders = []
+
+    def winner_first(path, what):
+        holders.append(lock_holder(path))  # the other driver locks between our look and our lock
+        return driver_lock(path, what)
+
+    monkeypatch.setattr(runner, "driver_lock", winner_first)
+    with pytest.raises(UserError, match=f"in use by another driver \\(pid {{}}\\)".replace("{}", "[0-9]+")):
+        with runner._one_driver(folder, "race"):
+            pass
+    assert (folder / "driver.lock").read_text().strip() == str(holders[0].pid)
+    with pytest.raises(UserError, match=f"pid {holders[0].pid}"):  # and a third is still kept out
+        with driver_lock(folder, "x"):
+            pass
+
+
+def test_a_lock_whose_file_was_removed_under_it_is_taken_again_on_the_new_file(tmp_path, monkeypatch):
+    import os
+
+    from trainable import experiment
+
+    folder = tmp_path / "t"
+    folder.mkdir()
+    calls = []
+    real = experiment._same_file
+
+    def removed_once(fd, path):
+        if not calls:
+            calls.append(1)
+            os.unlink(path)  # the previous holder cleaning up as we locked its file
+        return real(fd, path)
+
+    monkeypatch.setattr(experiment, "_same_file", removed_once)
+    with experiment.driver_lock(folder, "x"):
+        inode = os.stat(folder / "driver.lock").st_ino
+        assert (folder / "driver.lock").read_text().strip() == str(os.getpid())
+    assert calls and inode == os.stat(folder / "driver.lock").st_ino
+
+
+def test_a_trial_folder_on_a_read_only_file_system_is_one_line(run_cli, small_file_system):
+    place = small_file_system(read_only=True)
+    code, out, err = run_cli("trial", "--out", place / "t", "--set", "iterations=1")
+    assert code == 1 and err.strip().splitlines() == [f"cgan-study: error: {place / 't'}: cannot write there "
+                                                      "(Read-only file system)"]

@@ -228,3 +228,62 @@ def test_tensorboard_files_step_by_training_iteration_and_leave_out_freeze_event
     assert scalars["ray/tune/hyper/g_lr"] == {300: pytest.approx(2e-3), 600: pytest.approx(2e-3)}
     assert not any("freeze_events" in tag for tag in scalars)
     assert warned == []
+
+
+def _fill(folder: Path) -> Path:
+    """Fill the file system ``folder`` is on to its last byte; returns the filler, to free it."""
+    import os
+
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (65536, 4096, 1):
+            try:
+                while True:
+                    os.write(fd, b"x" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_full_disk_ends_the_study_in_one_line_and_leaves_a_store_that_resumes(spec, small_file_system):
+    """A record the disk has no room for is not half written: Optuna's own append left half a line,
+    which the next driver's first record was joined onto, and the store could not be read again."""
+    from trainable.errors import UserError
+
+    root = small_file_system(size="256k") / "study"
+    callback = StudyCallback(root, spec, "full")
+    trials = [_Trial(root, f"{number:05d}", {**spec.baseline_points()[0], "d_dropout": number / 100})
+              for number in range(40)]
+    callback.on_trial_start(0, trials, trials[0])
+    (root / "optuna.log").write_bytes((root / "optuna.log").read_bytes())  # its last page, whole
+    filler = _fill(root)
+    with pytest.raises(UserError) as refused:
+        for trial in trials[1:]:
+            callback.on_trial_start(0, trials, trial)
+    message = str(refused.value)
+    assert "No space left on device" in message and "cgan-study study resume full" in message
+    assert "\n" not in message
+    for name in ("optuna.log", "started_as.jsonl"):
+        text = (root / name).read_bytes()
+        assert text.endswith(b"\n"), name  # no half record
+    filler.unlink()  # room again: a new driver goes on where the store stopped
+    resumed = StudyCallback(root, spec, "full")
+    started = len(_study(root).trials)
+    resumed.on_trial_start(0, trials, trials[-1])
+    study = _study(root)
+    assert len(study.trials) == started + 1 and study.trials[-1].params["d_dropout"] == 0.39
+
+
+def test_a_store_with_a_torn_last_record_opens_and_goes_on(tmp_path, spec):
+    callback = StudyCallback(tmp_path, spec, "torn")
+    trial = _Trial(tmp_path, "00000", dict(spec.baseline_points()[0]))
+    callback.on_trial_start(0, [trial], trial)
+    with open(tmp_path / "optuna.log", "ab") as handle:  # as a machine that died mid-write leaves it
+        handle.write(b'{"op_code":5,"worker_id":"x","trial_id":0,"param_na')
+    again = StudyCallback(tmp_path, spec, "torn")
+    second = _Trial(tmp_path, "00001", {**spec.baseline_points()[0], "latent_size": 64})
+    again.on_trial_start(0, [trial, second], second)
+    assert [t.params["latent_size"] for t in _study(tmp_path).trials] == [100, 64]

@@ -83,3 +83,12 @@ def test_refusals_name_the_checkpoint(trials, tmp_path):
     torch.save({"iteration": 3}, tmp_path / "checkpoint_000000" / "trainer.pt")
     with pytest.raises(UserError, match="unreadable checkpoint .no generator"):
         load_generator(find_checkpoint(tmp_path), num_classes=7, size=28)
+
+
+def test_more_faces_than_memory_holds_are_refused_with_the_size(trials, run_cli, tmp_path):
+    code, out, err = run_cli("generate", trials / "raw", "--per-class", "100000000000", "--out", tmp_path / "g.npz")
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1, err
+    assert lines[0].startswith("cgan-study: error: --per-class 100000000000: 700,000,000,000 images of 28x28 need "
+                               "about ") and "GiB of memory" in lines[0]
+    assert not (tmp_path / "g.npz").exists()

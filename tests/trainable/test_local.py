@@ -84,3 +84,47 @@ def test_one_driver_per_trial_folder_and_a_dead_one_blocks_nothing(tiny_data, tm
     holder.wait()
     with driver_lock(folder, "x"):  # free again at once
         assert (folder / "driver.lock").read_text().strip() == str(os.getpid())
+
+
+def test_ctrl_c_in_the_middle_of_a_step_resumes_exactly(tiny_data, tmp_path, monkeypatch):
+    """Ctrl-C between two evaluations, arriving after D's update and before G's: the step finishes,
+    the trial stops there, and resumed it trains the same numbers as a trial never stopped."""
+    import signal
+
+    import torch
+
+    from trainable.experiment import INTERRUPTED
+    from trainable.training import Trainer
+
+    path, _, judge = tiny_data
+    config = TrainConfig.from_dict({**TINY, "iterations": 40})
+    through = run_local_trial(tmp_path / "through", config=config, data=path, judge=judge)
+
+    advance = Trainer.advance
+
+    def advance_with_ctrl_c(self):
+        if self.iteration == 14:  # inside the step: after D's first optimiser step (of its real and fake
+            step = self.d_optimizer.step  # batches), before G's
+
+            def d_step_then_ctrl_c(*args, **kwargs):
+                result = step(*args, **kwargs)
+                if "step" in vars(self.d_optimizer):  # once
+                    monkeypatch.delattr(self.d_optimizer, "step")
+                    os.kill(os.getpid(), signal.SIGINT)
+                return result
+            monkeypatch.setattr(self.d_optimizer, "step", d_step_then_ctrl_c)
+        return advance(self)
+
+    monkeypatch.setattr(Trainer, "advance", advance_with_ctrl_c)
+    stopped = run_local_trial(tmp_path / "stopped", config=config, data=path, judge=judge)
+    monkeypatch.setattr(Trainer, "advance", advance)
+    assert stopped.stop_reason == INTERRUPTED and stopped.rows[-1]["iteration"] == 15
+    resumed = run_local_trial(tmp_path / "stopped", resume=True, judge=judge)
+    assert [row["iteration"] for row in resumed.rows] == [10, 15, 20, 30, 40]
+    keys = ("fid", "fid_intra", "cond_accuracy", "diversity_min")  # (losses are means since the report before)
+    assert [[row[key] for key in keys] for row in resumed.rows[2:]] == \
+           [[row[key] for key in keys] for row in through.rows[1:]]
+    weights = [torch.load(folder / "checkpoint_000003" / "trainer.pt" if folder.name == "through" else
+                          folder / "checkpoint_000004" / "trainer.pt", weights_only=False)["generator"]
+               for folder in (tmp_path / "through", tmp_path / "stopped")]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
