@@ -18,6 +18,7 @@ from analysis._common import PALETTE, REASON_COLORS, escape, searched_params
 from analysis._curves import curve_traces, curves_layout, get_curves_info
 from analysis._grids import data_uri, get_grids_info, plan_frames, thumbnail_bytes
 from analysis._history import get_history_info, plot_history
+from analysis._factors import factors_html, get_factors_info
 from analysis._importance import get_importance_info, plot_importance
 from analysis._leaderboard import METRIC_HELP, get_leaderboard_info, leaderboard_html, metrics_legend
 from analysis._nodes import nodes_html
@@ -184,6 +185,7 @@ def _page(experiment: Experiment, table: tuple[str, str], showcase: str, figures
     figure_html = {key: _figure(f"fig-{key}", fig) for key, fig in figures.items()}
     # History, stop reasons, remedies and parameters compare trials: with one trial they say nothing.
     single = len(experiment.trials) == 1
+    factors = "" if single else factors_html(get_factors_info(experiment))
     nodes = "" if single or not nodes else (f'<section id="nodes"><h2>Where trials ran</h2><p>{_NODES_TEXT}</p>'
                                              f'{nodes}</section>')
     study_nav = "" if single else ('\n<a href="#history">history</a> <a href="#stops">stop reasons</a> '
@@ -193,7 +195,8 @@ def _page(experiment: Experiment, table: tuple[str, str], showcase: str, figures
         f"<section id=\"history\"><h2>Optimization history</h2>{figure_html['history']}</section>\n"
         f"<section id=\"stops\"><h2>Stop reasons</h2>{figure_html['stops']}{figure_html['collapse']}</section>\n"
         f"{_optional_section(figure_html, 'remedies', 'Remedies', _REMEDIES_TEXT)}\n"
-        f"<section id=\"space\"><h2>Parameters</h2>{figure_html['parallel']}{figure_html['importance']}</section>\n"
+        f"<section id=\"space\"><h2>Parameters</h2><h3>Why the others failed</h3>{factors}"
+        f"{figure_html['parallel']}{figure_html['importance']}</section>\n"
         f"{nodes}")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from analysis import WORKING_ACCURACY, first_working, rank, read_experiment, row_at, short_value
+from analysis import (WORKING_ACCURACY, first_working, format_factors, get_factors_info, rank, read_experiment,
+                      row_at, short_value)
 from study.spec import space_size
 from trainable.config import preset_label
 from trainable.experiment import ARTIFACTS_DIR, COND_ACCURACY, FINAL_CAS, JOURNAL_FILE
@@ -77,6 +78,8 @@ def summary(experiment_dir: Path) -> str:
             lines.append(f"{preset_label(trial.baseline)}: {score}, {trial.stop_reason} at iteration "
                          f"{trial.last.get('iteration')}"
                          + (f" ({trial.evidence})" if trial.evidence and trial.collapsed else ""))
+    if len(experiment.trials) > 1:
+        lines += format_factors(get_factors_info(experiment))
     if experiment.skipped:
         lines.append(f"skipped {len(experiment.skipped)} unreadable entries (first: {experiment.skipped[0]})")
     lines.append(f"optuna store: optuna-dashboard {experiment_dir / JOURNAL_FILE} "

@@ -31,7 +31,8 @@ def _trainable(spec: StudySpec, study: dict[str, Any], resources: Resources):
         {"cpu": resources.cpus, "gpu": resources.gpus})
 
 
-def build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *, restore: bool):
+def build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *, restore: bool,
+                warm_start: tuple[Any, ...] = ()):
     # Ray and Optuna are imported only once a study really starts: `study status` needs neither.
     from ray import tune
 
@@ -44,7 +45,7 @@ def build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *,
         return tune.Tuner.restore(study["storage_uri"], trainable=trainable, resume_unfinished=True,
                                   resume_errored=True)
     experiment_dir = Path(study["experiment_dir"])
-    search_alg, param_space = make_searcher(spec, experiment_dir)
+    search_alg, param_space = make_searcher(spec, experiment_dir, warm_start)
     return tune.Tuner(
         trainable, param_space=param_space,
         tune_config=tune.TuneConfig(search_alg=search_alg,

@@ -457,13 +457,21 @@ class Generate(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         from trainable.data import write_dataset
-        from trainable.generate import generate_dataset, source_name
+        from trainable.generate import available_memory, generate_dataset, memory_needed, source_name
 
         _at_least("--per-class", args.per_class, 1)
         _at_least("--seed", args.seed, 0)
         if args.out.exists():
             raise UserError(f"{args.out} already exists; generate never overwrites (choose another --out)")
         trial, dataset, _, trained = _picked_generator(args)
+        total = args.per_class * len(dataset.class_names)
+        needed, available = memory_needed(total, latent_size=trained.config.latent_size,
+                                          classes=len(dataset.class_names), size=dataset.size), available_memory()
+        if needed > 0.8 * available:
+            raise UserError(f"--per-class {args.per_class}: {total:,} images of {dataset.size}x{dataset.size} need about "
+                            f"{needed / 2**30:,.1f} GiB of memory while they are generated, and this machine has "
+                            f"{available / 2**30:,.1f} GiB free; ask for fewer (several runs with other --seed values "
+                            "add up)")
         generated = generate_dataset(trained, args.per_class, dataset.class_names, source=source_name(trial.name),
                                      seed=args.seed, progress=True)
         write_dataset(generated, args.out, args.format, progress=True)
@@ -511,6 +519,11 @@ class StudyRun(Command):
         parser.add_argument("--wait-for-gpus", action="store_true",
                             help="keep GPU requests even when no GPU is up yet (autoscaling clusters)")
         parser.add_argument("--seed", type=int, help="TPE sampler seed")
+        parser.add_argument("--warm-start", metavar="STUDY",
+                            help="an earlier study (name under --storage, or folder) whose finished trials the "
+                                 "sampler starts from")
+        parser.add_argument("--budget", type=int, metavar="ITERATIONS",
+                            help="total training iterations of all trials; none is started once spent")
         parser.add_argument("--judge-steps", type=int, default=1500, help="judge training steps (default 1500)")
         _add_storage(parser, f"where results go: a local or shared folder, or s3://... (default {DEFAULT_STORAGE})")
 
@@ -521,7 +534,8 @@ class StudyRun(Command):
 
         _at_least("--judge-steps", args.judge_steps, 1)
         spec = load_spec(args.config, samples=args.samples, gpus_per_trial=args.gpus_per_trial,
-                         cpus_per_trial=args.cpus_per_trial, seed=args.seed)
+                         cpus_per_trial=args.cpus_per_trial, seed=args.seed, warm_start=args.warm_start,
+                         budget=args.budget)
         args.name = args.name or f"study-{time.strftime('%Y%m%d-%H%M%S')}"
         run_study(spec, name=args.name, data=str(args.data) if args.data else None, storage=args.storage,
                   address=args.address, judge_steps=args.judge_steps, wait_for_gpus=args.wait_for_gpus,
@@ -584,8 +598,10 @@ class Analyze(Command):
               "see also: cgan-study analyze replay --help")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("dir", type=Path, metavar="DIR", help="a study folder or a trial folder")
+        parser.add_argument("dir", metavar="DIR", help="a study folder or a trial folder, or a study's name under "
+                                                       "--storage")
         parser.add_argument("--out", type=Path, help="HTML file to write (default DIR/dashboard.html)")
+        _add_storage(parser, f"where a study named by its name is (default {DEFAULT_STORAGE})")
         parser.add_argument("--open", action="store_true", help="open the dashboard in the web browser")
         parser.add_argument("--top", type=int, default=10, help="trials of the ranking printed here (default 10)")
         parser.add_argument("--max-mb", type=float, default=45.0,
@@ -600,8 +616,14 @@ class Analyze(Command):
 
         from analysis import format_ranking, format_replay, get_leaderboard_info, get_replay_info, read_experiment
         from analysis.dashboard import build_dashboard
+        from trainable.experiment import STUDY_FILE
 
-        experiment = read_experiment(args.dir)
+        folder = Path(args.dir)
+        if (folder / STUDY_FILE).is_file() or (not folder.exists() and "/" not in args.dir):
+            from study.runner import load_study  # a study by its name; one stored under a URI fetches its trials
+
+            folder = load_study(args.dir, args.storage)
+        experiment = read_experiment(folder)
         if not experiment.trials:
             raise UserError(f"{args.dir}: no trials found (a study folder holds trial_* folders; "
                             "a trial folder holds params.json)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import re
 import shutil
@@ -73,16 +74,36 @@ def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: s
              "judge_steps": judge_steps, "spec": spec.to_dict(),
              "baselines": dict(zip(spec.baselines, spec.baseline_points())), **(extra or {})}
     load_data(study["data"])  # bad data fails before Ray starts
+    warm = _warm_start(spec, storage, experiment_dir)
+    if warm is not None:
+        study["warm_start"] = warm.to_dict()
     with _one_driver(experiment_dir, name):
         if is_study(experiment_dir):
             raise UserError(f"study {name!r} already exists in {storage}; continue it with: cgan-study study resume {name}")
+        _say(warm and warm.describe())
         _start(spec, study, experiment_dir, address=address, connect_timeout=connect_timeout,
-               wait_for_gpus=wait_for_gpus)
+               wait_for_gpus=wait_for_gpus, warm_start=warm.trials if warm else ())
     return study
 
 
+def _warm_start(spec: StudySpec, storage: str, experiment_dir: Path):
+    """The earlier study's trials for the sampler (study/_warm_start.py), or None; bad input is refused
+    here, before Ray starts."""
+    if not spec.warm_start:
+        return None
+    from study._warm_start import warm_start_trials
+
+    try:
+        source = load_study(spec.warm_start, storage)
+    except UserError as exc:
+        raise UserError(f"--warm-start {spec.warm_start}: {exc}") from None
+    if source.resolve() == experiment_dir.resolve():
+        raise UserError(f"--warm-start {spec.warm_start}: that is this study; name an earlier one")
+    return warm_start_trials(source, spec)
+
+
 def _start(spec: StudySpec, study: dict[str, Any], experiment_dir: Path, *, address: str | None,
-           connect_timeout: float, wait_for_gpus: bool) -> None:
+           connect_timeout: float, wait_for_gpus: bool, warm_start: tuple[Any, ...] = ()) -> None:
     with ray_session(address, connect_timeout=connect_timeout, record=experiment_dir / SESSION_FILE):
         import ray
 
@@ -90,7 +111,7 @@ def _start(spec: StudySpec, study: dict[str, Any], experiment_dir: Path, *, addr
         _say(resources.note, storage_note(study["storage"], ray.nodes(), joined=bool(address),
                                           more_coming=wait_for_gpus))
         study["resources"] = dataclasses.asdict(resources)
-        tuner = build_tuner(spec, study, resources, restore=False)
+        tuner = build_tuner(spec, study, resources, restore=False, warm_start=warm_start)
         # Written only now: a study that failed before this point can simply be run again.
         study["started_at"] = time.time()
         write_study(experiment_dir, study)
@@ -106,16 +127,18 @@ def _say(*notes: str | None) -> None:
 @contextlib.contextmanager
 def _one_driver(experiment_dir: Path, name: str) -> Iterator[None]:
     """The study folder's driver lock, held while the study runs. A folder made only to hold the
-    lock goes again when the study never started, so the study can simply be run again."""
+    lock goes again when the study never started, so the study can simply be run again; only the
+    driver that held the lock removes it (a driver refused on a new name once removed the lock of
+    the one that won, after which a third could lock while the first still ran)."""
     fresh = not experiment_dir.exists()
-    try:
-        with driver_lock(experiment_dir, f"study {name!r}"):
+    with driver_lock(experiment_dir, f"study {name!r}"):
+        try:
             yield
-    finally:
-        if fresh and not is_study(experiment_dir):
-            (experiment_dir / LOCK_FILE).unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                experiment_dir.rmdir()
+        finally:
+            if fresh and not is_study(experiment_dir):
+                (experiment_dir / LOCK_FILE).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    experiment_dir.rmdir()
 
 
 @contextlib.contextmanager
@@ -156,6 +179,8 @@ def _fit(tuner, slots: int | None):
         os.kill(os.getpid(), signal.SIGUSR1)
 
     handler = signal.signal(signal.SIGINT, on_ctrl_c)
+    hint = _NoTuneRestoreHint()
+    logging.getLogger("ray.tune.tune").addFilter(hint)
     # Tune lets a searcher other than its own random one keep only 1 trial pending at a time:
     # the second trial's worker would start only once the first's has, seconds later. As many
     # as the cluster can run at once start together (the user's own setting wins). Under PBT
@@ -167,9 +192,30 @@ def _fit(tuner, slots: int | None):
             grid = tuner.fit()
         finally:
             signal.signal(signal.SIGINT, handler)
+            logging.getLogger("ray.tune.tune").removeFilter(hint)
     if interrupted:
         raise KeyboardInterrupt
     return grid
+
+
+class _NoTuneRestoreHint(logging.Filter):
+    """Tune's "Resume experiment with: Tuner.restore(...)" after Ctrl-C is not what a user of this
+    tool runs: the command says `cgan-study study resume NAME` instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore(" not in record.getMessage()
+
+
+class _NoMetricsFetchWarning(logging.Filter):
+    """Tune's "Failed to fetch metrics for 2 trial(s): FileNotFoundError(... result.json and
+    progress.csv were not found ...)" when it restores a killed study (seen in 3 of 3 resumes): its
+    table of the results so far looks in the storage for the trials that were running when the driver
+    died, whose first reports never got there; those trials go on from their last checkpoint. Nothing
+    here reads that table (the study's files are read from disk and are whole: every report once,
+    tests/e2e/test_study.py), so the traceback-like lines are not shown."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to fetch metrics for")
 
 
 def resume_study(name: str, *, storage: str = DEFAULT_STORAGE, address: str | None = None,
@@ -194,9 +240,33 @@ def resume_study(name: str, *, storage: str = DEFAULT_STORAGE, address: str | No
 
 def _resume(spec: StudySpec, study: dict[str, Any], experiment_dir: Path) -> None:
     resources = Resources(**study["resources"])
-    tuner = build_tuner(spec, study, resources, restore=True)
+    quiet, analysis = _NoMetricsFetchWarning(), logging.getLogger("ray.tune.analysis.experiment_analysis")
+    analysis.addFilter(quiet)
+    try:
+        tuner = build_tuner(spec, study, resources, restore=True)
+    finally:
+        analysis.removeFilter(quiet)
     grid = _fit(tuner, _pending_limit(spec, resources))
-    _set_aside_orphans(experiment_dir, {Path(result.path).name for result in grid if result.path})
+    known = {Path(result.path).name for result in grid if result.path}
+    if "://" in study["storage_uri"]:
+        _set_aside_remote_orphans(study["storage_uri"], known)
+    _set_aside_orphans(experiment_dir, known)
+
+
+def _set_aside_remote_orphans(uri: str, known: set[str]) -> None:
+    """_set_aside_orphans in a study stored under a URI: there the folders are moved (copied, then
+    deleted) to orphaned/ in the storage, where the readers do not fetch from."""
+    import pyarrow.fs
+
+    filesystem, root = pyarrow.fs.FileSystem.from_uri(uri)
+    for info in filesystem.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True)):
+        if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith(TRIAL_PREFIX) \
+                and info.base_name not in known:
+            target = f"{root}/orphaned/{info.base_name}"
+            pyarrow.fs.copy_files(info.path, target, source_filesystem=filesystem, destination_filesystem=filesystem)
+            filesystem.delete_dir(info.path)
+            print(f"note: {info.base_name} was started after the driver's last save; moved to {uri}/orphaned/",
+                  file=sys.stderr)
 
 
 def _set_aside_orphans(experiment_dir: Path, known: set[str]) -> None:
@@ -212,14 +282,47 @@ def _set_aside_orphans(experiment_dir: Path, known: set[str]) -> None:
 
 
 def load_study(name_or_path: str, storage: str = DEFAULT_STORAGE) -> Path:
+    """The folder of a study, named by its folder or by its name under ``storage``. A study stored
+    under a URI (s3://...) is read from the driver's local folder of it, into which its trial
+    folders are fetched first."""
     path = Path(name_or_path)
-    if is_study(path):
-        return path
-    if os.sep in name_or_path or "/" in name_or_path:
-        raise UserError(f"{name_or_path}: not a study folder (no {STUDY_FILE})")
-    path = study_dir(storage, name_or_path)
     if not is_study(path):
-        raise UserError(f"no study {name_or_path!r} in {storage}")
+        if os.sep in name_or_path or "/" in name_or_path:
+            raise UserError(f"{name_or_path}: not a study folder (no {STUDY_FILE})")
+        path = study_dir(storage, name_or_path)
+        if not is_study(path):
+            raise UserError(f"no study {name_or_path!r} in {storage}")
+    uri = (read_study(path) or {}).get("storage_uri", "")
+    if "://" in uri:
+        fetch_trials(uri, path)
     return path
+
+
+def fetch_trials(uri: str, local: Path) -> None:
+    """Copy the trial folders of a study stored under ``uri`` into ``local``, where the readers look:
+    the files that are new or have changed size (result.json grows, checkpoints come and go)."""
+    import pyarrow.fs
+
+    from trainable.experiment import write_bytes_atomic
+
+    try:
+        filesystem, root = pyarrow.fs.FileSystem.from_uri(uri)
+        found = filesystem.get_file_info(pyarrow.fs.FileSelector(root, recursive=True, allow_not_found=True))
+        for info in found:
+            relative = info.path[len(root):].lstrip("/")
+            if info.type != pyarrow.fs.FileType.File or not relative.startswith(TRIAL_PREFIX):
+                continue  # Tune's own experiment state stays where Tune reads it
+            target = local / relative
+            if target.is_file() and target.stat().st_size == info.size:
+                continue
+            with filesystem.open_input_stream(info.path) as stream:
+                write_bytes_atomic(target, stream.read())
+    except OSError as exc:
+        raise UserError(f"cannot read the study's trials from {uri} ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    message = str(exc).strip()
+    return message.splitlines()[0][:200] if message else type(exc).__name__
 
 

@@ -5,11 +5,21 @@
     metric = "fid_intra"       # primary quality score (lower is better)
     multi_objective = false    # true: also maximise diversity_mean (Optuna multi-objective)
     seed = 0                   # sampler seed
-    sampler = "tpe"            # or "random"
+    sampler = "tpe"            # TPE after a space-filling start of startup_trials points; "plain-tpe"
+                               # (Optuna's TPESampler with its defaults: 10 random draws) or "random"
+    startup_trials = 4         # tpe: the trials before its model (baselines, given points and warm-start
+                               # trials count; a Latin hypercube fills the rest)
+    budget = 0                 # total training iterations of the study's trials (every report counts): once
+                               # spent, no trial is started (those running finish); 0: only samples limits it
+    space = "default"          # without [search]: "default" (the paper's axes, learning rates, conditioning) or
+                               # "full" (also every other remedy: which remedies matter)
+    warm_start = ""            # an earlier study (a name under --storage, or its folder) whose finished
+                               # trials the sampler is given before its first draw (study/_warm_start.py)
     early_stopping = true      # the collapse stoppers, and ASHA under scheduler "asha"; false runs
                                # every trial to its end
     scheduler = "asha"         # or "pbt" (Population Based Training), "pb2" (needs GPy, scikit-learn)
-    grace_period = 2           # ASHA: evaluations before a trial may be stopped
+    grace_period = 1           # ASHA: evaluations before a trial may be stopped (the score at the first
+                               # predicts the last: docs/search.md)
     reduction_factor = 3       # ASHA
     perturbation_interval = 2  # PBT: evaluations between a trial's exploit/explore steps
     quantile_fraction = 0.25   # PBT: the bottom share of trials takes the top share's weights
@@ -62,9 +72,16 @@ from trainable.experiment import FID, FID_INTRA, trial_params
 
 SEARCHABLE_METRICS = (FID_INTRA, FID)
 SCHEDULERS = ("asha", "pbt", "pb2")
+SAMPLERS = ("tpe", "plain-tpe", "random")
 PBT_SETTINGS = ("perturbation_interval", "quantile_fraction", "resample_probability", "mutate")
 
-# Defaults: the paper's axes, each wide enough to hold the V0/V1/V2 baselines.
+# The default space: the paper's axes, each wide enough to hold the V0/V1/V2 baselines, the learning
+# rates over the range where this GAN learns within a study's budget, and how D is told the label.
+# Each choice is the evidence of docs/search.md: with Adam at the paper's 2e-4 no configuration
+# learned the label within a few thousand iterations, while 1e-3 to 5e-3 did; of the remedies, the
+# projection discriminator (Miyato & Koyama 2018, the conditioning of class-conditional GANs since)
+# was the one that helped at these budgets, the others each made FD-intra worse (spectral norm, R1,
+# DiffAugment, hinge, least squares: benchmarks/remedies.py), so they wait in the "full" space.
 DEFAULT_SEARCH: dict[str, Any] = {
     "latent_size": [32, 64, 80, 100, 128],
     "d_filters": ["8,16,32", "16,32,64", "32,64,128"],  # the paper's D is the strongest: its problem
@@ -76,13 +93,15 @@ DEFAULT_SEARCH: dict[str, Any] = {
     "normalization": ["[0,1]", "[-1,1]"],
     "freeze_accuracy": ["off", 0.8, 0.9, 0.95, 0.99],
     "freeze_after": ["off", 2000, 5000, 10000, 50000],
-    "g_lr": {"low": 5e-5, "high": 2e-3, "log": True},
-    "d_lr": {"low": 5e-5, "high": 2e-3, "log": True},
-    # The GAN literature's remedies for the paper's failures (trainable/config.py cites each);
-    # every list holds the paper's value and the recipe's.
+    "g_lr": {"low": 2e-4, "high": 5e-3, "log": True},
+    "d_lr": {"low": 2e-4, "high": 5e-3, "log": True},
+    "conditioning": ["concat", "projection"],
+}
+# The GAN literature's other remedies for the paper's failures (trainable/config.py cites each); every
+# list holds the paper's value first. `space = "full"` searches them beside the default space.
+REMEDY_SEARCH: dict[str, Any] = {
     "d_norm": ["batch", "spectral", "none"],
     "g_spectral_norm": [False, True],
-    "conditioning": ["concat", "projection"],
     "loss": ["bce", "hinge", "least-squares"],
     "r1_gamma": [0.0, 0.1, 1.0, 10.0],
     "diffaugment": ["off", "translation", "translation,cutout"],
@@ -92,6 +111,7 @@ DEFAULT_SEARCH: dict[str, Any] = {
     "minibatch_std": [False, True],
     "d_steps": [1, 2],
 }
+SPACES: dict[str, dict[str, Any]] = {"default": DEFAULT_SEARCH, "full": {**DEFAULT_SEARCH, **REMEDY_SEARCH}}
 # The paper's V0/V1/V2, and the recipe: a reference point of remedies, never the paper's.
 DEFAULT_BASELINES = (*PAPER_PRESETS, "recipe")
 # A study on the built-in data that finishes in minutes on 2 cores: small widths, few iterations.
@@ -239,13 +259,17 @@ class StudySpec:
     metric: str = FID_INTRA
     multi_objective: bool = False
     seed: int = 0
-    grace_period: int = 2
+    grace_period: int = 1
     reduction_factor: int = 3
     max_failures: int = 2
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     baselines: tuple[str, ...] = PAPER_PRESETS
-    sampler: str = "tpe"  # or "random"
+    sampler: str = "tpe"  # one of SAMPLERS
+    startup_trials: int = 4  # tpe: trials before the model (every trial the sampler was told of counts)
+    budget: int = 0  # total training iterations; 0: no limit but samples
+    warm_start: str = ""  # an earlier study whose finished trials the sampler starts from ("" none)
+    space: str = "default"  # the space searched without a [search] section: one of SPACES
     early_stopping: bool = True  # ASHA and the collapse stoppers; false runs every trial to the end
     points: tuple[dict[str, Any], ...] = ()  # further points run first, after the baselines (seed re-runs)
     final_cas: bool = False  # CAS at each completed trial's last evaluation (one classifier training each)
@@ -335,7 +359,8 @@ class StudySpec:
 
 _STUDY_KEYS = {f.name for f in dataclasses.fields(StudySpec)} - {"search", "fixed", "points"}
 # The least each whole-number [study] setting may be (max_failures -1: retry without end, as in Ray).
-_LEAST = {"samples": 1, "grace_period": 1, "reduction_factor": 2, "max_failures": -1, "perturbation_interval": 1}
+_LEAST = {"samples": 1, "grace_period": 1, "reduction_factor": 2, "max_failures": -1, "perturbation_interval": 1,
+          "startup_trials": 0, "budget": 0}
 
 
 def _read_toml(path: str | Path) -> dict[str, Any]:
@@ -432,7 +457,12 @@ def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
         _check_setting(key, value)
     user_fixed = raw.get("fixed", {})
     # The default space, less what the study file fixes.
-    search_raw = raw.get("search", {key: value for key, value in DEFAULT_SEARCH.items() if key not in user_fixed})
+    space = settings.get("space", "default")
+    if space not in SPACES:
+        raise ConfigError(f"[study].space: expected one of {', '.join(SPACES)}, got {space!r}")
+    if "space" in settings and "search" in raw:
+        raise ConfigError("[study].space: a [search] section is the study's space; give one of them")
+    search_raw = raw.get("search", {key: value for key, value in SPACES[space].items() if key not in user_fixed})
     fixed = {**DEFAULT_FIXED, **user_fixed}
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     for section, keys in (("search", search_raw), ("fixed", fixed)):
@@ -465,8 +495,8 @@ def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
     _check_paper_method(spec, given="baselines" in settings)
     if not isinstance(spec.final_cas, bool):
         raise ConfigError(f"[study].final_cas: expected true or false, got {spec.final_cas!r}")
-    if spec.sampler not in ("tpe", "random"):
-        raise ConfigError(f"[study].sampler: expected tpe or random, got {spec.sampler!r}")
+    if spec.sampler not in SAMPLERS:
+        raise ConfigError(f"[study].sampler: expected one of {', '.join(SAMPLERS)}, got {spec.sampler!r}")
     if spec.cpus_per_trial <= 0 or spec.gpus_per_trial < 0:
         raise ConfigError("[study]: cpus_per_trial must be > 0 and gpus_per_trial >= 0")
     if spec.gpus_per_trial > 1 and spec.gpus_per_trial != int(spec.gpus_per_trial):
@@ -488,6 +518,9 @@ def _check_scheduler(spec: StudySpec, settings: dict[str, Any]) -> None:
         if given:
             raise ConfigError(f"[study].{given[0]}: a PBT setting; it needs scheduler = \"pbt\" (or \"pb2\")")
         return
+    if spec.budget:
+        raise ConfigError(f"[study].budget: {spec.scheduler} trains one population, started at once; size it with "
+                          "samples instead")
     if spec.multi_objective:
         raise ConfigError(f"[study].multi_objective: {spec.scheduler} ranks a population by one score; "
                           "set multi_objective = false (or use scheduler = \"asha\")")

@@ -57,19 +57,20 @@ def node_host(number: int) -> tuple[str, str]:
 
 
 def write_synthetic_study(path: str | Path, *, trials: int = 40, evaluations: int = 10, eval_every: int = 100,
-                          seed: int = 0, nodes: int = 1) -> dict[str, Any]:
+                          seed: int = 0, nodes: int = 1, space: str = "default") -> dict[str, Any]:
     """Write a study folder; returns the truth: each trial's stop reason, final score and the
     nodes it reported from.
 
     Trial 0, 1, 2 are the baselines V0, V1, V2. Every 5th trial (from 5) mode-collapses, every
     7th (from 7, unless already collapsing) loss-collapses, every 4th is cut by ASHA at half way.
     Trial i runs on node i % nodes; on several nodes, every 6th (from 6) moves to the next node
-    half way, as a trial does when Ray retries it elsewhere after its node died.
+    half way, as a trial does when Ray retries it elsewhere after its node died. ``space`` is the
+    study's ``[study].space``.
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    spec = load_spec()
+    spec = load_spec(space=space)
     pool = _grid_pool(path / ".pool", seed)
     points = spec.baseline_points()
     sampler = _Sampler(spec, seed)

@@ -13,7 +13,7 @@ from analysis._common import escape
 from analysis._curves import curve_traces, get_curves_info
 from analysis._grids import get_grids_info, plan_frames, thumbnail_bytes
 from analysis._history import get_history_info, plot_history
-from analysis._importance import get_importance_info
+from analysis._importance import MIN_TRIALS, get_importance_info
 from analysis._leaderboard import format_ranking, get_leaderboard_info, leaderboard_html
 from analysis._nodes import get_nodes_info, nodes_html, short_ids
 from analysis._parallel import get_parallel_info, plot_parallel
@@ -21,7 +21,7 @@ from analysis._remedies import get_remedies_info, plot_remedies
 from analysis._stops import StopsInfo, get_stops_info, plot_collapse_map
 from tests.synthetic_study import node_host, node_id, write_synthetic_study
 from analysis.dashboard import build_dashboard, script_json
-from study.spec import DEFAULT_SEARCH
+from study.spec import DEFAULT_SEARCH, SPACES
 from trainable.config import REMEDY_FIELDS, TrainConfig
 
 COLLAPSED = ("mode-collapse", "loss-collapse")
@@ -138,9 +138,9 @@ def test_importance_uses_finished_trials_and_needs_enough_of_them(synthetic, tmp
     assert info.importances == sorted(info.importances, reverse=True)
     assert info.trials_used == len(truth)
     small = tmp_path / "small"
-    write_synthetic_study(small, trials=3, evaluations=2)
+    write_synthetic_study(small, trials=MIN_TRIALS - 1, evaluations=2)
     few = get_importance_info(read_experiment(small))
-    assert few.params == [] and "at least 4" in few.note
+    assert few.params == [] and f"at least {MIN_TRIALS}" in few.note
 
 
 def test_grids_budget_full_then_thumbnails_then_fewer(synthetic):
@@ -261,11 +261,12 @@ def test_thumbnail_is_small_and_keeps_the_grid_layout():
     assert len(np.unique(thumb[:14, :14])) <= 16
 
 
-def test_remedies_split_trials_by_the_papers_value(synthetic):
-    path, truth = synthetic
+def test_remedies_split_trials_by_the_papers_value(tmp_path):
+    path = tmp_path / "full"
+    truth = write_synthetic_study(path, trials=24, evaluations=3, space="full")
     experiment = read_experiment(path)
     info = get_remedies_info(experiment)
-    assert [e.field for e in info.effects] == [k for k in REMEDY_FIELDS if k in DEFAULT_SEARCH]
+    assert [e.field for e in info.effects] == [k for k in REMEDY_FIELDS if k in SPACES["full"]]
     by_name = {t.name: t for t in experiment.trials}
     v0 = next(n for n, t in truth.items() if t["baseline"] == "V0")
     recipe = next(n for n, t in truth.items() if t["baseline"] == "recipe")

@@ -10,7 +10,7 @@ from analysis.browser import find_browser, open_page
 from analysis._curves import get_curves_info
 from analysis._grids import get_grids_info
 from analysis._history import get_history_info
-from analysis._importance import get_importance_info
+from analysis._importance import MIN_TRIALS, get_importance_info
 from analysis._leaderboard import get_leaderboard_info
 from analysis._replay import get_replay_info
 from analysis._stops import get_stops_info
@@ -96,8 +96,10 @@ def test_figure_data_of_a_real_study(real_study):
     importance = get_importance_info(experiment)
     finished = [t for t in experiment.trials if t.score is not None]
     assert importance.trials_used == len(finished)
-    if len(finished) >= 4:
+    if len(finished) >= MIN_TRIALS:
         assert sorted(importance.params) == sorted(experiment.study["spec"]["search"])
+    else:
+        assert importance.params == [] and f"at least {MIN_TRIALS}" in importance.note
 
 
 def test_analyze_a_real_study_and_open_it_offline(real_study, tmp_path):

@@ -1,5 +1,6 @@
 """End to end on a real local Ray (2 CPUs), real Optuna and real files, with tiny models."""
 
+import csv
 import json
 import os
 import signal
@@ -165,6 +166,11 @@ def test_trial_that_raises_once_is_retried_from_its_checkpoint(tmp_path, tiny_da
     assert "resuming from the previous readable one, checkpoint_" in output
     trial = next(t for t in experiment.trials if t.name == f"trial_{damaged_id}")
     assert [row["iteration"] for row in trial.rows] == [20, 40, 60]
+    # Its own files too: the iteration trained again after the fallback is written once, not twice.
+    raw = [json.loads(line)["iteration"] for line in (trial.path / "result.json").read_text().splitlines()]
+    with open(trial.path / "progress.csv") as handle:
+        table = [int(row["iteration"]) for row in csv.DictReader(handle)]
+    assert raw == table == [20, 40, 60]
     assert all(t.stop_reason in ("completed", "asha") for t in experiment.trials)
     check_optuna_agrees(experiment)
 
@@ -193,6 +199,7 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path, tiny_data):
     assert err.strip().splitlines()[-1] == (f"interrupted: continue with cgan-study study resume stopped "
                                             f"--storage {storage}")
     assert "study stopped:" not in out  # no summary that looks finished
+    assert "Tuner.restore" not in out + err  # Tune's own hint is not the command a user runs
     assert not (storage / "stopped" / "ray_session.json").exists()  # its Ray was shut down
 
 
@@ -234,6 +241,7 @@ def test_killed_driver_is_resumed_with_every_trial_accounted_once(tmp_path, tiny
     left = kill_study_driver(tmp_path, config, storage, "killed", tiny_data[0], reported=2)
     resumed = cli("study", "resume", "killed", "--storage", storage)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "FileNotFoundError" not in resumed.stderr and "Traceback" not in resumed.stderr, resumed.stderr[-3000:]
     # Whatever the killed driver's Ray left running was ended by the next driver of the study.
     assert not [pid for pid, started in left if _start_time(pid) == started]
     experiment = read_experiment(experiment_dir)
@@ -306,3 +314,15 @@ def test_a_short_study_ranks_the_reference_recipe_above_the_papers_v0(tmp_path):
     assert "reference recipe: FD-intra" in done.stdout and "the paper's V0: FD-intra" in done.stdout
     assert "(reference recipe)" in done.stdout.split("best:")[1].splitlines()[0]
     assert "vs the paper's V0 at iteration 500" in done.stdout
+
+
+def test_a_study_with_a_budget_starts_no_trial_once_it_is_spent(tmp_path, tiny_data):
+    config = write_study(tmp_path, samples=50, iterations=60, study="budget = 150\nbaselines = []")
+    done = cli("study", "run", "--config", config, "--name", "budget", "--storage", tmp_path / "studies",
+               "--data", tiny_data[0], "--judge-steps", "60")
+    assert done.returncode == 0, done.stderr[-3000:]
+    experiment = read_experiment(tmp_path / "studies" / "budget")
+    spent = sum(trial.last["iteration"] for trial in experiment.trials)
+    # Started until 150 iterations were reached; those started by then (two running, two waiting) finished.
+    assert 150 <= spent <= 150 + 4 * 60 and len(experiment.trials) < 50, (spent, len(experiment.trials))
+    assert "budget of 150 training iterations is spent" in done.stderr

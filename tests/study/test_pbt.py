@@ -91,9 +91,10 @@ def test_no_two_members_start_alike_unless_the_space_is_smaller_than_the_populat
 def test_explore_keeps_every_config_in_the_study_space(tmp_path):
     spec = load_spec(write(tmp_path, PBT))
     keep = KeepInSpace(spec.mutations)
-    config = {**initial_population(spec)[0], "g_lr": 2e-3 * 1.2, "d_lr": 5e-5 * 0.8, "d_dropout": 0.5 * 1.2}
+    low, high = spec.search["g_lr"].low, spec.search["g_lr"].high  # the default space's learning rates
+    config = {**initial_population(spec)[0], "g_lr": high * 1.2, "d_lr": low * 0.8, "d_dropout": 0.5 * 1.2}
     kept = keep(dict(config))
-    assert (kept["g_lr"], kept["d_lr"], kept["d_dropout"]) == (2e-3, 5e-5, 0.5)
+    assert (kept["g_lr"], kept["d_lr"], kept["d_dropout"]) == (high, low, 0.5)
     assert {key: value for key, value in kept.items() if key not in ("g_lr", "d_lr", "d_dropout")} == {
         key: value for key, value in config.items() if key not in ("g_lr", "d_lr", "d_dropout")}
 

@@ -10,7 +10,7 @@ from trainable.experiment import ASHA, LOSS_COLLAPSE, SCORE
 
 def test_collapsed_trials_are_infeasible_and_asha_stops_are_not(tmp_path):
     optuna = pytest.importorskip("optuna")
-    spec = load_spec(samples=6)
+    spec = load_spec(samples=6, baselines=())
     searcher, _ = make_searcher(spec, tmp_path)
     ledger = StopLedger(tmp_path)
     for trial_id in ("a", "b", "c"):
@@ -22,7 +22,10 @@ def test_collapsed_trials_are_infeasible_and_asha_stops_are_not(tmp_path):
     searcher.on_trial_complete("c", result={SCORE: 9.0, "training_iteration": 4})
     trials = {t.number: t for t in searcher._ot_study.get_trials()}
     a, b, c = trials[0], trials[1], trials[2]
-    assert a.state == b.state == optuna.trial.TrialState.PRUNED and c.state == optuna.trial.TrialState.COMPLETE
+    # The collapse is pruned; the trial ASHA stopped is weighed by its score (projected: no curve to
+    # project by yet, so as it is), beside the finished one.
+    assert a.state == optuna.trial.TrialState.PRUNED and b.state == c.state == optuna.trial.TrialState.COMPLETE
+    assert b.value == 15.0
     # Only the collapse is infeasible, which TPE's split puts in its "bad" group whatever the score.
     assert [t.constraints for t in (a, b, c)] == [{"collapse": 1.0}, {"collapse": -1.0}, {"collapse": -1.0}]
     from optuna.samplers._tpe.sampler import _split_trials
@@ -62,7 +65,8 @@ def test_no_point_of_a_small_space_runs_twice_and_the_search_ends_when_all_have(
 
 
 def test_a_searcher_saved_before_it_kept_its_points_still_repeats_none_after_a_resume(tmp_path):
-    spec = load_spec(_study(tmp_path, '[study]\nbaselines = ["V0"]\n[search]\nlatent_size = [80, 100]\n'
+    # (random draws: TPE's start would wait for trials to finish, which this test never tells it of)
+    spec = load_spec(_study(tmp_path, '[study]\nbaselines = ["V0"]\nsampler = "random"\n[search]\nlatent_size = [80, 100]\n'
                                       'd_filters = ["8,16,32", "16,32,64", "32,64,128"]\n'), samples=10)
     searcher, _ = make_searcher(spec, tmp_path)
     before = _suggest_all(searcher, 3)
@@ -97,3 +101,55 @@ def _study(tmp_path, text):
     path = tmp_path / "study.toml"
     path.write_text(text)
     return path
+
+
+def test_a_trial_stopped_early_is_weighed_by_its_score_projected_to_the_full_length(tmp_path):
+    """Optuna's TPE ranks every finished trial above every pruned one, so the spared V0, finished,
+    outranked a trial ASHA cut at its first rung with a far better score there, and drew the search
+    to itself. The sampler is told a trial stopped early as finished, its score projected with the
+    study's own curves; and Tune gives the searcher no result it stopped a trial on: that one counts."""
+    optuna = pytest.importorskip("optuna")
+    from optuna.samplers._tpe.sampler import _split_trials
+
+    from study._search import projected_score
+
+    spec = load_spec(samples=6, baselines=("V0",))
+    assert spec.evaluations == 4
+    searcher, _ = make_searcher(spec, tmp_path)
+    ledger = StopLedger(tmp_path)
+    v0, cut, collapsed = searcher.suggest("v0"), searcher.suggest("cut"), searcher.suggest("collapsed")
+    assert v0["g_lr"] == 2e-4 and cut != v0
+    for step, score in ((1, 30.0), (2, 25.0), (3, 22.0), (4, 20.0)):  # ASHA spares V0: it runs to its end
+        searcher.on_trial_result("v0", {SCORE: score, "training_iteration": step, "iteration": 300 * step})
+    searcher.on_trial_complete("v0", result={SCORE: 20.0, "training_iteration": 4, "iteration": 1200})
+    ledger.record("cut", ASHA, "below the cut", 300)  # cut at its first report, which Tune keeps from the searcher
+    searcher.on_trial_complete("cut", result={SCORE: 24.0, "training_iteration": 1, "iteration": 300})
+    ledger.record("collapsed", LOSS_COLLAPSE, "D wins", 300)
+    searcher.on_trial_complete("collapsed", result={SCORE: 1.0, "training_iteration": 1, "iteration": 300})
+    v0_trial, cut_trial, collapsed_trial = searcher._ot_study.get_trials()[:3]
+    assert v0_trial.state == cut_trial.state == optuna.trial.TrialState.COMPLETE
+    assert v0_trial.value == 20.0 and cut_trial.value == pytest.approx(24.0 * 20.0 / 30.0)  # V0's curve: 30 -> 20
+    assert collapsed_trial.state == optuna.trial.TrialState.PRUNED and collapsed_trial.constraints == {"collapse": 1.0}
+    below, _ = _split_trials(searcher._ot_study, [v0_trial, cut_trial, collapsed_trial], n_below=1)
+    assert below == [cut_trial]  # 16 projected beats V0's 20: the better trial to the sampler
+    assert searcher.spent == 1200 + 300 + 300
+    # With no curve to project by, a score is taken as it is.
+    assert projected_score({1: 24.0}, [{1: 24.0}], 4) == 24.0 and projected_score({}, [], 4) is None
+
+
+def test_tpe_draws_its_space_filling_start_then_waits_for_it_to_finish(tmp_path):
+    """Tune asks for trials ahead of its free slots, and TPE draws at random until startup_trials
+    have finished: after the space-filling start the next draw waits (None: Tune asks again)."""
+    spec = load_spec(samples=20, baselines=("V0",), startup_trials=5)
+    searcher, _ = make_searcher(spec, tmp_path)
+    start = [searcher.suggest(f"t{number}") for number in range(5)]
+    # V0, then 4 points that between them hold each value of every two-valued field twice
+    assert start[0]["g_lr"] == 2e-4 and all(isinstance(point, dict) for point in start)
+    for key in ("normalization", "conditioning"):
+        assert sorted(point[key] for point in start[1:]) == sorted(list(spec.search[key].values) * 2)
+    assert searcher.suggest("t5") is None  # nothing finished yet: wait
+    for number in range(4):
+        searcher.on_trial_complete(f"t{number}", result={SCORE: 10.0 + number, "training_iteration": 4})
+    assert searcher.suggest("t5") is None  # 4 of 5 finished
+    searcher.on_trial_complete("t4", result={SCORE: 9.0, "training_iteration": 4})
+    assert isinstance(searcher.suggest("t5"), dict)

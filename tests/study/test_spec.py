@@ -23,9 +23,12 @@ def test_default_space_covers_the_papers_axes_and_holds_the_baselines():
     for key in ("latent_size", "d_filters", "d_dropout", "g_beta1", "g_beta2", "normalization",
                 "freeze_accuracy", "freeze_after"):
         assert key in spec.search
-    for key in ("d_norm", "g_spectral_norm", "conditioning", "loss", "r1_gamma", "diffaugment", "g_ema",
-                "label_smoothing", "instance_noise", "minibatch_std", "d_steps"):  # the remedies
-        assert key in spec.search
+    remedies = ("d_norm", "g_spectral_norm", "conditioning", "loss", "r1_gamma", "diffaugment", "g_ema",
+                "label_smoothing", "instance_noise", "minibatch_std", "d_steps")
+    # The default space: the paper's axes, the learning rates and how D is told the label; every
+    # remedy in the full one.
+    assert [key for key in remedies if key in spec.search] == ["conditioning"]
+    assert set(remedies) < set(load_spec(space="full").search) and set(spec.search) < set(load_spec(space="full").search)
     assert spec.baselines == ("V0", "V1", "V2", "recipe")
     points = spec.baseline_points()
     assert [p["latent_size"] for p in points] == [100, 80, 80, 100]
@@ -282,3 +285,12 @@ def test_the_demo_study_file_runs_the_papers_v0_beside_the_recipe():
     assert spec.baselines == ("V0", "recipe") and spec.samples > len(spec.baselines)
     v0, recipe = spec.baseline_points()
     assert {key: recipe[key] for key in RECIPE} == RECIPE and v0["conditioning"] == "concat"
+
+
+def test_the_space_setting_and_its_refusals(tmp_path):
+    assert load_spec().space == "default" and load_spec(space="full").space == "full"
+    with pytest.raises(ConfigError, match="\\[study\\].space: expected one of default, full, got 'all'"):
+        load_spec(space="all")
+    both = write(tmp_path, '[study]\nspace = "full"\n[search]\nlatent_size = [32, 100]\n')
+    with pytest.raises(ConfigError, match="a \\[search\\] section is the study's space; give one of them"):
+        load_spec(both)
