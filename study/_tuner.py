@@ -37,6 +37,7 @@ def build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *,
     from ray import tune
 
     from study._callbacks import StudyCallback, result_loggers
+    from study._progress import TABLE_EVERY_S, ProgressLines
     from study._search import make_searcher
     from study._stopping import make_scheduler, make_stopper
 
@@ -58,7 +59,9 @@ def build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *,
         run_config=tune.RunConfig(
             name=study["name"], storage_path=study["storage"],
             stop=make_stopper(spec, experiment_dir),
-            callbacks=[StudyCallback(experiment_dir, spec, study["name"]), *result_loggers()],
+            # StudyCallback first: the progress line of an ended trial reads the ledger it wrote.
+            callbacks=[StudyCallback(experiment_dir, spec, study["name"]), ProgressLines(spec, str(experiment_dir)),
+                       *result_loggers()],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             # PBT restores a trial from another's checkpoint of the last perturbation, which that
             # trial may have trained past by an interval before: keep enough of them.
@@ -69,7 +72,7 @@ def build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *,
             progress_reporter=tune.CLIReporter(
                 metric_columns={"iteration": "iter", spec.metric: metric_label(spec.metric), COND_ACCURACY: "acc",
                                 DIVERSITY_MIN: "div", "verdict": "verdict"},
-                parameter_columns=list(spec.search)[:6], max_report_frequency=15),
+                parameter_columns=list(spec.search)[:6], max_report_frequency=TABLE_EVERY_S),
             verbose=1,
         ),
     )
