@@ -13,12 +13,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from study.spec import Domain, domain_from_dict
 from trainable.config import PRESETS, param_value
 from trainable.errors import UserError
 from trainable.experiment import (COLLAPSES, CONFIG_CHANGE, ERROR, FID_INTRA, PARAMS_FILE, STARTS_FILE, TRIAL_PREFIX,
                                   matches_point, metric_label, preset_changes, read_json_lines, read_results,
                                   read_stop_reason, read_study)
+from trainable.space import Domain, domain_from_dict
 
 
 def finite(value: Any) -> float | None:

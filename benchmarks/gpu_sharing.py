@@ -25,7 +25,7 @@ import queue
 import threading
 import time
 
-from study.runner import _environment  # imports neither Ray nor Optuna: this runs where they are not
+from study.runner import environment  # imports neither Ray nor Optuna: this runs where they are not
 from train_speed import ONE_THREAD, SMALL  # benchmarks/, the folder Python runs this script from
 
 _START_TIMEOUT = 300  # seconds a trial may take to build and warm up before the others stop waiting
@@ -88,7 +88,7 @@ def run(n: int, name: str, device: str, seconds: float, warmup: int, graphs: boo
     barrier, results = spawn.Barrier(n), spawn.Queue()
     workers = [spawn.Process(target=_trial, args=(name, device, seconds, warmup, graphs, barrier, results))
                for _ in range(n)]
-    with _environment(**ONE_THREAD):  # what the spawned processes inherit
+    with environment(**ONE_THREAD):  # what the spawned processes inherit
         for worker in workers:
             worker.start()
     outcomes = []

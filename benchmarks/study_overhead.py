@@ -35,11 +35,12 @@ from pathlib import Path
 
 import torch
 
-from study.runner import _environment, run_study
-from study.spec import Choice, load_spec
+from study.runner import environment, run_study
+from study.spec import load_spec
 from trainable.data import builtin_dataset
 from trainable.judge import load_or_train_judge
 from trainable.loop import train
+from trainable.space import Choice
 from trainable.training import Trainer
 from trainable.tune_adapter import TIMINGS_ENV
 from train_speed import ONE_THREAD  # benchmarks/, the folder Python runs this script from
@@ -65,7 +66,7 @@ def _plain(config, processes: int, per_process: int) -> list[list[tuple[float, f
     # One thread each, as Ray gives a 1-CPU trial (OMP_NUM_THREADS=1): numpy's BLAS would start a
     # thread per core in each process, and two processes at once then evaluated 4-5x slower
     # (6 evaluations: 2.1-3.4 s against 0.55-0.65 s, measured), a handicap that is not Ray's gain.
-    with _environment(**ONE_THREAD):
+    with environment(**ONE_THREAD):
         for worker in workers:
             worker.start()
     runs = [[q.get() for _ in range(per_process)] for q in queues]

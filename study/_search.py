@@ -11,8 +11,9 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from study._stopping import StopLedger, _mutation
-from study.spec import Range, StudySpec, define_by_run
+from study.spec import StudySpec, define_by_run
 from trainable.experiment import COLLAPSES, DIVERSITY_MEAN, EARLY, SCORE, trial_params
+from trainable.space import Range
 
 # An Optuna constraint (Trial.set_constraint; > 0 is infeasible): a collapse is no bad score to
 # interpolate between but a region to leave, and TPE puts infeasible trials in its "bad" group

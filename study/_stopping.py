@@ -17,8 +17,9 @@ from ray.tune import Stopper
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
 from ray.tune.schedulers.pb2 import PB2  # its GP's packages (GPy, scikit-learn) are imported only when it runs
 
-from study.spec import Domain, Range, StudySpec
+from study.spec import StudySpec
 from trainable.experiment import ASHA, COMPLETED, LEDGER_FILE, NONE, SCORE, append_whole, matches_point, read_json_lines
+from trainable.space import Domain, Range
 
 
 class StopLedger:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from analysis import (WORKING_ACCURACY, first_working, format_factors, get_factors_info, rank, read_experiment,
                       row_at, short_value)
-from study.spec import space_size
 from trainable.config import preset_label
 from trainable.experiment import ARTIFACTS_DIR, COND_ACCURACY, FINAL_CAS, JOURNAL_FILE
+from trainable.space import space_size
 
 
 def _cas(trial) -> str:

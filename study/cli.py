@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from analysis import describe_pick  # plain Python: no torch, no plotly
 from trainable.config import PRESETS
 from trainable.errors import UserError
-from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED, metric_label
+from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED
 
 PROG = "cgan-study"
 DESCRIPTION = "Hyper-parameter studies of the paper's conditional GAN for facial expressions."
@@ -228,38 +229,18 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
 
 def _pick_trial(args: argparse.Namespace):
     """(the trial SOURCE and --rank name, where it comes from: {"trial", "study", "rank"})."""
-    from analysis import rank, read_experiment
+    from analysis import is_trial_folder, pick_trial
     from study.runner import load_study
     from trainable.experiment import PARAMS_FILE
 
-    if args.rank < 1:
-        raise UserError(f"--rank {args.rank}: ranks start at 1")
-    path = Path(args.source)
-    if (path / PARAMS_FILE).is_file():
-        if args.rank != 1:
-            raise UserError(f"--rank {args.rank}: {path} is one trial; --rank picks a trial of a study")
-        trials = read_experiment(path).trials
-        if not trials:
-            raise UserError(f"{path / PARAMS_FILE}: unreadable")
-        return trials[0], {"trial": str(path.resolve()), "study": None, "rank": None}
+    if args.rank < 1 or is_trial_folder(args.source):
+        return pick_trial(args.source, args.rank)
     try:
         study_path = load_study(args.source, args.storage)
     except UserError:
         raise UserError(f"{args.source}: neither a trial folder (it holds {PARAMS_FILE}) nor a study "
                         f"(a folder with study.json, or a study name in {args.storage})") from None
-    experiment = read_experiment(study_path)
-    ranked = rank(experiment.trials)
-    if args.rank > len(ranked):
-        raise UserError(f"--rank {args.rank}: study {study_path.name} has {len(ranked)} trial(s)")
-    trial = ranked[args.rank - 1]
-    return trial, {"trial": str(trial.path.resolve()), "study": study_path.name, "rank": args.rank}
-
-
-def _describe_pick(trial, origin: dict) -> str:
-    """e.g. "trial_00003 (rank 1 of study demo: completed at iteration 800, FD-intra 5.630)"."""
-    where = f"rank {origin['rank']} of study {origin['study']}: " if origin["study"] else ""
-    score = f", {metric_label(trial.metric)} {trial.score:.3f}" if trial.score is not None else ""
-    return f"{trial.name} ({where}{trial.stop_reason} at iteration {trial.last.get('iteration', 0)}{score})"
+    return pick_trial(study_path, args.rank)
 
 
 def _trial_context(trial) -> tuple[str, int]:
@@ -287,7 +268,7 @@ def _picked_generator(args: argparse.Namespace):
     dataset, judge_steps = _trial_data(trial)
     trained = load_generator(find_checkpoint(trial.path, args.checkpoint), num_classes=dataset.num_classes,
                              size=dataset.size)
-    print(f"{_describe_pick(trial, origin)}: {trained.checkpoint.name} at iteration {trained.iteration}, "
+    print(f"{describe_pick(trial, origin)}: {trained.checkpoint.name} at iteration {trained.iteration}, "
           f"{trained.weights} weights")
     return trial, dataset, judge_steps, trained
 
@@ -389,7 +370,7 @@ class Trial(Command):
         values, _ = split_params(trial.params)
         config = TrainConfig.from_dict(overrides, base=TrainConfig.from_dict(values))
         data, judge_steps = _trial_context(trial)
-        print(f"from {_describe_pick(trial, origin)}")
+        print(f"from {describe_pick(trial, origin)}")
         meta = {FROM: origin}
         if args.schedule:
             meta[SCHEDULE] = _replayed_schedule(trial, overrides)
@@ -412,18 +393,9 @@ def _trial_schedule(trial) -> list[dict]:
 def _replayed_schedule(trial, overrides: dict[str, str]) -> list[dict]:
     """A trial's PBT schedule with --set on every step, checked to change only mutable fields; says it."""
     from analysis import schedule_lines
-    from trainable.config import MUTABLE_FIELDS, TrainConfig
-    from trainable.experiment import split_params, trial_params
+    from trainable.experiment import replay_schedule
 
-    steps, previous = [], None
-    for step in _trial_schedule(trial):
-        config = TrainConfig.from_dict(overrides, base=TrainConfig.from_dict(split_params(step["config"])[0]))
-        fixed = sorted(set(config.changes_from(previous) if previous else {}) - set(MUTABLE_FIELDS))
-        if fixed:
-            raise UserError(f"{trial.name}: its schedule changes {fixed[0]} at iteration {step['iteration']}, which "
-                            "cannot change mid-training")
-        steps.append({"iteration": int(step["iteration"]), "trial": step.get("trial"), "config": trial_params(config)})
-        previous = config
+    steps = replay_schedule(_trial_schedule(trial), overrides, name=trial.name)
     for line in schedule_lines(steps):
         print(f"  schedule: {line}")
     return steps
@@ -717,7 +689,7 @@ class AnalyzeSchedule(Command):
 
         trial, origin = _pick_trial(args)
         schedule = _trial_schedule(trial)
-        print(f"schedule of {_describe_pick(trial, origin)}:")
+        print(f"schedule of {describe_pick(trial, origin)}:")
         for line in schedule_lines(schedule):
             print(f"  {line}")
         if args.out:

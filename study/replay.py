@@ -8,8 +8,9 @@ from pathlib import Path
 
 from analysis import Experiment, rank, read_experiment
 from study.runner import DEFAULT_CONNECT_TIMEOUT, check_name, run_study, study_dir
-from study.spec import Choice, StudySpec
+from study.spec import StudySpec
 from trainable.errors import UserError
+from trainable.space import Choice
 
 
 def replay_spec(experiment: Experiment, *, top: int, seeds: int):

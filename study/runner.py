@@ -21,7 +21,7 @@ from study._session import (DEFAULT_CONNECT_TIMEOUT, Resources, plan_resources, 
                             trial_slots)
 from study._tuner import build_tuner
 from study.spec import StudySpec
-from trainable.errors import UserError
+from trainable.errors import UserError, first_line
 from trainable.experiment import (LOCK_FILE, SESSION_FILE, STUDY_FILE, TRIAL_PREFIX, driver_lock, is_study,
                                   read_study, write_study)
 from trainable.local import BUILTIN, load_data
@@ -142,7 +142,9 @@ def _one_driver(experiment_dir: Path, name: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _environment(**values: str) -> Iterator[None]:
+def environment(**values: str) -> Iterator[None]:
+    """Environment variables set for the block, as they were after it (processes started in it,
+    Ray's included, inherit them)."""
     before = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:
@@ -187,7 +189,7 @@ def _fit(tuner, slots: int | None):
     # (``slots`` None) Tune's own generator runs the population and keeps its own, larger limit.
     pending = {} if slots is None else {"TUNE_MAX_PENDING_TRIALS_PG": os.environ.get("TUNE_MAX_PENDING_TRIALS_PG",
                                                                                      str(slots))}
-    with _environment(TUNE_DISABLE_SIGINT_HANDLER="1", **pending):
+    with environment(TUNE_DISABLE_SIGINT_HANDLER="1", **pending):
         try:
             grid = tuner.fit()
         finally:
@@ -318,11 +320,4 @@ def fetch_trials(uri: str, local: Path) -> None:
             with filesystem.open_input_stream(info.path) as stream:
                 write_bytes_atomic(target, stream.read())
     except OSError as exc:
-        raise UserError(f"cannot read the study's trials from {uri} ({_first_line(exc)})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    message = str(exc).strip()
-    return message.splitlines()[0][:200] if message else type(exc).__name__
-
-
+        raise UserError(f"cannot read the study's trials from {uri} ({first_line(exc)})") from None

@@ -183,6 +183,11 @@ class TrainConfig:
         return {name: (getattr(other, name), getattr(self, name)) for name in self.__dataclass_fields__
                 if getattr(other, name) != getattr(self, name)}
 
+    def fixed_changes_from(self, other: "TrainConfig") -> list[str]:
+        """The fields that differ from ``other`` and cannot change in the middle of a training (not
+        in MUTABLE_FIELDS), sorted."""
+        return sorted(set(self.changes_from(other)) - set(MUTABLE_FIELDS))
+
 
 def _check_range(name: str, value: Any, low: float, high: float, *, integer: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):

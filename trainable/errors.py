@@ -11,3 +11,10 @@ class DataError(UserError):
 
 class ConfigError(UserError):
     """A configuration key or value that is unknown or out of range."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message for a one-line error: its first line, at most 200 characters, or its
+    type where it has no message."""
+    message = str(exc).strip()
+    return message.splitlines()[0][:200] if message else type(exc).__name__

@@ -19,8 +19,9 @@ are read alike.
             progress.csv         the same rows as a table
             stop_reason.json     a study trial: why it ended, as the driver decided
             error.txt            a study trial that raised: Ray's traceback
-            checkpoint_NNNNNN/   the last checkpoints (a study trial's also hold lineage.json: the
-                                 PBT schedule of the weights in it)
+            checkpoint_NNNNNN/   the last checkpoints: trainer.pt, its SHA-256 in trainer.pt.sha256, a
+                                 study trial's history.json (its reports, for the collapse verdict)
+                                 and lineage.json (the PBT schedule of the weights in it)
             grids/iteration_NNNNNNN.png        the sample grid at each evaluation (rows = classes)
             grids/iteration_NNNNNNN.thumb.png  its small version for dashboards
 
@@ -55,6 +56,9 @@ PROGRESS_FILE = "progress.csv"
 STOP_FILE = "stop_reason.json"
 ERROR_FILE = "error.txt"
 GRIDS_DIR = "grids"
+CHECKPOINT_FILE = "trainer.pt"  # in a checkpoint folder: the trainer's whole state (trainable/checkpoint.py)
+DIGEST_FILE = "trainer.pt.sha256"  # beside it: its SHA-256, so a damaged checkpoint is never loaded
+HISTORY_FILE = "history.json"  # in a study trial's checkpoint: its reports so far (the verdict reads them)
 # In a study trial's checkpoint: {"trial": its trial id, "iteration": I, "schedule": SCHEDULE}, the
 # configs its weights were trained with, through the trials PBT copied them from.
 LINEAGE_FILE = "lineage.json"
@@ -186,6 +190,21 @@ def read_schedule(trial_dir: str | Path) -> list[dict[str, Any]] | None:
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return max(lineages, key=lambda item: item[:2])[2] if lineages else None
+
+
+def replay_schedule(schedule: list[dict[str, Any]], overrides: dict[str, Any], *, name: str) -> list[dict[str, Any]]:
+    """A SCHEDULE with ``overrides`` (config fields) on every step, each step's config in its study
+    form; refused in one line where a step changes a field that cannot change mid-training."""
+    steps, previous = [], None
+    for step in schedule:
+        config = TrainConfig.from_dict(overrides, base=TrainConfig.from_dict(split_params(step["config"])[0]))
+        fixed = config.fixed_changes_from(previous) if previous else []
+        if fixed:
+            raise UserError(f"{name}: its schedule changes {fixed[0]} at iteration {step['iteration']}, which "
+                            "cannot change mid-training")
+        steps.append({"iteration": int(step["iteration"]), "trial": step.get("trial"), "config": trial_params(config)})
+        previous = config
+    return steps
 
 
 def matches_point(params: dict[str, Any], point: dict[str, Any]) -> bool:

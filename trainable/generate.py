@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainable.checkpoint import read_checkpoint
 from trainable.config import TrainConfig
 from trainable.data import PreparedDataset, denormalize
 from trainable.errors import ConfigError, UserError
-from trainable.experiment import checkpoint_iteration
+from trainable.experiment import CHECKPOINT_FILE, checkpoint_iteration
 from trainable.models import Generator
 from trainable.progress import Progress
-from trainable.training import read_checkpoint, sample
+from trainable.sampling import sample
 from trainable.trial_dir import TrialDirectory
 
 EMA, RAW = "EMA", "raw"
@@ -65,7 +66,7 @@ def load_generator(checkpoint: str | Path, *, num_classes: int, size: int,
     """G from a trainer checkpoint, refusing one made for another class count or image size."""
     checkpoint = Path(checkpoint)
     state = read_checkpoint(checkpoint, device)
-    where = f"{checkpoint}/trainer.pt"
+    where = str(checkpoint / CHECKPOINT_FILE)
     try:
         config = TrainConfig.from_dict(state["config"])
         ema = state.get("generator_ema")

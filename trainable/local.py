@@ -6,13 +6,14 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from trainable.checkpoint import restore_newest_readable
 from trainable.config import TrainConfig, preset
 from trainable.data import PreparedDataset, builtin_dataset, load_prepared
 from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED, SCHEDULE,
                                   driver_lock, schedule_configs, split_params, trial_params)
 from trainable.judge import Judge, load_or_train_judge
 from trainable.loop import train
-from trainable.training import Trainer, restore_newest_readable
+from trainable.training import Trainer
 from trainable.trial_dir import LocalReporter, TrialDirectory
 
 BUILTIN = "builtin:synthetic"

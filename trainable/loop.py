@@ -138,7 +138,7 @@ def train(trainer: Trainer, reporter: Reporter, *, history: list[dict] | None = 
         evaluation_started = time.perf_counter()
         scores, grid = trainer.evaluate()
         row = {"iteration": trainer.iteration, "training_iteration": len(history) + 1, **window.row(),
-               "frozen": trainer.frozen, "freeze_events": trainer.take_events(), HYPER: trainer.hyperparameters(),
+               "frozen": trainer.freeze.frozen, "freeze_events": trainer.freeze.take_events(), HYPER: trainer.hyperparameters(),
                **scores,
                "eval_s": time.perf_counter() - evaluation_started}
         if "diversity_per_class" in row:

@@ -15,7 +15,7 @@ import numpy as np
 
 from trainable._io import atomic_path, write_text_atomic
 from trainable.errors import UserError
-from trainable.experiment import PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, grid_file, read_results, thumb_name
+from trainable.experiment import CHECKPOINT_FILE, PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, grid_file, read_results, thumb_name
 from trainable.grid import save_grid, thumbnail_png
 
 CHECKPOINTS_KEPT = 2
@@ -89,7 +89,7 @@ class TrialDirectory:
         write_text_atomic(self.path / PROGRESS_FILE, buffer.getvalue())
 
     def checkpoints(self) -> list[Path]:
-        return sorted(p for p in self.path.glob("checkpoint_*") if (p / "trainer.pt").is_file())
+        return sorted(p for p in self.path.glob("checkpoint_*") if (p / CHECKPOINT_FILE).is_file())
 
     def checkpoint_dir(self, index: int) -> Path:
         return self.path / f"checkpoint_{index:06d}"

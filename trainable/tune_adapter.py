@@ -28,18 +28,18 @@ from pathlib import Path
 import numpy as np
 
 from trainable.cas import final_cas_row
+from trainable.checkpoint import restore_newest_readable
 from trainable.config import TrainConfig
 from trainable.data import PreparedDataset
 from trainable.errors import UserError
-from trainable.experiment import (CONFIG_CHANGE, FID_INTRA, LINEAGE_FILE, NODE_ID, SCORE, config_change, grid_file,
-                                  split_params, trial_params)
+from trainable.experiment import (CHECKPOINT_FILE, CONFIG_CHANGE, FID_INTRA, HISTORY_FILE, LINEAGE_FILE, NODE_ID, SCORE,
+                                  config_change, grid_file, split_params, trial_params)
 from trainable.judge import Judge
 from trainable.loop import train
-from trainable.training import CHECKPOINT_FILE, Trainer, restore_newest_readable
+from trainable.training import Trainer
 from trainable.trial_dir import write_grid
 
 PENALTY = 1e6  # the score of a report with no finite quality value: never NaN, always worst
-HISTORY_FILE = "history.json"
 TIMINGS_ENV = "CGAN_STUDY_TIMINGS"  # a file path: each trial appends where its time went (benchmarks)
 
 

@@ -118,7 +118,7 @@ def test_study_runs_baselines_records_stop_reasons_and_summary(tmp_path):
             {row["iteration"]: row["score"] for row in trial.rows})
     assert any(t.stop_reason == "completed" for t in experiment.trials)
     check_optuna_agrees(experiment)
-    assert f"study tiny: 5 trials" in done.stdout
+    assert "study tiny: 5 trials" in done.stdout
     for name in ("V0", "V1", "V2"):
         assert f"the paper's {name}: FD-intra" in done.stdout
     best = min((t for t in experiment.trials if t.score is not None), key=lambda t: t.score)

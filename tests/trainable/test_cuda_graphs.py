@@ -53,7 +53,7 @@ def test_graphed_steps_equal_eager_steps(tiny_data, extra, explore_at):
     eager = _run(eager_trainer, 30, explore_at)
     graphed_trainer = _trainer(config, dataset, graphs=True)
     graphed = _run(graphed_trainer, 30, explore_at)
-    assert graphed_trainer._graphs, "no step was captured"
+    assert graphed_trainer.graphed_step.captured, "no step was captured"
     assert graphed == eager
     assert all(torch.equal(a, b) for a, b in zip(_weights(graphed_trainer), _weights(eager_trainer)))
 
@@ -77,7 +77,8 @@ def test_a_step_that_cannot_be_captured_is_refused_in_one_line():
         from trainable.config import TrainConfig
         from trainable.data import synthetic_dataset
         from trainable.errors import UserError
-        from trainable.training import GRAPH_WARMUP, Trainer
+        from trainable.cuda_graphs import GRAPH_WARMUP
+        from trainable.training import Trainer
         trainer = Trainer(TrainConfig.from_dict({TINY!r}), synthetic_dataset(140, seed=1), device="cuda")
         step = trainer._step
         def syncing(train_d):

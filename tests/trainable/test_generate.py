@@ -5,12 +5,13 @@ import pytest
 import torch
 
 from tests.conftest import TINY
+from trainable.checkpoint import read_checkpoint
 from trainable.config import TrainConfig
 from trainable.errors import UserError
 from trainable.generate import EMA, RAW, find_checkpoint, generate_dataset, generate_images, load_generator
 from trainable.local import run_local_trial
 from trainable.models import Generator
-from trainable.training import read_checkpoint, sample
+from trainable.sampling import sample
 
 
 @pytest.fixture(scope="module")

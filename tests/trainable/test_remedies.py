@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tests.conftest import TINY
-from trainable import augment, training
+from trainable import augment, gan
 from trainable.config import PRESETS, RECIPE, TrainConfig, preset
 from trainable.errors import ConfigError
 from trainable.models import Discriminator
@@ -69,7 +69,8 @@ def test_r1_is_zero_at_gamma_zero_and_grows_linearly_with_gamma(tiny_data):
     for gamma in (0.0, 1.0, 10.0):
         trainer = Trainer(TrainConfig.from_dict({**TINY, "r1_gamma": gamma}), dataset)
         images = trainer.images[:16]
-        loss, _ = trainer._d_update(images, trainer.eye[trainer.labels[:16]], real=True)
+        loss, _ = gan.d_update(trainer.discriminator, trainer.d_optimizer, images, trainer.eye[trainer.labels[:16]], True,
+                              trainer.config, trainer._autocast)
         losses[gamma] = loss.item()
     penalty_1, penalty_10 = losses[1.0] - losses[0.0], losses[10.0] - losses[0.0]
     assert penalty_1 > 0
@@ -78,8 +79,9 @@ def test_r1_is_zero_at_gamma_zero_and_grows_linearly_with_gamma(tiny_data):
     trainer = Trainer(TrainConfig.from_dict({**TINY, "r1_gamma": 10.0}), dataset)
     plain = Trainer(TrainConfig.from_dict(TINY), dataset)
     fakes, labels = torch.rand(16, 1, 28, 28), torch.eye(7)[torch.arange(16) % 7]
-    assert trainer._d_update(fakes, labels, real=False)[0].item() == pytest.approx(
-        plain._d_update(fakes, labels, real=False)[0].item(), rel=1e-5)
+    def fake_loss(t):
+        return gan.d_update(t.discriminator, t.d_optimizer, fakes, labels, False, t.config, t._autocast)[0].item()
+    assert fake_loss(trainer) == pytest.approx(fake_loss(plain), rel=1e-5)
 
 
 def test_translation_shifts_content_and_cutout_zeroes_one_square():
@@ -106,13 +108,13 @@ def test_translation_shifts_content_and_cutout_zeroes_one_square():
 def test_diffaugment_applies_the_same_policy_to_real_and_fake(tiny_data, monkeypatch):
     _, dataset, _ = tiny_data
     calls = []
-    real_augment = training.diff_augment
+    real_augment = gan.diff_augment
 
     def record(images, policy, rng):
         calls.append((images.requires_grad, policy))
         return real_augment(images, policy, rng)
 
-    monkeypatch.setattr(training, "diff_augment", record)
+    monkeypatch.setattr(gan, "diff_augment", record)
     trainer = Trainer(TrainConfig.from_dict({**TINY, "diffaugment": "translation,cutout"}), dataset)
     trainer.step()
     # D phase: the real batch, then the fake one; G phase: the fake batch G learns through.
@@ -147,16 +149,16 @@ def test_losses_per_kind(tiny_data):
     _, dataset, _ = tiny_data
     confident_real, confident_fake = torch.full((4,), 3.0), torch.full((4,), -3.0)
     hinge = Trainer(TrainConfig.from_dict({**TINY, "loss": "hinge"}), dataset)
-    assert hinge._d_loss(confident_real, True) == 0 and hinge._d_loss(confident_fake, False) == 0
-    assert hinge._d_loss(torch.zeros(4), True) == 1 and hinge._g_loss(confident_fake) == 3
+    assert gan.d_loss(confident_real, True, hinge.config) == 0 and gan.d_loss(confident_fake, False, hinge.config) == 0
+    assert gan.d_loss(torch.zeros(4), True, hinge.config) == 1 and gan.g_loss(confident_fake, hinge.config) == 3
     squares = Trainer(TrainConfig.from_dict({**TINY, "loss": "least-squares", "label_smoothing": 0.2}), dataset)
-    assert squares._d_loss(torch.full((4,), 0.8), True) == pytest.approx(0)  # smoothed real target
-    assert squares._d_loss(torch.zeros(4), False) == 0 and squares._g_loss(torch.ones(4)) == 0
+    assert gan.d_loss(torch.full((4,), 0.8), True, squares.config) == pytest.approx(0)  # smoothed real target
+    assert gan.d_loss(torch.zeros(4), False, squares.config) == 0 and gan.g_loss(torch.ones(4), squares.config) == 0
     smoothed = Trainer(TrainConfig.from_dict({**TINY, "label_smoothing": 0.1}), dataset)
     plain = Trainer(TrainConfig.from_dict(TINY), dataset)
     # One-sided: a confident real logit costs more with smoothing; fakes keep their target.
-    assert smoothed._d_loss(confident_real, True) > plain._d_loss(confident_real, True)
-    assert smoothed._d_loss(confident_fake, False) == plain._d_loss(confident_fake, False)
+    assert gan.d_loss(confident_real, True, smoothed.config) > gan.d_loss(confident_real, True, plain.config)
+    assert gan.d_loss(confident_fake, False, smoothed.config) == gan.d_loss(confident_fake, False, plain.config)
 
 
 def test_instance_noise_is_annealed_to_zero(tiny_data):
@@ -215,8 +217,9 @@ def test_a_d_on_its_loss_targets_is_fully_accurate(tiny_data, loss, real, fake):
     images = torch.zeros(8, 1, 28, 28)
     labels = trainer.eye[torch.zeros(8, dtype=torch.long)]
     noise = torch.linspace(-0.2, 0.2, 8)  # outputs around the targets, on both sides of them
-    trainer.discriminator = lambda x, y: torch.cat([real + noise, fake + noise])
-    real_accuracy, fake_accuracy, _ = trainer._d_accuracy(images, labels, images, labels)
+    discriminator = lambda x, y: torch.cat([real + noise, fake + noise])  # noqa: E731
+    real_accuracy, fake_accuracy, _ = gan.d_accuracy(discriminator, images, labels, images, labels, trainer.config,
+                                                     trainer._autocast)
     assert real_accuracy == 1.0 and fake_accuracy == 1.0
 
 

@@ -76,7 +76,7 @@ def test_freeze_after_an_iteration_stops_d_updates(tiny_data):
         assert trainer.step().frozen
     assert _same(d_frozen_at, _snapshot(trainer.discriminator))
     assert not _same(g_frozen_at, _snapshot(trainer.generator))  # G keeps learning
-    events = trainer.take_events()
+    events = trainer.freeze.take_events()
     assert [(e["iteration"], e["event"]) for e in events] == [(3, "freeze")]
     assert "iteration >= 3" in events[0]["reason"]
 
@@ -85,20 +85,20 @@ def test_freeze_while_accuracy_is_high_then_unfreeze(tiny_data):
     _, dataset, _ = tiny_data
     trainer = Trainer(TrainConfig.from_dict({**TINY, "freeze_accuracy": 0.9, "freeze_window": 4}), dataset)
     trainer.step()
-    trainer.accuracy_window.extend([1.0] * 4)  # D has been right on everything lately
+    trainer.freeze.accuracy_window.extend([1.0] * 4)  # D has been right on everything lately
     before = _snapshot(trainer.discriminator)
     assert trainer.step().frozen
     assert _same(before, _snapshot(trainer.discriminator))
-    trainer.accuracy_window.extend([0.5] * 4)
+    trainer.freeze.accuracy_window.extend([0.5] * 4)
     assert not trainer.step().frozen
     assert not _same(before, _snapshot(trainer.discriminator))
-    assert [e["event"] for e in trainer.take_events()] == ["freeze", "unfreeze"]
+    assert [e["event"] for e in trainer.freeze.take_events()] == ["freeze", "unfreeze"]
 
 
 def test_accuracy_rule_waits_for_a_full_window(tiny_data):
     _, dataset, _ = tiny_data
     trainer = Trainer(TrainConfig.from_dict({**TINY, "freeze_accuracy": 0.5, "freeze_window": 50}), dataset)
-    trainer.accuracy_window.extend([1.0] * 10)
+    trainer.freeze.accuracy_window.extend([1.0] * 10)
     assert not trainer.step().frozen
 
 
@@ -111,7 +111,7 @@ def test_the_accuracy_rule_switched_on_mid_training_sees_the_steps_before(tiny_d
     accuracies = [(stats.d_real_accuracy + stats.d_fake_accuracy) / 2 for stats in (trainer.step() for _ in range(6))]
     trainer.apply_config(config.replace(freeze_accuracy=0.5))
     assert trainer.step().frozen == (sum(accuracies[-4:]) / 4 > 0.5)  # 0.53 here: frozen
-    assert list(trainer.accuracy_window)[:3] == accuracies[-3:]
+    assert list(trainer.freeze.accuracy_window)[:3] == accuracies[-3:]
 
 
 def _rows_by_iteration(directory):
@@ -300,7 +300,7 @@ def test_a_damaged_checkpoint_is_refused_on_load_with_a_reason(tiny_data, tmp_pa
 def test_no_garbage_file_escapes_as_anything_but_one_clear_refusal(tmp_path, capfd):
     """Random bytes fail torch's unpickler in many ways (KeyError, IndexError, UnicodeDecodeError,
     a pickle-protocol warning): 9% of random payloads escaped the old list of caught errors."""
-    from trainable.training import read_checkpoint
+    from trainable.checkpoint import read_checkpoint
 
     rng = np.random.default_rng(7)
     path = tmp_path / "trainer.pt"

@@ -1,0 +1,143 @@
+"""What a search space is made of: a domain of values for one config field, a choice list or a
+range, in the study file's form (TOML), in study.json's (``to_dict``) and as Optuna's distribution.
+The study file (study/spec.py) gathers them into a space; analysis reads them back from study.json
+without the study package."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, ClassVar
+
+from trainable.config import TrainConfig, field_types
+from trainable.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """A list of values, each in the study form of a config value (``param_value``)."""
+
+    values: tuple[Any, ...]
+    log: ClassVar[bool] = False  # a figure's axis: choices are never on a log scale
+
+    def contains(self, value: Any) -> bool:
+        return value in self.values
+
+    def size(self) -> int:
+        return len(self.values)
+
+    def describe(self) -> str:
+        return f"{list(self.values)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"values": list(self.values)}
+
+    def suggest(self, trial, name: str) -> Any:
+        return trial.suggest_categorical(name, list(self.values))
+
+    def distribution(self):
+        from optuna.distributions import CategoricalDistribution
+
+        return CategoricalDistribution(list(self.values))
+
+    @classmethod
+    def from_toml(cls, key: str, raw: list[Any]) -> "Choice":
+        if not raw:
+            raise ConfigError(f"[search].{key}: empty choice list")
+        configs = []
+        for value in raw:  # every choice must make a valid config, and a config of its own
+            config = getattr(TrainConfig.from_dict({key: value}), key)
+            if config in configs:
+                raise ConfigError(f"[search].{key}: {json.dumps(raw[configs.index(config)])} and {json.dumps(value)} "
+                                  "are the same value; list each once")
+            configs.append(config)
+        return cls(tuple(raw))
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Numbers from low to high, on a log scale or not; whole numbers (with a step) for an int field."""
+
+    low: float
+    high: float
+    log: bool = False
+    step: int | None = None
+    integer: bool = False
+
+    def contains(self, value: Any) -> bool:
+        on_step = not (self.integer and self.step) or (value - self.low) % self.step == 0
+        return isinstance(value, (int, float)) and self.low <= value <= self.high and on_step
+
+    def size(self) -> int | None:
+        """How many values it holds: None for a float range."""
+        return (int(self.high) - int(self.low)) // (self.step or 1) + 1 if self.integer else None
+
+    def describe(self) -> str:
+        return f"[{self.low}, {self.high}]" + (f" in steps of {self.step}" if self.integer and self.step else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def suggest(self, trial, name: str) -> float | int:
+        if self.integer:
+            return trial.suggest_int(name, int(self.low), int(self.high), log=self.log, step=self.step or 1)
+        return trial.suggest_float(name, self.low, self.high, log=self.log)
+
+    def distribution(self):
+        from optuna.distributions import FloatDistribution, IntDistribution
+
+        if self.integer:
+            return IntDistribution(int(self.low), int(self.high), log=self.log, step=self.step or 1)
+        return FloatDistribution(self.low, self.high, log=self.log)
+
+    @classmethod
+    def from_toml(cls, key: str, raw: dict[str, Any]) -> "Range":
+        unknown = set(raw) - {"low", "high", "log", "step"}
+        if unknown or "low" not in raw or "high" not in raw:
+            raise ConfigError(f"[search].{key}: a range needs low and high (optional log, step), got {sorted(raw)}")
+        integer = field_types()[key].base is int
+        low, high = raw["low"], raw["high"]
+        for bound, value in (("low", low), ("high", high)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"[search].{key}: {bound} must be a number, got {value!r}")
+        if not isinstance(raw.get("log", False), bool):
+            raise ConfigError(f"[search].{key}: log must be true or false, got {raw['log']!r}")
+        step = raw.get("step")
+        if step is not None and (not integer or isinstance(step, bool) or not isinstance(step, int) or step < 1):
+            raise ConfigError(f"[search].{key}: step must be a whole number >= 1 on an integer field, got {step!r}")
+        if not low < high:
+            raise ConfigError(f"[search].{key}: low {low} must be below high {high}")
+        TrainConfig.from_dict({key: int(low) if integer else float(low)})
+        TrainConfig.from_dict({key: int(high) if integer else float(high)})
+        if raw.get("log") and low <= 0:
+            raise ConfigError(f"[search].{key}: a log range needs low > 0")
+        return cls(float(low), float(high), raw.get("log", False), step, integer)
+
+
+Domain = Choice | Range
+
+
+def space_size(search: dict[str, Domain]) -> int | None:
+    """How many distinct configurations a search space holds; None where a float range makes it
+    unbounded."""
+    size = 1
+    for domain in search.values():
+        count = domain.size()
+        if count is None:
+            return None
+        size *= count
+    return size
+
+
+def domain_from_dict(raw: dict[str, Any]) -> Domain:
+    """A domain from its study.json form (``to_dict``)."""
+    return Choice(tuple(raw["values"])) if "values" in raw else Range(**raw)
+
+
+def domain_from_toml(key: str, raw: Any) -> Domain:
+    """A domain from the study file: a list of choices, or a table with low and high."""
+    if isinstance(raw, list):
+        return Choice.from_toml(key, raw)
+    if isinstance(raw, dict):
+        return Range.from_toml(key, raw)
+    raise ConfigError(f"[search].{key}: expected a list of choices or a table with low and high")
