@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from analysis._common import escape, finite, label
 from analysis._reader import Experiment
-from trainable.experiment import COLLAPSES, COND_ACCURACY, DIVERSITY_MIN, FID_INTRA, metric_label
+from trainable.experiment import COLLAPSES, COND_ACCURACY, DIVERSITY_MIN, D_LOSS, FID_INTRA, G_LOSS, metric_label
 
 # The third panel shows the study's metric (its title is that metric's label).
 PANELS = (("x", "y", "losses"), ("x2", "y2", "D accuracy"), ("x3", "y3", None),
@@ -43,7 +43,7 @@ def get_curves_info(experiment: Experiment) -> dict[str, TrialCurves]:
                   for e in row.get("freeze_events") or [] if isinstance(e, dict) and "iteration" in e]
         curves[trial.name] = TrialCurves(
             trial.name, label(trial), [int(r.get("iteration", 0)) for r in rows],
-            [finite(r.get("d_loss")) for r in rows], [finite(r.get("g_loss")) for r in rows],
+            [finite(r.get(D_LOSS)) for r in rows], [finite(r.get(G_LOSS)) for r in rows],
             [_accuracy(r) for r in rows], [finite(r.get(trial.metric)) for r in rows],
             [finite(r.get(DIVERSITY_MIN)) for r in rows], [finite(r.get(COND_ACCURACY)) for r in rows],
             events, int(trial.last.get("iteration", 0)), trial.stop_reason, experiment.metric_label)
@@ -69,7 +69,7 @@ def curve_traces(curves: TrialCurves, color: str) -> list[dict[str, Any]]:
     """The traces of one trial across the four panels, one legend entry for all of them."""
     name, x = escape(curves.label), curves.iterations
     curves = curves._replace(**{key: _short(getattr(curves, key)) for key in
-                                ("d_loss", "g_loss", "d_accuracy", "score", "diversity", "cond_accuracy")})
+                                (D_LOSS, G_LOSS, "d_accuracy", "score", "diversity", COND_ACCURACY)})
     common = {"type": "scatter", "legendgroup": escape(curves.name), "line": {"color": color}}
     traces = [
         {**common, "x": x, "y": curves.d_loss, "name": name, "mode": "lines", "xaxis": "x", "yaxis": "y",

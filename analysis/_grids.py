@@ -10,7 +10,7 @@ from typing import NamedTuple
 from analysis._common import label
 from analysis._reader import Experiment, rank
 from trainable.config import PAPER_PRESETS, preset_label
-from trainable.experiment import COMPLETED, NONE, thumb_name
+from trainable.experiment import COMPLETED, GRID, NONE, VERDICT, thumb_name
 
 
 class Frame(NamedTuple):
@@ -40,11 +40,11 @@ def get_grids_info(experiment: Experiment, *, best: int = 4) -> GridsInfo:
     for trial in ranked:
         frames = []
         for row in trial.rows:
-            grid = row.get("grid")
+            grid = row.get(GRID)
             if not grid or not (trial.path / grid).is_file():
                 continue
             frames.append(Frame(int(row.get("iteration", 0)), trial.path / grid, trial.path / thumb_name(grid),
-                                str(row.get("verdict") or NONE)))
+                                str(row.get(VERDICT) or NONE)))
         timelines[trial.name] = frames
 
     positions = {trial.name: position for position, trial in enumerate(ranked, 1)}

@@ -8,8 +8,8 @@ from analysis._common import escape, finite, searched_params
 from analysis._nodes import NodesInfo, get_nodes_info
 from analysis._reader import Experiment, rank
 from trainable.config import PAPER_PRESETS, TrainConfig, preset_label
-from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID, FID_INTRA, FINAL_CAS, TRIAL_PREFIX,
-                                  metric_label, trial_params)
+from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID, FID_INTRA, FINAL_CAS, STOP_REASON,
+                                  TRIAL_PREFIX, metric_label, trial_params)
 
 
 class LeaderboardRow(NamedTuple):
@@ -83,7 +83,7 @@ def describe_config_changes(changes: list[dict[str, Any]]) -> str:
     return "; ".join(clauses)
 
 
-_METRICS = (("cond_accuracy", "acc", 3), ("diversity_min", "div", 3), ("coverage", "cov", 3))
+_METRICS = ((COND_ACCURACY, "acc", 3), (DIVERSITY_MIN, "div", 3), (COVERAGE, "cov", 3))
 _CAS = ("final_cas", "CAS", 3)
 
 
@@ -98,11 +98,11 @@ def _metrics(info: LeaderboardInfo | None) -> tuple[tuple[str, str, int], ...]:
 METRIC_HELP = {
     FID_INTRA: "intra-class Frechet distance in the judge's feature space, the mean over classes (lower is better)",
     FID: "Frechet distance in the judge's feature space over all classes together (lower is better)",
-    "cond_accuracy": "conditional accuracy: share of samples the judge assigns to the class they were drawn for "
+    COND_ACCURACY: "conditional accuracy: share of samples the judge assigns to the class they were drawn for "
                      "(higher is better)",
-    "diversity_min": "lowest per-class diversity ratio: spread of generated / spread of real samples "
+    DIVERSITY_MIN: "lowest per-class diversity ratio: spread of generated / spread of real samples "
                      "(1 = as varied as the data)",
-    "coverage": "coverage (Naeem et al. 2020): share of real samples with a generated one in their "
+    COVERAGE: "coverage (Naeem et al. 2020): share of real samples with a generated one in their "
                 "nearest-neighbour ball (higher is better)",
     "final_cas": "Classification Accuracy Score (Ravuri & Vinyals 2019) at the last evaluation: accuracy on real "
                  "held-out faces of the judge's classifier trained on generated faces only (higher is better; "
@@ -164,7 +164,7 @@ def leaderboard_html(info: LeaderboardInfo) -> str:
     """A sortable table (the dashboard's script sorts on a header click, by data-value).
     Every text from a trial folder is escaped."""
     heads = [("rank", "#", "num"), ("compare", "compare", "none"), ("name", "trial", "text"),
-             ("stop_reason", "stop reason", "text")]
+             (STOP_REASON, "stop reason", "text")]
     metrics = _metrics(info)
     heads += [(key, title, "num") for key, title, _ in metrics]
     heads += [("iteration", "iterations", "num"), ("time_s", "time (s)", "num")]

@@ -19,6 +19,7 @@ import statistics
 import time
 
 from trainable.config import RECIPE, TrainConfig
+from trainable.experiment import COND_ACCURACY, D_LOSS, DIVERSITY_MIN, FID_INTRA
 
 # V0 at the demo's generator width (study/spec.py DEFAULT_FIXED), latent 32, [-1,1]: the paper's D
 # (32,64,128) against a 1/8-width G. With a weaker D (8,16,32; --d-filters) every configuration
@@ -63,14 +64,14 @@ def run_one(name: str, base: dict, overrides: dict, seed: int, iterations: int, 
     rows: list[dict] = []
     started = time.perf_counter()
     train(Trainer(config, dataset, judge), lambda row, grid, trainer: rows.append(row), stop_on_collapse=False)
-    reached = next((row["iteration"] for row in rows if (row.get("cond_accuracy") or 0) >= 0.5), None)
-    return {"name": name, "seed": seed, "accuracy": rows[-1]["cond_accuracy"], "fid_intra": rows[-1]["fid_intra"],
-            "diversity_min": rows[-1]["diversity_min"], "reached": reached,
-            "lowest_d_loss": min(row["d_loss"] for row in rows), "seconds": time.perf_counter() - started,
-            "last_d_loss": rows[-1]["d_loss"],
+    reached = next((row["iteration"] for row in rows if (row.get(COND_ACCURACY) or 0) >= 0.5), None)
+    return {"name": name, "seed": seed, "accuracy": rows[-1][COND_ACCURACY], "fid_intra": rows[-1][FID_INTRA],
+            "diversity_min": rows[-1][DIVERSITY_MIN], "reached": reached,
+            "lowest_d_loss": min(row[D_LOSS] for row in rows), "seconds": time.perf_counter() - started,
+            "last_d_loss": rows[-1][D_LOSS],
             "last_d_accuracy": (rows[-1]["d_real_accuracy"] + rows[-1]["d_fake_accuracy"]) / 2,
-            "curve": " ".join(f"{row['iteration']}:{row['cond_accuracy']:.2f}/{row['fid_intra']:.1f}/"
-                              f"D{row['d_loss']:.4f}" for row in rows if row.get("cond_accuracy") is not None)}
+            "curve": " ".join(f"{row['iteration']}:{row[COND_ACCURACY]:.2f}/{row[FID_INTRA]:.1f}/"
+                              f"D{row[D_LOSS]:.4f}" for row in rows if row.get(COND_ACCURACY) is not None)}
 
 
 def spread(values: list[float], digits: int = 3) -> str:

@@ -44,9 +44,10 @@ from study._stopping import StopLedger
 from study.spec import StudySpec
 from trainable.config import PAPER_PRESETS
 from trainable.errors import UserError
-from trainable.experiment import (ARTIFACTS_DIR, COMPLETED, CONFIG_CHANGE, DIVERSITY_MEAN, EARLY, ERROR, INTERRUPTED,
-                                  JOURNAL_FILE, PROGRESS_FILE, RESULT_FILE, SCORE, STARTS_FILE, matches_point,
-                                  append_whole, read_json_lines, write_stop, write_text_atomic)
+from trainable.experiment import (ARTIFACTS_DIR, COMPLETED, CONFIG_CHANGE, DIVERSITY_MEAN, EARLY, ERROR, GRID,
+                                  INTERRUPTED, JOURNAL_FILE, PROGRESS_FILE, RESULT_FILE, SCORE, STARTS_FILE,
+                                  STOP_REASON, append_whole, matches_point, read_json_lines, write_stop,
+                                  write_text_atomic)
 from trainable.tune_adapter import PENALTY
 
 TUNE_TRIAL_ID = "tune_trial_id"  # the user attribute that ties an Optuna trial to its Tune trial
@@ -188,7 +189,7 @@ class OptunaStore:
         saved them, and they never finish; end them as interrupted."""
         for tune_trial_id, trial_id in self.ids.items():
             if tune_trial_id not in known and not self.trial(trial_id).state.is_finished():
-                self.finish(trial_id, TrialState.FAIL, None, {"stop_reason": INTERRUPTED, "evidence":
+                self.finish(trial_id, TrialState.FAIL, None, {STOP_REASON: INTERRUPTED, "evidence":
                             "its driver was killed before Tune saved the trial; Tune does not resume it"})
 
 
@@ -374,7 +375,7 @@ class StudyCallback(Callback):
             # progress.csv and ExperimentAnalysis). Tune lets callbacks change the result in place.
             entry = StopLedger(self.experiment_dir).get(trial.trial_id)
             if entry is not None:
-                result["stop_reason"] = entry["stop_reason"]
+                result[STOP_REASON] = entry[STOP_REASON]
         trial_id = self.store.start(trial.trial_id, trial.config)
         if isinstance(result.get(CONFIG_CHANGE), dict):
             self.store.add_config_change(trial_id, result[CONFIG_CHANGE])
@@ -383,8 +384,8 @@ class StudyCallback(Callback):
         if isinstance(result.get("iteration"), int):
             self.store.report(frozen, result["iteration"], float(result[SCORE]))
         grids = self._grids.setdefault(trial.trial_id, [])
-        if isinstance(result.get("grid"), str):
-            grids.append(result["grid"])
+        if isinstance(result.get(GRID), str):
+            grids.append(result[GRID])
         self.store.upload_grids(frozen, grids, _reader(trial))
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
@@ -400,14 +401,14 @@ class StudyCallback(Callback):
         if error is not None:
             ledger.record(trial.trial_id, ERROR, error.strip().splitlines()[-1][:2000] if error.strip() else "")
         last = trial.last_result or {}
-        if error is None and last.get("stop_reason") != COMPLETED:
+        if error is None and last.get(STOP_REASON) != COMPLETED:
             # Ended before the loop's last report said "completed": a stopper's reason stands (the
             # ledger keeps the first), else Tune ended it (as ray-project/ray#57906 did under PBT).
             # Said so, never passed off as completed.
             ledger.record(trial.trial_id, ERROR, f"Tune ended the trial at iteration {last.get('iteration')}, before "
                                                  f"its last report, and recorded no reason", last.get("iteration"))
-        entry = ledger.get(trial.trial_id) or {"stop_reason": COMPLETED, "evidence": "", "iteration": None}
-        record = {"trial_id": trial.trial_id, "stop_reason": entry["stop_reason"], "evidence": entry["evidence"],
+        entry = ledger.get(trial.trial_id) or {STOP_REASON: COMPLETED, "evidence": "", "iteration": None}
+        record = {"trial_id": trial.trial_id, STOP_REASON: entry[STOP_REASON], "evidence": entry["evidence"],
                   "iteration": last.get("iteration"), "score": last.get(SCORE)}
         trial_dir = Path(trial.local_path) if getattr(trial, "local_path", None) else None
         if trial_dir is not None and trial_dir.exists():
@@ -416,7 +417,7 @@ class StudyCallback(Callback):
 
     def _mirror(self, trial, record: dict) -> None:
         trial_id = self.store.start(trial.trial_id, trial.config)
-        reason = record["stop_reason"]
+        reason = record[STOP_REASON]
         state = TrialState.FAIL if reason == ERROR else TrialState.PRUNED if reason in EARLY else TrialState.COMPLETE
         values = None
         last = trial.last_result or {}
@@ -427,7 +428,7 @@ class StudyCallback(Callback):
                 values.append(float(diversity) if isinstance(diversity, (int, float)) and math.isfinite(diversity) else 0.0)
         self.store.upload_grids(self.store.trial(trial_id), self._grids.get(trial.trial_id, []), _reader(trial))
         self.store.set_params(trial_id, trial.config)
-        self.store.finish(trial_id, state, values, {"stop_reason": reason, "evidence": record["evidence"],
+        self.store.finish(trial_id, state, values, {STOP_REASON: reason, "evidence": record["evidence"],
                                                     "iteration": record["iteration"]})
 
 

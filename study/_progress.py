@@ -17,8 +17,8 @@ from typing import Any
 from ray.tune import Callback
 
 from study.spec import StudySpec
-from trainable.experiment import (COND_ACCURACY, DIVERSITY_MIN, ERROR, LEDGER_FILE, matches_point, metric_label,
-                                  read_json_lines, trial_dir_name)
+from trainable.experiment import (COND_ACCURACY, DIVERSITY_MIN, ERROR, LEDGER_FILE, STOP_REASON, matches_point,
+                                  metric_label, read_json_lines, trial_dir_name)
 
 TABLE_EVERY_S = 300  # Tune's status table: every five minutes, beside these lines
 WIDTH = 118  # a start line's parameters are cut here
@@ -82,7 +82,7 @@ class ProgressLines(Callback):
         ledger = {entry["trial_id"]: entry for entry in read_json_lines(Path(self.experiment_dir, LEDGER_FILE))}
         last = trial.last_result or {}
         entry = ledger.get(trial.trial_id, {})
-        reason = entry.get("stop_reason", "completed")
+        reason = entry.get(STOP_REASON, "completed")
         if reason == ERROR:
             what = f"failed: {str(entry.get('evidence') or '')[:80]}"
         else:

@@ -12,7 +12,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from study._stopping import StopLedger, _mutation
 from study.spec import StudySpec, define_by_run
-from trainable.experiment import COLLAPSES, DIVERSITY_MEAN, EARLY, SCORE, trial_params
+from trainable.experiment import COLLAPSES, DIVERSITY_MEAN, EARLY, SCORE, STOP_REASON, trial_params
 from trainable.space import Range
 
 # An Optuna constraint (Trial.set_constraint; > 0 is infeasible): a collapse is no bad score to
@@ -140,8 +140,8 @@ class StudySearcher(OptunaSearch):
         the built-in set drew near the paper's V0 for 10 trials in a row)."""
         self._record(trial_id, result)  # the last result: Tune gives the searcher none it stopped a trial on
         entry = StopLedger(self._experiment_dir).get(trial_id)
-        collapsed = entry is not None and entry["stop_reason"] in COLLAPSES
-        stopped = entry is not None and entry["stop_reason"] in EARLY
+        collapsed = entry is not None and entry[STOP_REASON] in COLLAPSES
+        stopped = entry is not None and entry[STOP_REASON] in EARLY
         curves = self.__dict__.get("_curves", {})
         if not error and stopped and not self._space.spec.multi_objective:
             score = None if collapsed else projected_score(curves.get(trial_id, {}), curves.values(),

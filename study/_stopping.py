@@ -18,7 +18,8 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTra
 from ray.tune.schedulers.pb2 import PB2  # its GP's packages (GPy, scikit-learn) are imported only when it runs
 
 from study.spec import StudySpec
-from trainable.experiment import ASHA, COMPLETED, LEDGER_FILE, NONE, SCORE, append_whole, matches_point, read_json_lines
+from trainable.experiment import (ASHA, COMPLETED, LEDGER_FILE, NONE, SCORE, STOP_REASON, VERDICT, VERDICT_EVIDENCE,
+                                  append_whole, matches_point, read_json_lines)
 from trainable.space import Domain, Range
 
 
@@ -39,7 +40,7 @@ class StopLedger:
         if self.get(trial_id) is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        append_whole(self.path, (json.dumps({"trial_id": trial_id, "stop_reason": reason, "evidence": evidence,
+        append_whole(self.path, (json.dumps({"trial_id": trial_id, STOP_REASON: reason, "evidence": evidence,
                                              "iteration": iteration}) + "\n").encode())
 
 
@@ -55,10 +56,10 @@ class CollapseStopper(Stopper):
         self.ledger = StopLedger(experiment_dir)
 
     def __call__(self, trial_id: str, result: dict) -> bool:
-        verdict = result.get("verdict", NONE)
+        verdict = result.get(VERDICT, NONE)
         if verdict == NONE:
             return False
-        self.ledger.record(trial_id, verdict, result.get("verdict_evidence", ""), result["iteration"])
+        self.ledger.record(trial_id, verdict, result.get(VERDICT_EVIDENCE, ""), result["iteration"])
         return True
 
     def stop_all(self) -> bool:
@@ -80,7 +81,7 @@ class RecordingASHA(ASHAScheduler):
         decision = super().on_trial_result(tune_controller, trial, result)
         if decision == TrialScheduler.STOP and any(matches_point(trial.config, point) for point in self.protected):
             return TrialScheduler.CONTINUE
-        finished = result.get("stop_reason") == COMPLETED or result.get("training_iteration", 0) >= self._max_t
+        finished = result.get(STOP_REASON) == COMPLETED or result.get("training_iteration", 0) >= self._max_t
         if decision == TrialScheduler.STOP and not finished:
             self.ledger.record(trial.trial_id, ASHA, f"below the ASHA cut at training_iteration "
                                                      f"{result.get('training_iteration')} (score {result.get('score'):.4g})",
@@ -99,7 +100,7 @@ class _SparesBaselines:
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         # A trial's last report ends it: PBT would otherwise give it a new config there that it never
         # trains with (and Ray would write that config into its params.json).
-        if result.get("stop_reason") == COMPLETED or result.get("training_iteration", 0) >= self.evaluations:
+        if result.get(STOP_REASON) == COMPLETED or result.get("training_iteration", 0) >= self.evaluations:
             return TrialScheduler.CONTINUE
         # Behind the population's next perturbation time a trial trains on. In lockstep this is Ray's
         # own rule (less than an interval since the last perturbation); it matters for a resumed

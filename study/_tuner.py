@@ -9,7 +9,7 @@ from typing import Any
 
 from study._session import Resources
 from study.spec import StudySpec
-from trainable.experiment import COND_ACCURACY, DIVERSITY_MIN, metric_label, trial_dir_name
+from trainable.experiment import COND_ACCURACY, DIVERSITY_MIN, VERDICT, metric_label, trial_dir_name
 from trainable.local import load_data
 
 
@@ -71,7 +71,7 @@ def build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *,
             sync_config=tune.SyncConfig(sync_artifacts=True),
             progress_reporter=tune.CLIReporter(
                 metric_columns={"iteration": "iter", spec.metric: metric_label(spec.metric), COND_ACCURACY: "acc",
-                                DIVERSITY_MIN: "div", "verdict": "verdict"},
+                                DIVERSITY_MIN: "div", VERDICT: VERDICT},
                 parameter_columns=list(spec.search)[:6], max_report_frequency=TABLE_EVERY_S),
             verbose=1,
         ),

@@ -18,7 +18,7 @@ from typing import Sequence
 from analysis import describe_pick  # plain Python: no torch, no plotly
 from trainable.config import PRESETS
 from trainable.errors import UserError
-from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED
+from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, GRID, INTERRUPTED, VERDICT_EVIDENCE
 
 PROG = "cgan-study"
 DESCRIPTION = "Hyper-parameter studies of the paper's conditional GAN for facial expressions."
@@ -343,14 +343,14 @@ class Trial(Command):
                                       judge_steps=args.judge_steps or DEFAULT_JUDGE_STEPS, progress=True)
         last = outcome.rows[-1] if outcome.rows else {}
         print(f"stopped: {outcome.stop_reason} at iteration {last.get('iteration', 0)}")
-        if last.get("verdict_evidence"):
+        if last.get(VERDICT_EVIDENCE):
             print(f"evidence: {last['verdict_evidence']}")
         if last.get(FID_INTRA) is not None:
             print(f"intra-class judge FD {last[FID_INTRA]:.3f}, conditional accuracy {last[COND_ACCURACY]:.3f}, "
                   f"lowest diversity {last[DIVERSITY_MIN]:.3f}, coverage {last[COVERAGE]:.3f} "
                   f"(judge held-out accuracy {last['judge_accuracy']:.3f})")
         print(f"trial folder: {outcome.directory}")
-        if last.get("grid"):
+        if last.get(GRID):
             print(f"latest grid: {outcome.directory / last['grid']}")
         if outcome.stop_reason == INTERRUPTED:
             print(f"resume with: cgan-study trial --resume {outcome.directory}")

@@ -86,6 +86,13 @@ DIVERSITY_MIN = "diversity_min"  # lowest per-class diversity ratio (generated /
 DIVERSITY_MEAN = "diversity_mean"
 COVERAGE = "coverage"
 SCORE = "score"  # what a study's scheduler and searcher see: its metric, finite, lower is better
+# A report's other keys: the step statistics' D and G losses, the collapse verdict and its evidence,
+# the sample grid (a path relative to the trial folder), and in the last row why the trial ended
+# (also the key of the ledger's entries and of stop_reason.json).
+D_LOSS, G_LOSS = "d_loss", "g_loss"
+VERDICT, VERDICT_EVIDENCE = "verdict", "verdict_evidence"
+GRID = "grid"
+STOP_REASON = "stop_reason"
 # Classification Accuracy Score (trainable/cas.py) of a trial's generator, in its last row only,
 # where the study asked for it (final_cas = true): the accuracy, its per-class values, its cost.
 FINAL_CAS = "final_cas"

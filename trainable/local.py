@@ -9,7 +9,7 @@ from pathlib import Path
 from trainable.checkpoint import restore_newest_readable
 from trainable.config import TrainConfig, preset
 from trainable.data import PreparedDataset, builtin_dataset, load_prepared
-from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED, SCHEDULE,
+from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED, SCHEDULE, STOP_REASON,
                                   driver_lock, schedule_configs, split_params, trial_params)
 from trainable.judge import Judge, load_or_train_judge
 from trainable.loop import train
@@ -89,14 +89,14 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
             passed = [step for step in sorted(schedule) if step < trainer.iteration]
             if passed:  # a replayed schedule: the config in force where the checkpoint was made
                 trainer.apply_config(schedule[passed[-1]].replace(iterations=config.iterations))
-            stopped = history[-1].get("stop_reason") if history else None
+            stopped = history[-1].get(STOP_REASON) if history else None
             if stopped not in (None, INTERRUPTED) and (iterations is None or trainer.iteration >= config.iterations):
                 folder.rewrite(history)
                 return TrialOutcome(folder.path, stopped, history)  # nothing left to do
             if stopped:
                 # Training goes on from the row it stopped at (Ctrl-C, or more iterations): that row no
                 # longer ends the trial, so only the history's last row says why the trial stopped.
-                history[-1] = {**history[-1], "stop_reason": None, "done": False}
+                history[-1] = {**history[-1], STOP_REASON: None, "done": False}
             folder.rewrite(history)
         schedule = {step: value.replace(iterations=config.iterations) for step, value in schedule.items()}
         stop_reason = train(trainer, LocalReporter(folder), history=history, progress=progress, describe=describe,

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from trainable.config import TrainConfig
-from trainable.experiment import COMPLETED, CONFIG_CHANGE, HYPER, INTERRUPTED, config_change
+from trainable.experiment import COMPLETED, CONFIG_CHANGE, HYPER, INTERRUPTED, STOP_REASON, config_change
 from trainable.progress import Progress
 from trainable.training import STEP_STATISTICS, DeviceStepStats, Trainer
 from trainable.verdict import verdict_for
@@ -174,9 +174,9 @@ def train(trainer: Trainer, reporter: Reporter, *, history: list[dict] | None = 
                     row = report(COMPLETED if finished else None)
                     window = _Window(trainer.device)
                     latest = describe(row) if describe else ""
-                    if row["stop_reason"]:
+                    if row[STOP_REASON]:
                         meter.close(trainer.iteration, latest)
-                        return row["stop_reason"]
+                        return row[STOP_REASON]
                 if meter.due():
                     d_loss, g_loss = stats.values[:2].tolist()
                     meter.update(trainer.iteration, f"D {d_loss:.3f} G {g_loss:.3f} {latest}")

@@ -25,7 +25,7 @@ from trainable.config import MUTABLE_FIELDS, TrainConfig
 from trainable.cuda_graphs import GraphedStep
 from trainable.data import PreparedDataset, normalize
 from trainable.errors import ConfigError, UserError, first_line
-from trainable.experiment import CHECKPOINT_FILE
+from trainable.experiment import CHECKPOINT_FILE, D_LOSS, G_LOSS
 from trainable.freeze import FreezeRule
 from trainable.hyperparameters import read_hyperparameters, set_hyperparameters
 from trainable.judge import Judge
@@ -33,7 +33,7 @@ from trainable.models import Discriminator, Generator
 from trainable.sampling import FixedNoise, evaluate
 
 # What a step measures, in the order of StepStats' first fields and of DeviceStepStats.values.
-STEP_STATISTICS = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "d_grad_norm", "g_grad_norm")
+STEP_STATISTICS = (D_LOSS, G_LOSS, "d_real_accuracy", "d_fake_accuracy", "d_grad_norm", "g_grad_norm")
 
 
 @dataclasses.dataclass(frozen=True)

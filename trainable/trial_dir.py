@@ -15,7 +15,8 @@ import numpy as np
 
 from trainable._io import atomic_path, write_text_atomic
 from trainable.errors import UserError
-from trainable.experiment import CHECKPOINT_FILE, PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, grid_file, read_results, thumb_name
+from trainable.experiment import (CHECKPOINT_FILE, GRID, PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, grid_file,
+                                  read_results, thumb_name)
 from trainable.grid import save_grid, thumbnail_png
 
 CHECKPOINTS_KEPT = 2
@@ -110,7 +111,7 @@ class LocalReporter:
         self.directory = directory
 
     def __call__(self, row: dict, grid: np.ndarray, trainer) -> None:
-        row = {**row, "grid": grid_file(row["iteration"])}
+        row = {**row, GRID: grid_file(row["iteration"])}
         write_grid(self.directory.path, row["iteration"], grid)
         self.directory.append(row)
         trainer.save(self.directory.checkpoint_dir(row["training_iteration"] - 1))

@@ -32,8 +32,8 @@ from trainable.checkpoint import restore_newest_readable
 from trainable.config import TrainConfig
 from trainable.data import PreparedDataset
 from trainable.errors import UserError
-from trainable.experiment import (CHECKPOINT_FILE, CONFIG_CHANGE, FID_INTRA, HISTORY_FILE, LINEAGE_FILE, NODE_ID, SCORE,
-                                  config_change, grid_file, split_params, trial_params)
+from trainable.experiment import (CHECKPOINT_FILE, CONFIG_CHANGE, FID_INTRA, GRID, HISTORY_FILE, LINEAGE_FILE, NODE_ID,
+                                  SCORE, config_change, grid_file, split_params, trial_params)
 from trainable.judge import Judge
 from trainable.loop import train
 from trainable.training import Trainer
@@ -191,7 +191,7 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
                                                                         "schedule": schedule}))
             saved = time.perf_counter()
             metrics = {key: value for key, value in row.items() if key not in ("done",)}
-            metrics.update({SCORE: score_of(row, metric), "grid": grid_file(row["iteration"]), NODE_ID: node_id})
+            metrics.update({SCORE: score_of(row, metric), GRID: grid_file(row["iteration"]), NODE_ID: node_id})
             # Copies the checkpoint to storage, syncs the grids, then waits for the driver's next call.
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
             reported = time.perf_counter()

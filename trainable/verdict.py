@@ -29,7 +29,7 @@ import dataclasses
 import math
 from typing import Any, Mapping, Sequence
 
-from trainable.experiment import LOSS_COLLAPSE, MODE_COLLAPSE, NONE
+from trainable.experiment import COVERAGE, D_LOSS, DIVERSITY_MIN, G_LOSS, LOSS_COLLAPSE, MODE_COLLAPSE, NONE
 
 # The D loss under which D has won, per loss (TrainConfig.loss_collapse_d_loss = None picks it).
 # Each loss is 0 only when D is right with full confidence on every sample (cross-entropy:
@@ -63,7 +63,7 @@ def collapse_verdict(history: Sequence[Mapping[str, Any]], *, patience: int = 3,
                      accuracy: float = 1.0, divergence: float = 25.0) -> Verdict:
     """none, mode-collapse or loss-collapse, with the evidence, from the reports so far."""
     for row in history:
-        if row.get("nonfinite") or not all(_finite(row.get(k)) for k in ("d_loss", "g_loss")):
+        if row.get("nonfinite") or not all(_finite(row.get(k)) for k in (D_LOSS, G_LOSS)):
             return Verdict(LOSS_COLLAPSE, f"non-finite loss at iteration {row.get('iteration')} "
                                           f"(D {row.get('d_loss')}, G {row.get('g_loss')})", row.get("iteration"))
     judged = [row for row in history if row.get("iteration", 0) >= grace]
@@ -75,17 +75,17 @@ def collapse_verdict(history: Sequence[Mapping[str, Any]], *, patience: int = 3,
     def d_accuracy(row: Mapping[str, Any]) -> float:
         return (row["d_real_accuracy"] + row["d_fake_accuracy"]) / 2
 
-    if all(row["d_loss"] < d_loss or d_accuracy(row) >= accuracy for row in recent):
+    if all(row[D_LOSS] < d_loss or d_accuracy(row) >= accuracy for row in recent):
         losses = ", ".join(f"{row['d_loss']:.4f}" for row in recent)
         accuracies = ", ".join(f"{d_accuracy(row):.3f}" for row in recent)
         return Verdict(LOSS_COLLAPSE, f"D wins over {span}: D loss {losses} (threshold {d_loss}), "
                                       f"D accuracy {accuracies} (threshold {accuracy})", recent[0]["iteration"])
-    if all(max(row["d_loss"], row["g_loss"]) > divergence for row in recent):
+    if all(max(row[D_LOSS], row[G_LOSS]) > divergence for row in recent):
         losses = ", ".join(f"D {row['d_loss']:.3g} G {row['g_loss']:.3g}" for row in recent)
         return Verdict(LOSS_COLLAPSE, f"losses diverged over {span}: {losses} (threshold {divergence})",
                        recent[0]["iteration"])
-    scored = [row for row in recent if _finite(row.get("diversity_min")) and _finite(row.get("coverage"))]
-    if len(scored) == patience and all(row["diversity_min"] < diversity or row["coverage"] < coverage
+    scored = [row for row in recent if _finite(row.get(DIVERSITY_MIN)) and _finite(row.get(COVERAGE))]
+    if len(scored) == patience and all(row[DIVERSITY_MIN] < diversity or row[COVERAGE] < coverage
                                        for row in scored):
         ratios = ", ".join(f"{row['diversity_min']:.3f}" for row in scored)
         coverages = ", ".join(f"{row['coverage']:.3f}" for row in scored)
