@@ -126,10 +126,14 @@ def run_recipe(seed: int, data: str) -> dict:
 
 
 def spread(values: list[float | None], digits: int = 0) -> str:
+    """median [min-max] over seeds, a seed that never got there counted as infinitely late (so the
+    median is "never" when most never did)."""
     known = [value for value in values if value is not None]
     if not known:
         return "never"
-    text = f"{statistics.median(known):.{digits}f} [{min(known):.{digits}f}-{max(known):.{digits}f}]"
+    middle = statistics.median_low([math.inf if value is None else value for value in values])
+    text = "never" if middle == math.inf else f"{middle:.{digits}f}"
+    text += f" [{min(known):.{digits}f}-{max(known):.{digits}f}]"
     return text + (f", never in {len(values) - len(known)} of {len(values)}" if len(known) < len(values) else "")
 
 
@@ -160,8 +164,8 @@ def main() -> None:
             result = run_search(method, seed, args, storage)
             results.setdefault(method, []).append(result)
             eta = (time.perf_counter() - started) / done * (len(jobs) - done)
-            print(f"[{done}/{len(jobs)}, ETA {eta / 60:.0f} min] {method} seed {seed}: working after "
-                  f"{result['first']} iterations; best FD-intra/accuracy "
+            reached = f"working after {result['first']} iterations" if result["first"] else "never working"
+            print(f"[{done}/{len(jobs)}, ETA {eta / 60:.0f} min] {method} seed {seed}: {reached}; best FD-intra/accuracy "
                   + ", ".join(f"{mark // 1000}k {best[0]:.2f}/{best[1]:.2f}" if best else f"{mark // 1000}k none"
                               for mark, best in result["at"].items())
                   + f" ({result['trials']} trials, {result['total']} iterations, {result['seconds'] / 60:.1f} min)",
