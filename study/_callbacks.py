@@ -46,7 +46,7 @@ from trainable.config import PAPER_PRESETS
 from trainable.errors import UserError
 from trainable.experiment import (ARTIFACTS_DIR, COMPLETED, CONFIG_CHANGE, DIVERSITY_MEAN, EARLY, ERROR, GRID,
                                   INTERRUPTED, JOURNAL_FILE, PROGRESS_FILE, RESULT_FILE, SCORE, STARTS_FILE,
-                                  STOP_REASON, append_whole, matches_point, read_json_lines, write_stop,
+                                  STOP_REASON, append_whole, read_json_lines, write_stop,
                                   write_text_atomic)
 from trainable.tune_adapter import PENALTY
 
@@ -111,10 +111,7 @@ class OptunaStore:
         self.distributions = spec.distributions()
 
     def baseline(self, config: dict[str, Any]) -> str | None:
-        for name, point in zip(self.spec.baselines, self.spec.baseline_points()):
-            if matches_point(config, point):
-                return name
-        return None
+        return self.spec.baseline_of(config)
 
     def start(self, tune_trial_id: str, config: dict[str, Any]) -> int:
         """The trial's Optuna id: created RUNNING now, or the one a previous driver created."""

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
+from study._stopping import StopLedger
 from study.spec import StudySpec
-from trainable.experiment import (COND_ACCURACY, DIVERSITY_MIN, ERROR, LEDGER_FILE, STOP_REASON, matches_point,
-                                  metric_label, read_json_lines, trial_dir_name)
+from trainable.experiment import COND_ACCURACY, DIVERSITY_MIN, ERROR, STOP_REASON, metric_label, trial_dir_name
 
 TABLE_EVERY_S = 300  # Tune's status table: every five minutes, beside these lines
 WIDTH = 118  # a start line's parameters are cut here
@@ -41,23 +40,21 @@ class ProgressLines(Callback):
     def __init__(self, spec: StudySpec, experiment_dir: str) -> None:
         self.spec = spec
         self.experiment_dir = experiment_dir
-        self._points = list(zip(spec.baselines, spec.baseline_points()))
         self._began = time.monotonic()
         self._reached: dict[str, int] = {}  # trial id -> its last reported iteration
         self._ended_ids: set[str] = set()
 
-    def __getstate__(self) -> dict[str, Any]:  # pickled with the study's state: the clock is this driver's
-        return {**self.__dict__, "_began": None}
+    def __setstate__(self, state: dict[str, Any]) -> None:  # restored with the study's state: the clock is this driver's
+        self.__dict__.update(state, _began=time.monotonic())
 
     def setup(self, **info) -> None:
         self._began = time.monotonic()
 
     def _say(self, text: str) -> None:
-        began = self._began if self._began is not None else time.monotonic()
-        print(f"[{clock(time.monotonic() - began):>7}] {text}", flush=True)
+        print(f"[{clock(time.monotonic() - self._began):>7}] {text}", flush=True)
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
-        name = next((n for n, point in self._points if matches_point(trial.config, point)), "searched")
+        name = self.spec.baseline_of(trial.config) or "searched"
         params = ", ".join(f"{key} {_number(trial.config[key]) if isinstance(trial.config[key], float) else trial.config[key]}"
                            for key in self.spec.search if key in trial.config)
         line = f"{trial_dir_name(trial.trial_id)} started   {name}: {params}"
@@ -79,9 +76,8 @@ class ProgressLines(Callback):
 
     def _ended(self, trial, trials: list) -> None:
         self._ended_ids.add(trial.trial_id)
-        ledger = {entry["trial_id"]: entry for entry in read_json_lines(Path(self.experiment_dir, LEDGER_FILE))}
         last = trial.last_result or {}
-        entry = ledger.get(trial.trial_id, {})
+        entry = StopLedger(self.experiment_dir).get(trial.trial_id) or {}
         reason = entry.get(STOP_REASON, "completed")
         if reason == ERROR:
             what = f"failed: {str(entry.get('evidence') or '')[:80]}"
@@ -93,7 +89,7 @@ class ProgressLines(Callback):
     def _progress(self) -> str:
         """How far the study is, and when it ends at this pace: by iterations under a budget, else by
         trials."""
-        elapsed = time.monotonic() - (self._began if self._began is not None else time.monotonic())
+        elapsed = time.monotonic() - self._began
         ended = len(self._ended_ids)
         if self.spec.budget:
             spent = sum(self._reached.values())

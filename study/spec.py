@@ -68,7 +68,7 @@ from typing import Any
 from trainable.config import (MUTABLE_FIELDS, PAPER_METHOD_FIELDS, PAPER_PRESETS, PRESETS, TrainConfig,
                                param_value, preset_label)
 from trainable.errors import ConfigError
-from trainable.experiment import FID, FID_INTRA, trial_params
+from trainable.experiment import FID, FID_INTRA, matches_point, trial_params
 from trainable.space import Domain, Range, domain_from_dict, domain_from_toml, space_size
 
 SEARCHABLE_METRICS = (FID_INTRA, FID)
@@ -179,6 +179,11 @@ class StudySpec:
         base, paper = self.base_config(), TrainConfig()  # each default is the paper's behaviour
         return {key: (param_value(getattr(base, key)), param_value(getattr(paper, key))) for key in PAPER_METHOD_FIELDS
                 if key not in self.search and getattr(base, key) != getattr(paper, key)}
+
+    def baseline_of(self, config: dict[str, Any]) -> str | None:
+        """The baseline whose point a trial's config is (V0, V1, V2, recipe), or None: a searched trial."""
+        return next((name for name, point in zip(self.baselines, self.baseline_points())
+                     if matches_point(config, point)), None)
 
     def baseline_points(self) -> list[dict[str, Any]]:
         """The presets as points of this space (points_to_evaluate), each checked to lie in it."""
