@@ -190,6 +190,14 @@ class OptunaStore:
                             "its driver was killed before Tune saved the trial; Tune does not resume it"})
 
 
+def staging_scratch(trial) -> Path:
+    """Where the driver's atomic writes into a trial's staging folder keep their temporary file: the
+    folder above Tune's driver_artifacts/ (Ray documents that layout), which the background upload
+    does not copy. In the folder itself the upload can list the temporary file and then fail on it,
+    renamed away (seen once in CI: a FileNotFoundError and a failed upload of the whole study)."""
+    return Path(trial.local_experiment_path).parent
+
+
 class _KeepsItsRows:
     """Tune's result loggers, each trial's rows kept once and whole.
 
@@ -221,7 +229,7 @@ class _KeepsItsRows:
             kept, dropped = self._rows_before(path, reached)
             if dropped:
                 self._trial_files[trial].close()
-                write_text_atomic(path, kept)
+                write_text_atomic(path, kept, staging_scratch(trial))
                 self._open(trial)
         super().log_trial_result(iteration, trial, result)
 
@@ -409,7 +417,7 @@ class StudyCallback(Callback):
                   "iteration": last.get("iteration"), "score": last.get(SCORE)}
         trial_dir = Path(trial.local_path) if getattr(trial, "local_path", None) else None
         if trial_dir is not None and trial_dir.exists():
-            write_stop(trial_dir, record)
+            write_stop(trial_dir, record, staging_scratch(trial))
         self._mirror(trial, record)
 
     def _mirror(self, trial, record: dict) -> None:

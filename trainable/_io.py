@@ -11,11 +11,15 @@ from typing import Iterator
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds."""
+def atomic_path(path: str | os.PathLike, scratch: str | os.PathLike | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
+
+    ``scratch``: a folder on the same file system to hold the temporary file instead, where
+    something else copies ``path``'s folder meanwhile (Ray's upload of the driver's staging folder
+    lists it, then fails on a temporary file renamed away before it was copied)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=scratch or path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the user's usual mode
     try:
@@ -60,8 +64,8 @@ def _umask() -> int:
     return mask
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
+def write_text_atomic(path: str | os.PathLike, text: str, scratch: str | os.PathLike | None = None) -> None:
+    with atomic_path(path, scratch) as tmp:
         tmp.write_text(text)
 
 

@@ -327,9 +327,9 @@ def read_results(trial_dir: str | Path, skipped: list[str] | None = None) -> lis
     return rows
 
 
-def write_json(path: str | Path, value: Any) -> None:
-    """Atomically: a reader never sees half a file."""
-    write_text_atomic(path, json.dumps(value, indent=2) + "\n")
+def write_json(path: str | Path, value: Any, scratch: str | Path | None = None) -> None:
+    """Atomically: a reader never sees half a file (``scratch``: see trainable._io.atomic_path)."""
+    write_text_atomic(path, json.dumps(value, indent=2) + "\n", scratch)
 
 
 def read_study(experiment_dir: str | Path) -> dict[str, Any] | None:
@@ -354,9 +354,9 @@ def is_study(path: str | Path) -> bool:
     return (Path(path) / STUDY_FILE).exists()
 
 
-def write_stop(trial_dir: str | Path, record: dict[str, Any]) -> None:
+def write_stop(trial_dir: str | Path, record: dict[str, Any], scratch: str | Path | None = None) -> None:
     """stop_reason.json: {"trial_id", "stop_reason", "evidence", "iteration", "score"}."""
-    write_json(Path(trial_dir) / STOP_FILE, record)
+    write_json(Path(trial_dir) / STOP_FILE, record, scratch)
 
 
 def read_stop_reason(trial_dir: str | Path, rows: list[dict[str, Any]]) -> tuple[str, str]:

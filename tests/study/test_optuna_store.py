@@ -34,6 +34,7 @@ class _Trial:
     def __init__(self, root: Path, trial_id: str, config: dict) -> None:
         self.trial_id, self.config, self.storage = trial_id, config, _Storage()
         self.path = self.local_path = str(root / f"trial_{trial_id}")
+        self.local_experiment_path = str(root)
         Path(self.path).mkdir(parents=True, exist_ok=True)
         self.last_result: dict = {}
 
@@ -167,6 +168,7 @@ def test_a_trial_going_on_from_a_checkpoint_keeps_every_logged_row(tmp_path):
     class Trial:
         config, checkpoint, storage = {"g_lr": 1e-3}, object(), Storage()
         local_path = str(tmp_path / "staging" / "trial_1")
+        local_experiment_path = str(tmp_path / "staging")
 
         def init_local_path(self):
             Path(self.local_path).mkdir(parents=True, exist_ok=True)
@@ -287,3 +289,32 @@ def test_a_store_with_a_torn_last_record_opens_and_goes_on(tmp_path, spec):
     second = _Trial(tmp_path, "00001", {**spec.baseline_points()[0], "latent_size": 64})
     again.on_trial_start(0, [trial, second], second)
     assert [t.params["latent_size"] for t in _study(tmp_path).trials] == [100, 64]
+
+
+def test_the_driver_never_leaves_a_temporary_file_in_the_folder_ray_uploads(tmp_path, spec, monkeypatch):
+    """Ray uploads the driver's staging folder in the background; a temporary file it listed there
+    and that was renamed away before it was copied failed the upload (CI, once). The driver's whole
+    -file writes keep their temporary file above driver_artifacts/."""
+    import os
+
+    staging = tmp_path / "session" / "exp" / "driver_artifacts"
+    trial = _Trial(staging, "00000", spec.baseline_points()[0])
+    trial.local_experiment_path = str(staging)
+    seen = []
+    replace = os.replace
+
+    def watched(source, target):  # what an upload listing the trial's folder at that moment would see
+        seen.append((Path(source).parent, sorted(p.name for p in Path(trial.local_path).iterdir())))
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", watched)
+    (tmp_path / "study").mkdir()
+    callback = StudyCallback(tmp_path / "study", spec, "demo")
+    callback.on_trial_start(0, [trial], trial)
+    callback.on_trial_result(0, [], trial, trial.result(400, 12.0, done=True))
+    callback.on_trial_complete(0, [], trial)
+    assert json.loads((Path(trial.local_path) / "stop_reason.json").read_text())["stop_reason"] == COMPLETED
+    writes = [(folder, names) for folder, names in seen if Path(trial.local_path) in (folder, folder.parent)
+              or folder == staging.parent]
+    assert writes and all(folder == staging.parent for folder, _ in writes)
+    assert all(not name.endswith(".tmp") for _, names in seen for name in names)

@@ -12,6 +12,7 @@ class _Trial:
 
     def __init__(self, path):
         self.local_path = str(path)
+        self.local_experiment_path = str(path.parent)  # as in Ray: the staging folder of the trial's study
         self.config = {"g_lr": 0.001}
         self.checkpoint = None  # started afresh: nothing to copy from the storage
         path.mkdir()
