@@ -15,9 +15,9 @@ from typing import Any
 
 from trainable.config import PRESETS, param_value
 from trainable.errors import UserError
-from trainable.experiment import (COLLAPSES, CONFIG_CHANGE, ERROR, FID_INTRA, PARAMS_FILE, STARTS_FILE, TRIAL_PREFIX,
-                                  matches_point, metric_label, preset_changes, read_json_lines, read_results,
-                                  read_stop_reason, read_study)
+from trainable.experiment import (COLLAPSES, CONFIG_CHANGE, ERROR, FID_INTRA, PARAMS_FILE, TRIAL_PREFIX,
+                                  matches_point, metric_label, preset_changes, read_results,
+                                  read_starts, read_stop_reason, read_study)
 from trainable.space import Domain, domain_from_dict
 
 
@@ -134,8 +134,7 @@ def read_experiment(path: str | Path) -> Experiment:
     baselines = (study or {}).get("baselines", {})
     # The baseline each trial started as, as the driver recorded it: under PBT a trial can end with
     # a baseline's params, taken from another, and is still not that baseline.
-    started = {TRIAL_PREFIX + entry["trial_id"]: entry.get("baseline")
-               for entry in read_json_lines(path / STARTS_FILE) if isinstance(entry.get("trial_id"), str)}
+    started = {TRIAL_PREFIX + trial_id: baseline for trial_id, baseline in read_starts(path).items()}
     trials = []
     for trial_dir in sorted(p for p in path.iterdir() if p.is_dir() and p.name.startswith(TRIAL_PREFIX)):
         trial = read_trial(trial_dir, skipped, baselines, in_study=study is not None,

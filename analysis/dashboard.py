@@ -8,6 +8,7 @@ Each figure is computed by a ``get_*_info`` function (plain data, tested) and dr
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import json
 import time
 from collections import Counter
@@ -28,7 +29,7 @@ from analysis._replay import get_replay_info, plot_replay
 from analysis._remedies import get_remedies_info, plot_remedies
 from analysis._stops import get_stops_info, plot_collapse_map, plot_stop_counts
 from trainable.config import preset_label
-from trainable.experiment import NONE, write_text_atomic
+from trainable.experiment import DASHBOARD_FILE, FID_PER_CLASS, NONE, write_text_atomic
 from trainable.progress import Progress
 
 DEFAULT_MAX_MB = 45.0  # the whole file stays under 50 MB for a 1000-trial study
@@ -56,7 +57,7 @@ def script_json(value: Any) -> str:
 
 def _class_count(trial: TrialRecord) -> int | None:
     """Classes a trial was trained on, from its per-class scores (None before its first report)."""
-    return next((len(r["fid_per_class"]) for r in trial.rows if isinstance(r.get("fid_per_class"), list)), None)
+    return next((len(r[FID_PER_CLASS]) for r in trial.rows if isinstance(r.get(FID_PER_CLASS), list)), None)
 
 
 def _grid_shape(trial: TrialRecord) -> tuple[int, int]:
@@ -109,7 +110,7 @@ def build_dashboard(source: str | Path | Experiment, out: str | Path | None = No
     (default file: FOLDER/dashboard.html)."""
     started = time.perf_counter()
     experiment = source if isinstance(source, Experiment) else read_experiment(source)
-    out = Path(out) if out else experiment.path / "dashboard.html"
+    out = Path(out) if out else experiment.path / DASHBOARD_FILE
     total_frames = sum(len(t.rows) for t in experiment.trials)
     bar = Progress(f"dashboard {experiment.path.name}", total_frames, enabled=progress)
 
@@ -168,47 +169,19 @@ def _page(experiment: Experiment, table: tuple[str, str], showcase: str, figures
     kind = "study" if experiment.study else "trial folder"
     counts = Counter(trial.stop_reason for trial in experiment.trials)
     summary = ", ".join(f"{escape(reason)} {count}" for reason, count in sorted(counts.items()))
-    skipped = ""
-    if experiment.skipped:
-        items = "".join(f"<li>{escape(s)}</li>" for s in experiment.skipped[:50])
-        more = f"<li>... {len(experiment.skipped) - 50} more</li>" if len(experiment.skipped) > 50 else ""
-        skipped = f'<details class="skipped"><summary>{len(experiment.skipped)} entries skipped while reading' \
-                  f'</summary><ul>{items}{more}</ul></details>'
-    if budget is None:
-        frames_note = ""
-    elif budget.level == "full":  # full grids are embedded only when all of them fit
-        frames_note = "every evaluation at full size"
-    elif budget.shown < budget.total:
-        frames_note = f"thumbnails, {budget.shown} of {budget.total} evaluations (to keep the file small)"
-    else:
-        frames_note = "thumbnails of every evaluation"
     figure_html = {key: _figure(f"fig-{key}", fig) for key, fig in figures.items()}
-    # History, stop reasons, remedies and parameters compare trials: with one trial they say nothing.
-    single = len(experiment.trials) == 1
-    factors = "" if single else factors_html(get_factors_info(experiment))
-    nodes = "" if single or not nodes else (f'<section id="nodes"><h2>Where trials ran</h2><p>{_NODES_TEXT}</p>'
-                                             f'{nodes}</section>')
-    study_nav = "" if single else ('\n<a href="#history">history</a> <a href="#stops">stop reasons</a> '
-                                   '<a href="#remedies">remedies</a>\n<a href="#space">parameters</a>'
-                                   + (' <a href="#nodes">nodes</a>' if nodes else ""))
-    study_sections = "" if single else (
-        f"<section id=\"history\"><h2>Optimization history</h2>{figure_html['history']}</section>\n"
-        f"<section id=\"stops\"><h2>Stop reasons</h2>{figure_html['stops']}{figure_html['collapse']}</section>\n"
-        f"{_optional_section(figure_html, 'remedies', 'Remedies', _REMEDIES_TEXT)}\n"
-        f"<section id=\"space\"><h2>Parameters</h2><h3>Why the others failed</h3>{factors}"
-        f"{figure_html['parallel']}{figure_html['importance']}</section>\n"
-        f"{nodes}")
+    study_nav, study_sections = _study_sections(experiment, figure_html, nodes)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title>
-<style>{_CSS}{_reason_css()}</style>
+<style>{_asset("dashboard.css")}{_reason_css()}</style>
 <script>{plotly.offline.get_plotlyjs()}</script>
 </head><body>
 <header><h1>{escape(title)}</h1>
 <p>{kind} <code>{escape(experiment.path)}</code>: {len(experiment.trials)} trials ({summary}).
 Score: {escape(METRIC_HELP[experiment.metric])}. Collapsed trials rank below all
-healthy ones whatever their score. Written {escape(time.strftime('%Y-%m-%d %H:%M'))}.</p>{skipped}
+healthy ones whatever their score. Written {escape(time.strftime('%Y-%m-%d %H:%M'))}.</p>{_skipped_html(experiment)}
 <nav><a href="#ranking">ranking</a> <a href="#samples">samples</a> <a href="#curves">learning curves</a>{study_nav}
 <a href="#config">configuration</a></nav></header>
 {_optional_section(figure_html, 'replay', 'Seed re-runs', _REPLAY_TEXT)}
@@ -222,7 +195,7 @@ Baselines (the paper's V0/V1/V2) and the reference recipe are marked.</p>
 <p>Last grids of the best healthy searched trials, of the paper's baselines and of the reference recipe (rows: classes {escape(', '.join(_classes(experiment)))}).</p>
 <div class="showcase">{showcase}</div>
 <h3>Timeline of one trial</h3>
-<p class="note">Grids across evaluations ({escape(frames_note)}): slide to see when a trial collapsed.</p>
+<p class="note">Grids across evaluations ({escape(_frames_note(budget))}): slide to see when a trial collapsed.</p>
 <div class="timeline"><label>trial <select id="timeline-trial"></select></label>
 <label>evaluation <input type="range" id="timeline-slider" min="0" max="0" value="0"></label>
 <span id="timeline-caption"></span><div><img id="timeline-image" alt="sample grid"></div></div></section>
@@ -233,9 +206,51 @@ Baselines (the paper's V0/V1/V2) and the reference recipe are marked.</p>
 {_config_section(experiment)}
 <script type="application/json" id="dashboard-data">{script_json(data)}</script>
 <script type="application/json" id="dashboard-frames">{script_json(frames)}</script>
-<script>{_JS}</script>
+<script>{_asset("dashboard.js")}</script>
 </body></html>
 """
+
+
+def _asset(name: str) -> str:
+    """The page's own CSS and JavaScript: real files in analysis/assets/, shipped as package data."""
+    return (importlib.resources.files("analysis") / "assets" / name).read_text(encoding="utf-8")
+
+
+def _skipped_html(experiment: Experiment) -> str:
+    if not experiment.skipped:
+        return ""
+    items = "".join(f"<li>{escape(s)}</li>" for s in experiment.skipped[:50])
+    more = f"<li>... {len(experiment.skipped) - 50} more</li>" if len(experiment.skipped) > 50 else ""
+    return (f'<details class="skipped"><summary>{len(experiment.skipped)} entries skipped while reading'
+            f'</summary><ul>{items}{more}</ul></details>')
+
+
+def _frames_note(budget) -> str:
+    if budget is None:
+        return ""
+    if budget.level == "full":  # full grids are embedded only when all of them fit
+        return "every evaluation at full size"
+    if budget.shown < budget.total:
+        return f"thumbnails, {budget.shown} of {budget.total} evaluations (to keep the file small)"
+    return "thumbnails of every evaluation"
+
+
+def _study_sections(experiment: Experiment, figure_html: dict[str, str], nodes: str) -> tuple[str, str]:
+    """(the navigation's links, the sections) of what compares trials: with one trial they say nothing."""
+    if len(experiment.trials) == 1:
+        return "", ""
+    factors = factors_html(get_factors_info(experiment))
+    nodes = "" if not nodes else f'<section id="nodes"><h2>Where trials ran</h2><p>{_NODES_TEXT}</p>{nodes}</section>'
+    nav = ('\n<a href="#history">history</a> <a href="#stops">stop reasons</a> '
+           '<a href="#remedies">remedies</a>\n<a href="#space">parameters</a>' + (' <a href="#nodes">nodes</a>' if nodes else ""))
+    sections = (
+        f"<section id=\"history\"><h2>Optimization history</h2>{figure_html['history']}</section>\n"
+        f"<section id=\"stops\"><h2>Stop reasons</h2>{figure_html['stops']}{figure_html['collapse']}</section>\n"
+        f"{_optional_section(figure_html, 'remedies', 'Remedies', _REMEDIES_TEXT)}\n"
+        f"<section id=\"space\"><h2>Parameters</h2><h3>Why the others failed</h3>{factors}"
+        f"{figure_html['parallel']}{figure_html['importance']}</section>\n"
+        f"{nodes}")
+    return nav, sections
 
 
 def fixed_config(experiment: Experiment) -> dict[str, Any]:
@@ -289,128 +304,3 @@ def _classes(experiment: Experiment) -> list[str]:
 
     count = next((c for c in map(_class_count, experiment.trials) if c is not None), len(EXPRESSIONS))
     return list(EXPRESSIONS) if count == len(EXPRESSIONS) else [str(i) for i in range(count)]
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:0 16px;color:#222}
-header p{margin:4px 0}nav a{margin-right:12px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}
-.scroll{max-height:480px;overflow:auto;border:1px solid #ddd}
-table.leaderboard{border-collapse:collapse;font-size:13px;white-space:nowrap}
-.leaderboard th{position:sticky;top:0;background:#f4f4f4;padding:4px 8px;text-align:left;border-bottom:1px solid #ccc}
-.leaderboard th.sortable{cursor:pointer}.leaderboard th.sorted-asc:after{content:" \\25B2"}
-.leaderboard th.sorted-desc:after{content:" \\25BC"}
-.leaderboard td{padding:3px 8px;border-bottom:1px solid #eee}
-.leaderboard tr.unhealthy{color:#777}.leaderboard tr.baseline{background:#fff8e1}.leaderboard tr.reference{background:#e8f5e9}
-.mark{background:#f9a825;color:#000;border-radius:3px;padding:0 4px;font-size:11px;font-weight:bold}
-tr.reference .mark{background:#66bb6a}
-.reason{border-radius:3px;padding:0 4px;color:#fff}
-.showcase{display:flex;flex-wrap:wrap;gap:12px}.showcase figure{margin:0;text-align:center;font-size:12px}
-.showcase img{image-rendering:pixelated;width:231px;border:3px solid #1f77b4}
-.showcase figure.baseline img{border-color:#f9a825}.showcase figure.reference img{border-color:#66bb6a}
-.timeline label{margin-right:16px}#timeline-image{image-rendering:pixelated;min-width:231px;max-width:100%;margin-top:8px}
-#timeline-slider{width:320px;vertical-align:middle}.note{color:#555;font-size:13px}
-.figure{min-height:200px}.legend{margin-top:6px}
-.leaderboard th{vertical-align:bottom}.leaderboard th[data-kind=mixed]{white-space:normal;max-width:9em}
-.leaderboard td.changes{white-space:normal;min-width:16em;max-width:34em;font-size:12px}
-.leaderboard [data-param]{display:none}.leaderboard.all-params [data-param]{display:table-cell}
-table.config{border-collapse:collapse;font-size:13px}.config th,.config td{padding:2px 10px;border-bottom:1px solid #eee;text-align:left}
-.config th{font-weight:normal;color:#555}
-.leaderboard td.node .host{display:inline-block;max-width:9em;overflow:hidden;text-overflow:ellipsis;color:#777;font-size:11px}.skipped{font-size:13px;color:#a33}
-"""
-
-_JS = r"""
-(function () {
-  "use strict";
-  var DATA = JSON.parse(document.getElementById("dashboard-data").textContent);
-  DATA.frames = JSON.parse(document.getElementById("dashboard-frames").textContent);
-  var CONFIG = {responsive: true, displaylogo: false};
-  document.querySelectorAll("script.fig").forEach(function (node) {
-    var fig = JSON.parse(node.textContent);
-    Plotly.newPlot(node.getAttribute("data-target"), fig.data, fig.layout, CONFIG);
-  });
-
-  // Ranking table: sort on a header click (numbers as numbers, empty cells last).
-  var table = document.getElementById("leaderboard");
-  var body = table.tBodies[0];
-  table.querySelectorAll("th.sortable").forEach(function (th, _) {
-    th.addEventListener("click", function () {
-      var column = Array.prototype.indexOf.call(th.parentNode.children, th);
-      var ascending = !th.classList.contains("sorted-asc");
-      table.querySelectorAll("th").forEach(function (h) { h.classList.remove("sorted-asc", "sorted-desc"); });
-      th.classList.add(ascending ? "sorted-asc" : "sorted-desc");
-      var rows = Array.prototype.slice.call(body.rows);
-      rows.sort(function (a, b) {
-        var x = a.cells[column].getAttribute("data-value"), y = b.cells[column].getAttribute("data-value");
-        if (x === "" || y === "") { return (x === "") - (y === ""); }
-        var nx = Number(x), ny = Number(y), cmp;
-        if (!isNaN(nx) && !isNaN(ny)) { cmp = nx - ny; } else { cmp = x.localeCompare(y, undefined, {numeric: true}); }
-        return ascending ? cmp : -cmp;
-      });
-      rows.forEach(function (row) { body.appendChild(row); });
-    });
-  });
-
-  document.getElementById("all-params").addEventListener("change", function (event) {
-    table.classList.toggle("all-params", event.target.checked);
-  });
-
-  // Learning curves of the trials ticked in the table.
-  var boxes = Array.prototype.slice.call(document.querySelectorAll("input.compare"));
-  function drawCurves() {
-    var chosen = boxes.filter(function (b) { return b.checked; }).map(function (b) { return b.value; });
-    var traces = [];
-    chosen.forEach(function (name) { traces = traces.concat(DATA.curves[name] || []); });
-    document.getElementById("compare-list").textContent = chosen.length ?
-      "Showing " + chosen.length + " trial(s): " + chosen.join(", ") + "." : "Tick trials in the ranking to draw them.";
-    Plotly.react("fig-curves", traces, DATA.curves_layout, CONFIG);
-  }
-  function resetCompare() {
-    boxes.forEach(function (b) { b.checked = DATA.default_compare.indexOf(b.value) >= 0; });
-    drawCurves();
-  }
-  boxes.forEach(function (b) { b.addEventListener("change", drawCurves); });
-  document.getElementById("compare-reset").addEventListener("click", resetCompare);
-  resetCompare();
-
-  // Timeline: one trial's grids across its evaluations.
-  var select = document.getElementById("timeline-trial");
-  var slider = document.getElementById("timeline-slider");
-  var image = document.getElementById("timeline-image");
-  var caption = document.getElementById("timeline-caption");
-  DATA.order.forEach(function (name) {
-    var option = document.createElement("option");
-    option.value = name;
-    option.textContent = DATA.labels[name];
-    select.appendChild(option);
-  });
-  function showFrame() {
-    var frames = DATA.frames[select.value];
-    if (!frames || !frames.src.length) {
-      image.removeAttribute("src");
-      caption.textContent = "no grids for this trial yet";
-      return;
-    }
-    var i = Number(slider.value);
-    image.src = frames.src[i];
-    var text = "iteration " + frames.it[i] + " (" + (i + 1) + " of " + frames.src.length + " shown";
-    if (frames.total > frames.src.length) { text += ", " + frames.total + " evaluations"; }
-    text += ")";
-    if (frames.verdict[i]) { text += " - verdict: " + frames.verdict[i]; }
-    caption.textContent = text;
-  }
-  function pickTrial(name) {
-    select.value = name;
-    var frames = DATA.frames[name];
-    slider.max = frames && frames.src.length ? frames.src.length - 1 : 0;
-    slider.value = slider.max;
-    showFrame();
-  }
-  select.addEventListener("change", function () { pickTrial(select.value); });
-  slider.addEventListener("input", showFrame);
-  document.querySelectorAll("a.pick").forEach(function (link) {
-    link.addEventListener("click", function () { pickTrial(link.closest("tr").getAttribute("data-trial")); });
-  });
-  if (DATA.order.length) { pickTrial(DATA.order[0]); }
-  document.body.setAttribute("data-ready", "1");
-})();
-"""

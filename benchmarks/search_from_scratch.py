@@ -137,7 +137,7 @@ def spread(values: list[float | None], digits: int = 0) -> str:
     return text + (f", never in {len(values) - len(known)} of {len(values)}" if len(known) < len(values) else "")
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=BUILTIN, help="prepared .npz (default: the built-in synthetic set)")
     parser.add_argument("--seeds", type=int, default=3, help="study seeds 0..N-1 (default 3)")
@@ -151,6 +151,11 @@ def main() -> None:
     parser.add_argument("--no-recipe", action="store_true", help="skip the recipe's reference runs")
     args = parser.parse_args()
     args.marks = [mark for mark in (12_000, 24_000, 36_000) if mark < args.budget] + [args.budget]
+    return args
+
+
+def main() -> None:
+    args = _arguments()
     from trainable.judge import load_or_train_judge
     from trainable.local import load_data
 
@@ -175,6 +180,10 @@ def main() -> None:
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(2, mp_context=context) as pool:
             recipe = list(pool.map(run_recipe, range(args.seeds), [args.data] * args.seeds))
+    _print_table(args, results, recipe)
+
+
+def _print_table(args: argparse.Namespace, results: dict[str, list[dict]], recipe: list[dict]) -> None:
     print(f"\ndata {args.data}; {args.seeds} study seeds; a trial: G {FIXED['g_filters']}, {FIXED['iterations']} "
           f"iterations, evaluated every {FIXED['eval_every']}{''.join(', ' + item for item in args.set)}; "
           "median [min-max] over seeds\n")

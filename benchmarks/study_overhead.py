@@ -12,7 +12,7 @@ and judge loading included, which is what a hand-written driver would take), run
 study and again after it (the ratios use the mean of the two; their difference is the shared
 machine's drift, printed). The study's breakdown of its wall time is printed from real
 timings: the driver's calls (timed around ray.init, the judge, the data and judge through the
-object store, Tuner.fit, ray.shutdown), each trial's own timing log ($CGAN_STUDY_TIMINGS: worker
+object store, Tuner.fit, ray.shutdown), the timing log ($CGAN_STUDY_TIMINGS) of each trial (worker
 start, building the trainer, each report's grid, checkpoint save and tune.report), the
 driver's Tune callbacks (when a trial starts, reports, checkpoints and ends), Tune's
 experiment-state saves, and the CPU seconds each Ray process used (sampled from /proc).
@@ -179,60 +179,47 @@ class _CpuSampler(threading.Thread):
         self.join()
 
 
-def _instrument(timer: _Timer, events: list[tuple[str, str, float]]) -> None:
-    """Time the driver's calls, and record when Tune starts a trial, gets a result or a checkpoint,
-    and sees a trial end."""
+def _instrument(timer: _Timer) -> None:
+    """Time the driver's calls (when Tune starts a trial, the driver learns of a result or a
+    checkpoint and sees a trial end, the study's callback logs itself in $CGAN_STUDY_TIMINGS)."""
     import ray
     from ray import tune
     from ray.tune.execution import experiment_state
 
-    import study._callbacks
-    import study._tuner
     import trainable.judge
+    import trainable.local
 
     timer.wrap(ray, "init", "ray.init")
     timer.wrap(ray, "shutdown", "ray.shutdown")
     timer.wrap(trainable.judge, "load_or_train_judge", "judge load (cached)")
-    timer.wrap(study._tuner, "load_data", "data load")
+    timer.wrap(trainable.local, "load_data", "data load")  # the study's, read when its Tuner is built
     timer.wrap(tune, "with_parameters", "data + judge into the object store")
     timer.wrap(tune.Tuner, "fit", "Tuner.fit")
     timer.wrap(experiment_state._ExperimentCheckpointManager, "sync_up_experiment_state",
                "Tune experiment-state saves")
 
-    class TimedCallback(study._callbacks.StudyCallback):
-        def on_trial_start(self, iteration, trials, trial, **info):
-            events.append((trial.trial_id, "started", time.time()))
 
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            events.append((trial.trial_id, "result", time.time()))
-            super().on_trial_result(iteration, trials, trial, result, **info)
-
-        def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
-            events.append((trial.trial_id, "checkpoint", time.time()))
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            events.append((trial.trial_id, "complete", time.time()))
-            start = time.time()
-            super().on_trial_complete(iteration, trials, trial, **info)
-            events.append((trial.trial_id, "callback_s", time.time() - start))
-
-    study._callbacks.StudyCallback = TimedCallback
+# The study callback's events in the timings log, as _per_trial names them.
+_DRIVER_EVENTS = {"driver_started": "started", "driver_result": "results", "driver_checkpoint": "checkpoints",
+                  "driver_complete": "complete"}
 
 
-def _per_trial(log: list[dict], events: list[tuple[str, str, float]]) -> dict[str, dict]:
+def _per_trial(log: list[dict]) -> dict[str, dict]:
     trials: dict[str, dict] = collections.defaultdict(lambda: {"reports": [], "results": [], "checkpoints": []})
     for entry in log:
         trial = trials[entry["trial"]]
         if entry["event"] == "report":
             trial["reports"].append(entry)
+        elif entry["event"] == "driver_callback":
+            trial["callback_s"] = entry["s"]
+        elif entry["event"] in _DRIVER_EVENTS:
+            key = _DRIVER_EVENTS[entry["event"]]
+            if key in ("results", "checkpoints"):
+                trial[key].append(entry["time"])
+            else:
+                trial[key] = entry["time"]
         else:
             trial[entry["event"]] = entry
-    for trial_id, kind, value in events:
-        trial = trials[trial_id]
-        if kind in ("result", "checkpoint"):
-            trial[kind + "s"].append(value)
-        else:
-            trial[kind] = value
     return trials
 
 
@@ -249,7 +236,13 @@ def _breakdown(*, wall: float, timer: _Timer, trials: dict[str, dict], sampler: 
     print(f"  {'Tuner.fit':<44} {fit:6.2f}")
     print(f"  {'ray.shutdown':<44} {timer.seconds['ray.shutdown']:6.2f}")
     print(f"  {'the rest (study folder, Tuner, Optuna setup)':<44} {rest:6.2f}")
+    _slots(trials, concurrency, fit, fit_start, fit_end, plain_compute, plain_eval)
+    _cpu_by_process(trials, sampler, concurrency, wall, timer)
 
+
+def _slots(trials: dict[str, dict], concurrency: int, fit: float, fit_start: float, fit_end: float,
+           plain_compute: float, plain_eval: float) -> None:
+    """Where the trials' CPU slots go during Tuner.fit, against the same compute in plain processes."""
     slots = collections.Counter()
     workers: set[int] = set()
     workers_reused = 0
@@ -307,6 +300,9 @@ def _breakdown(*, wall: float, timer: _Timer, trials: dict[str, dict], sampler: 
     print(f"  trial compute under Ray vs in plain processes: {compute / plain_compute:.3f}x "
           f"({(compute - plain_compute) / concurrency:+.2f} s of wall)")
 
+
+def _cpu_by_process(trials: dict[str, dict], sampler: _CpuSampler, concurrency: int, wall: float,
+                    timer: _Timer) -> None:
     trial_pids = {trial["entered"]["pid"] for trial in trials.values()}
     cpu = collections.Counter()
     for (pid, _), (name, seconds) in sampler.seen.items():
@@ -361,8 +357,8 @@ def main() -> None:
           f"({alone_eval:.1f} s of it evaluations)", flush=True)
     before = _reference(config, concurrency, args.trials, alone)
 
-    timer, events = _Timer(), []
-    _instrument(timer, events)
+    timer = _Timer()
+    _instrument(timer)
     sampler = _CpuSampler()
     with tempfile.TemporaryDirectory() as storage:
         log = Path(storage) / "timings.jsonl"
@@ -391,7 +387,7 @@ def main() -> None:
           f"ratio {wall / plain:.2f} (what Ray and the study machinery add)")
     print(f"against those {concurrency} processes from their start to their end ({plain_total:.1f} s, what a "
           f"hand-written driver would take): ratio {wall / plain_total:.2f}")
-    _breakdown(wall=wall, timer=timer, trials=_per_trial(entries, events), sampler=sampler,
+    _breakdown(wall=wall, timer=timer, trials=_per_trial(entries), sampler=sampler,
                concurrency=concurrency, plain_compute=plain_compute, plain_eval=plain_eval)
 
 

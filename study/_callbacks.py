@@ -29,6 +29,7 @@ import math
 import os
 import posixpath
 import tempfile
+import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,10 +46,10 @@ from study.spec import StudySpec
 from trainable.config import PAPER_PRESETS
 from trainable.errors import UserError
 from trainable.experiment import (ARTIFACTS_DIR, COMPLETED, CONFIG_CHANGE, DIVERSITY_MEAN, EARLY, ERROR, GRID,
-                                  INTERRUPTED, JOURNAL_FILE, PROGRESS_FILE, RESULT_FILE, SCORE, STARTS_FILE,
-                                  STOP_REASON, append_whole, read_json_lines, write_stop,
+                                  INTERRUPTED, JOURNAL_FILE, PROGRESS_FILE, RESULT_FILE, SCORE, STOP_REASON,
+                                  append_whole, read_starts, record_start, write_stop,
                                   write_text_atomic)
-from trainable.tune_adapter import PENALTY
+from trainable.tune_adapter import PENALTY, log_timing
 
 TUNE_TRIAL_ID = "tune_trial_id"  # the user attribute that ties an Optuna trial to its Tune trial
 CONFIG_CHANGES = "config_changes"  # the user attribute listing a PBT trial's config changes
@@ -333,13 +334,11 @@ class StudyCallback(Callback):
     def _record_start(self, trial) -> None:
         """Which baseline the trial started as, once (a restarted or resumed trial is not recorded
         again: under PBT it may restart with another trial's config, a baseline's included)."""
-        path = Path(self.experiment_dir) / STARTS_FILE
         if self._started is None:
-            self._started = {entry["trial_id"]: entry.get("baseline") for entry in read_json_lines(path)}
+            self._started = read_starts(self.experiment_dir)
         if trial.trial_id not in self._started:
             self._started[trial.trial_id] = self.store.baseline(trial.config)
-            append_whole(path, (json.dumps({"trial_id": trial.trial_id,
-                                            "baseline": self._started[trial.trial_id]}) + "\n").encode())
+            record_start(self.experiment_dir, trial.trial_id, self._started[trial.trial_id])
 
     @property
     def store(self) -> OptunaStore:
@@ -359,7 +358,11 @@ class StudyCallback(Callback):
                             f"({exc.strerror or type(exc).__name__}); make room, then continue it with: "
                             f"cgan-study study resume {self.study_name}") from None
 
+    # With $CGAN_STUDY_TIMINGS set, each call is logged beside the trials' own timings, so that
+    # benchmarks/study_overhead.py sees when the driver learnt of an event and what this callback cost.
+
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
+        log_timing(trial.trial_id, "driver_started")
         with self._writing():
             self._on_trial_start(trial, trials)
 
@@ -370,8 +373,12 @@ class StudyCallback(Callback):
         self.store.start(trial.trial_id, trial.config)
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
+        log_timing(trial.trial_id, "driver_result")
         with self._writing():
             self._on_trial_result(trial, result)
+
+    def on_checkpoint(self, iteration: int, trials: list, trial, checkpoint, **info) -> None:
+        log_timing(trial.trial_id, "driver_checkpoint")
 
     def _on_trial_result(self, trial, result: dict) -> None:
         if result.get("done"):
@@ -394,8 +401,11 @@ class StudyCallback(Callback):
         self.store.upload_grids(frozen, grids, _reader(trial))
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
+        log_timing(trial.trial_id, "driver_complete")
+        started = time.perf_counter()
         with self._writing():
             self._finish(trial, error=None)
+        log_timing(trial.trial_id, "driver_callback", s=time.perf_counter() - started)
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
         with self._writing():

@@ -10,7 +10,6 @@ from typing import Any
 from study._session import Resources
 from study.spec import StudySpec
 from trainable.experiment import COND_ACCURACY, DIVERSITY_MIN, VERDICT, metric_label, trial_dir_name
-from trainable.local import load_data
 
 
 def _trainable(spec: StudySpec, study: dict[str, Any], resources: Resources):
@@ -18,6 +17,7 @@ def _trainable(spec: StudySpec, study: dict[str, Any], resources: Resources):
     from ray import tune
 
     from trainable.judge import load_or_train_judge
+    from trainable.local import load_data
     from trainable.tune_adapter import cgan_trainable
 
     dataset = load_data(study["data"])

@@ -10,6 +10,7 @@ from analysis import Experiment, rank, read_experiment
 from study.runner import DEFAULT_CONNECT_TIMEOUT, check_name, run_study, study_dir
 from study.spec import StudySpec
 from trainable.errors import UserError
+from trainable.experiment import StudyRecord
 from trainable.space import Choice
 
 
@@ -41,7 +42,7 @@ def replay_spec(experiment: Experiment, *, top: int, seeds: int):
     replay = dataclasses.replace(spec, search=search, fixed=fixed, samples=len(points), baselines=(),
                                  points=tuple(points), early_stopping=False, sampler="random", scheduler="asha",
                                  mutate=())
-    extra = {
+    extra: StudyRecord = {
         "replay_of": str(experiment.path),
         "replayed": [{"name": trial.name, "rank": position, "score": trial.score, "baseline": trial.baseline,
                       "seed": int(trial.params.get("seed", default_seed)),

@@ -22,8 +22,8 @@ from study._session import (DEFAULT_CONNECT_TIMEOUT, Resources, plan_resources, 
 from study._tuner import build_tuner
 from study.spec import StudySpec
 from trainable.errors import UserError, first_line
-from trainable.experiment import (LOCK_FILE, SESSION_FILE, STUDY_FILE, TRIAL_PREFIX, driver_lock, is_study,
-                                  read_study, write_study)
+from trainable.experiment import (LOCK_FILE, SESSION_FILE, STUDY_FILE, TRIAL_PREFIX, StudyRecord, driver_lock,
+                                  is_study, read_study, write_study)
 from trainable.local import BUILTIN, load_data
 
 DEFAULT_STORAGE = "runs/studies"
@@ -62,14 +62,14 @@ def study_dir(storage: str, name: str) -> Path:
 
 def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: str = DEFAULT_STORAGE,
               address: str | None = None, judge_steps: int = 1500, wait_for_gpus: bool = False,
-              connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+              connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, extra: StudyRecord | None = None) -> StudyRecord:
     """Run a study; ``extra`` entries go into study.json (a seed re-run records its source there)."""
     experiment_dir = study_dir(storage, name)
     check_storage(storage)
     if data and data != BUILTIN and not Path(data).is_file():
         raise UserError(f"{data}: no such prepared data file")
     storage_path = storage if "://" in storage else str(Path(storage).expanduser().resolve())
-    study = {"name": name, "storage": storage_path, "storage_uri": f"{storage_path.rstrip('/')}/{name}",
+    study: StudyRecord = {"name": name, "storage": storage_path, "storage_uri": f"{storage_path.rstrip('/')}/{name}",
              "experiment_dir": str(experiment_dir), "data": str(Path(data).resolve()) if data and data != BUILTIN else BUILTIN,
              "judge_steps": judge_steps, "spec": spec.to_dict(),
              "baselines": dict(zip(spec.baselines, spec.baseline_points())), **(extra or {})}

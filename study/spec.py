@@ -59,6 +59,7 @@ trials may take their weights. ASHA's settings do not apply.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import tomllib
 import typing
@@ -187,6 +188,12 @@ class StudySpec:
 
     def baseline_points(self) -> list[dict[str, Any]]:
         """The presets as points of this space (points_to_evaluate), each checked to lie in it."""
+        return [dict(point) for point in self._baseline_points]
+
+    @functools.cached_property
+    def _baseline_points(self) -> tuple[dict[str, Any], ...]:
+        # Built once per spec (it is frozen; dataclasses.replace makes a new one): the driver's
+        # callback, ASHA, PBT and study.json all ask for them.
         points = []
         for name in self.baselines:
             config = TrainConfig.from_dict(PRESETS[name], base=self.base_config())
@@ -199,7 +206,7 @@ class StudySpec:
                                       f"{domain.describe()}; widen [search].{key} so {preset_label(name)} can run")
                 point[key] = value
             points.append(point)
-        return points
+        return tuple(points)
 
     def start_points(self) -> list[dict[str, Any]]:
         """What the searcher runs before sampling: the baselines, then any given points."""
@@ -331,8 +338,27 @@ def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
     settings.update({k: v for k, v in overrides.items() if v is not None})
     for key, value in settings.items():
         _check_setting(key, value)
+    search_raw, fixed = _space_and_fixed(raw, settings)
+    search = {key: domain_from_toml(key, value) for key, value in search_raw.items()}
+    for key in ("baselines", "mutate"):
+        if key in settings:
+            settings[key] = tuple(settings[key])
+    spec = StudySpec(search=search, fixed=fixed, **settings)
+    if "baselines" not in settings:  # the recipe runs wherever the space can express it
+        spec = dataclasses.replace(spec, baselines=tuple(name for name in DEFAULT_BASELINES
+                                                         if name in PAPER_PRESETS or spec.expresses(name)))
+    _check_spec(spec, settings)
+    # Fails now, not mid-study, if a baseline lies outside the space.
+    spec = _one_run_per_point(spec, given="baselines" in settings)
+    if spec.samples < len(spec.baselines):
+        raise ConfigError(f"[study].samples: {spec.samples} is fewer than the {len(spec.baselines)} baselines")
+    return spec
+
+
+def _space_and_fixed(raw: dict[str, Any], settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The [search] section (else the named default space, less what [fixed] fixes) and the fixed
+    fields (the defaults, then [fixed]; a searched field is not fixed), each field checked."""
     user_fixed = raw.get("fixed", {})
-    # The default space, less what the study file fixes.
     space = settings.get("space", "default")
     if space not in SPACES:
         raise ConfigError(f"[study].space: expected one of {', '.join(SPACES)}, got {space!r}")
@@ -351,14 +377,10 @@ def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
     for key in set(search_raw) & set(fixed):  # a searched key wins over a default fixed value
         fixed.pop(key)
     TrainConfig.from_dict(fixed)
-    search = {key: domain_from_toml(key, value) for key, value in search_raw.items()}
-    for key in ("baselines", "mutate"):
-        if key in settings:
-            settings[key] = tuple(settings[key])
-    spec = StudySpec(search=search, fixed=fixed, **settings)
-    if "baselines" not in settings:  # the recipe runs wherever the space can express it
-        spec = dataclasses.replace(spec, baselines=tuple(name for name in DEFAULT_BASELINES
-                                                         if name in PAPER_PRESETS or spec.expresses(name)))
+    return search_raw, fixed
+
+
+def _check_spec(spec: StudySpec, settings: dict[str, Any]) -> None:
     if spec.metric not in SEARCHABLE_METRICS:
         raise ConfigError(f"[study].metric: expected one of {list(SEARCHABLE_METRICS)}, got {spec.metric!r}")
     for name in spec.baselines:
@@ -378,11 +400,6 @@ def load_spec(path: str | Path | None = None, **overrides: Any) -> StudySpec:
     if spec.gpus_per_trial > 1 and spec.gpus_per_trial != int(spec.gpus_per_trial):
         raise ConfigError(f"gpus per trial {spec.gpus_per_trial}: a fraction must be at most 1, else a whole number")
     _check_scheduler(spec, settings)
-    # Fails now, not mid-study, if a baseline lies outside the space.
-    spec = _one_run_per_point(spec, given="baselines" in settings)
-    if spec.samples < len(spec.baselines):
-        raise ConfigError(f"[study].samples: {spec.samples} is fewer than the {len(spec.baselines)} baselines")
-    return spec
 
 
 def _check_scheduler(spec: StudySpec, settings: dict[str, Any]) -> None:

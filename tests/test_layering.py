@@ -9,9 +9,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("trainable", "study", "analysis")
 KNOWN: set[tuple[str, str]] = set()  # (importer, private module) pairs allowed: none
-# study_overhead.py times the driver's own calls by wrapping them where they live: it measures
-# those modules, it does not use them.
-KNOWN_BENCHMARK = {("study_overhead.py", "study._callbacks"), ("study_overhead.py", "study._tuner")}
 
 
 def _modules() -> dict[str, Path]:
@@ -59,7 +56,7 @@ def test_benchmarks_use_the_packages_public_modules():
     modules = _modules()
     for path in sorted((ROOT / "benchmarks").glob("*.py")):
         private = {(path.name, n) for n in _imports(path) if n in modules and _private(n)}
-        assert private <= KNOWN_BENCHMARK, sorted(private - KNOWN_BENCHMARK)
+        assert not private, sorted(private)
 
 
 def test_no_package_imports_another_packages_private_module():

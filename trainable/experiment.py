@@ -5,7 +5,7 @@ from here, and the folder is read by the functions here, so a local trial and a 
 are read alike.
 
     STUDY/                       a study (a local trial folder is one TRIAL/ on its own)
-        study.json               what ran: name, storage, data, the spec, the baselines' points
+        study.json               what ran: name, storage, data, the spec, the baselines' points (StudyRecord)
         driver.lock              locked (flock) by the driver running the study, its pid inside
         ray_session.json         while it runs: the pids of its embedded Ray, ended if a killed driver left them
         stop_reasons.jsonl       the driver's ledger: why each trial ended (first decision stands)
@@ -13,6 +13,7 @@ are read alike.
                                  end with a baseline's params it took from another)
         optuna.log               the study in Optuna's terms (study/_callbacks.py), for optuna-dashboard
         optuna_artifacts/        its artifact store: each report's sample grid
+        dashboard.html           written by `analyze` (a single trial folder gets one too)
         trial_ID/                one per trial, the files of a Ray Tune trial folder:
             params.json          the trial's parameters (config fields, plus preset, data, judge_steps)
             result.json          one JSON object per report, one per line (append-only)
@@ -36,7 +37,7 @@ import fcntl
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TypedDict
 
 from trainable._io import append_whole, write_bytes_atomic, write_text_atomic  # public here: writers of experiment folders use them
 from trainable.config import TrainConfig, param_value, preset
@@ -56,6 +57,7 @@ PROGRESS_FILE = "progress.csv"
 STOP_FILE = "stop_reason.json"
 ERROR_FILE = "error.txt"
 GRIDS_DIR = "grids"
+DASHBOARD_FILE = "dashboard.html"  # analysis dashboard's default output, in the folder it shows
 CHECKPOINT_FILE = "trainer.pt"  # in a checkpoint folder: the trainer's whole state (trainable/checkpoint.py)
 DIGEST_FILE = "trainer.pt.sha256"  # beside it: its SHA-256, so a damaged checkpoint is never loaded
 HISTORY_FILE = "history.json"  # in a study trial's checkpoint: its reports so far (the verdict reads them)
@@ -85,6 +87,10 @@ COND_ACCURACY = "cond_accuracy"  # share of samples the judge assigns to the int
 DIVERSITY_MIN = "diversity_min"  # lowest per-class diversity ratio (generated / real spread)
 DIVERSITY_MEAN = "diversity_mean"
 COVERAGE = "coverage"
+# The same per class, in the data set's class order; and the class with the lowest diversity.
+FID_PER_CLASS, DIVERSITY_PER_CLASS = "fid_per_class", "diversity_per_class"
+COVERAGE_PER_CLASS, COND_ACCURACY_PER_CLASS = "coverage_per_class", "cond_accuracy_per_class"
+DIVERSITY_LOWEST_CLASS = "diversity_lowest_class"
 SCORE = "score"  # what a study's scheduler and searcher see: its metric, finite, lower is better
 # A report's other keys: the step statistics' D and G losses, the collapse verdict and its evidence,
 # the sample grid (a path relative to the trial folder), and in the last row why the trial ended
@@ -332,7 +338,26 @@ def write_json(path: str | Path, value: Any, scratch: str | Path | None = None) 
     write_text_atomic(path, json.dumps(value, indent=2) + "\n", scratch)
 
 
-def read_study(experiment_dir: str | Path) -> dict[str, Any] | None:
+class StudyRecord(TypedDict, total=False):
+    """study.json: what a study is and where it lives; written by study/runner.py (and
+    study/replay.py for a seed re-run), read by the study's commands and by analysis/."""
+
+    name: str
+    storage: str  # the storage root it was started in (a folder or a URI)
+    storage_uri: str  # Tune's experiment path: storage/name
+    experiment_dir: str  # this folder, where the driver writes
+    data: str  # a prepared .npz's absolute path, or "builtin:synthetic"
+    judge_steps: int
+    spec: dict[str, Any]  # StudySpec.to_dict()
+    baselines: dict[str, dict[str, Any]]  # baseline name -> its point of the space
+    resources: dict[str, Any]  # the Resources each trial got (once the study started)
+    started_at: float  # time.time() when the study started
+    warm_start: dict[str, Any]  # the earlier study the sampler was given, and what it took of it
+    replay_of: str  # a seed re-run: the study it re-ran
+    replayed: list[dict[str, Any]]  # a seed re-run: the trials it re-ran ({"name", "rank", "score", "baseline", ...})
+
+
+def read_study(experiment_dir: str | Path) -> StudyRecord | None:
     """study.json, or None where there is none (a single trial, a study not yet started)."""
     path = Path(experiment_dir) / STUDY_FILE
     try:
@@ -346,12 +371,23 @@ def read_study(experiment_dir: str | Path) -> dict[str, Any] | None:
     return study
 
 
-def write_study(experiment_dir: str | Path, study: dict[str, Any]) -> None:
+def write_study(experiment_dir: str | Path, study: StudyRecord) -> None:
     write_json(Path(experiment_dir) / STUDY_FILE, study)
 
 
 def is_study(path: str | Path) -> bool:
     return (Path(path) / STUDY_FILE).exists()
+
+
+def record_start(experiment_dir: str | Path, trial_id: str, baseline: str | None) -> None:
+    """started_as.jsonl: one {"trial_id", "baseline"} line per trial, when the driver first starts it."""
+    append_whole(Path(experiment_dir) / STARTS_FILE, (json.dumps({"trial_id": trial_id, "baseline": baseline}) + "\n").encode())
+
+
+def read_starts(experiment_dir: str | Path) -> dict[str, str | None]:
+    """trial id -> the baseline it started as (None: a searched point), from started_as.jsonl."""
+    return {entry["trial_id"]: entry.get("baseline") for entry in read_json_lines(Path(experiment_dir) / STARTS_FILE)
+            if isinstance(entry.get("trial_id"), str)}
 
 
 def write_stop(trial_dir: str | Path, record: dict[str, Any], scratch: str | Path | None = None) -> None:

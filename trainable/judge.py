@@ -18,7 +18,8 @@ from torch import nn
 from trainable import metrics
 from trainable._io import atomic_path, cache_dir
 from trainable.data import PreparedDataset, normalize
-from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MEAN, DIVERSITY_MIN, FID, FID_INTRA
+from trainable.experiment import (COND_ACCURACY, COND_ACCURACY_PER_CLASS, COVERAGE, COVERAGE_PER_CLASS, DIVERSITY_MEAN,
+                                  DIVERSITY_MIN, DIVERSITY_PER_CLASS, FID, FID_INTRA, FID_PER_CLASS)
 from trainable.progress import Progress
 
 JUDGE_VERSION = 1
@@ -89,10 +90,10 @@ class Judge:
             DIVERSITY_MIN: float(np.min(diversity)),
             DIVERSITY_MEAN: float(np.mean(diversity)),
             COVERAGE: float(np.mean(coverage)),
-            "fid_per_class": [float(v) for v in fid_per_class],
-            "diversity_per_class": [float(v) for v in diversity],
-            "coverage_per_class": [float(v) for v in coverage],
-            "cond_accuracy_per_class": [float(v) for v in accuracy_per_class],
+            FID_PER_CLASS: [float(v) for v in fid_per_class],
+            DIVERSITY_PER_CLASS: [float(v) for v in diversity],
+            COVERAGE_PER_CLASS: [float(v) for v in coverage],
+            COND_ACCURACY_PER_CLASS: [float(v) for v in accuracy_per_class],
         }
 
     def save(self, path: str | Path) -> Path:

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from trainable.config import TrainConfig
-from trainable.experiment import COMPLETED, CONFIG_CHANGE, HYPER, INTERRUPTED, STOP_REASON, config_change
+from trainable.experiment import (COMPLETED, CONFIG_CHANGE, DIVERSITY_LOWEST_CLASS, DIVERSITY_PER_CLASS, HYPER, INTERRUPTED,
+                                  STOP_REASON, config_change)
 from trainable.progress import Progress
 from trainable.training import STEP_STATISTICS, DeviceStepStats, Trainer
 from trainable.verdict import verdict_for
@@ -125,53 +126,23 @@ def train(trainer: Trainer, reporter: Reporter, *, history: list[dict] | None = 
     collapse kind.
     """
     config = trainer.config
-    history = list(history or [])
-    elapsed_before = history[-1]["time_total_s"] if history else 0.0
-    started = time.perf_counter()
+    reports = _Reports(trainer, reporter, history, stop_on_collapse, on_complete)
     meter = Progress("training", config.iterations, enabled=progress)
     window = _Window(trainer.device)
     latest = ""
-    change = None
-
-    def report(stop_reason: str | None) -> dict:
-        nonlocal change
-        evaluation_started = time.perf_counter()
-        scores, grid = trainer.evaluate()
-        row = {"iteration": trainer.iteration, "training_iteration": len(history) + 1, **window.row(),
-               "frozen": trainer.freeze.frozen, "freeze_events": trainer.freeze.take_events(), HYPER: trainer.hyperparameters(),
-               **scores,
-               "eval_s": time.perf_counter() - evaluation_started}
-        if "diversity_per_class" in row:
-            row["diversity_lowest_class"] = trainer.class_names[int(np.argmin(row["diversity_per_class"]))]
-        if change is not None:
-            row[CONFIG_CHANGE], change = change, None
-        row = clean(row)
-        verdict = verdict_for([*history, row], config)
-        if stop_reason is None and verdict.collapsed and stop_on_collapse:
-            stop_reason = verdict.kind
-        row.update(verdict=verdict.kind, verdict_evidence=verdict.evidence,
-                   time_total_s=elapsed_before + time.perf_counter() - started,
-                   done=stop_reason is not None, stop_reason=stop_reason)
-        if stop_reason == COMPLETED and on_complete is not None:
-            row.update(clean(on_complete(trainer)))
-        history.append(row)
-        reporter(row, grid, trainer)
-        return row
 
     ctrl_c = _CtrlC()
     try:
         with ctrl_c.deferred():
             while trainer.iteration < config.iterations and not ctrl_c.requested:
                 if schedule and trainer.iteration in schedule:
-                    changes = trainer.apply_config(schedule[trainer.iteration])
-                    if changes:
-                        change = config_change(trainer.iteration, changes)
+                    reports.changed(trainer.apply_config(schedule[trainer.iteration]))
                 stats = trainer.advance()
                 window.add(stats)
                 finished = trainer.iteration >= config.iterations
                 if (trainer.iteration % config.eval_every == 0 or finished
                         or (trainer.iteration % NONFINITE_CHECK_EVERY == 0 and window.nonfinite())):
-                    row = report(COMPLETED if finished else None)
+                    row = reports.make(window, COMPLETED if finished else None)
                     window = _Window(trainer.device)
                     latest = describe(row) if describe else ""
                     if row[STOP_REASON]:
@@ -188,6 +159,48 @@ def train(trainer: Trainer, reporter: Reporter, *, history: list[dict] | None = 
             return COMPLETED
     # Ctrl-C: one last report and checkpoint, so the trial can resume from here.
     if window.count:
-        report(INTERRUPTED)
+        reports.make(window, INTERRUPTED)
     meter.close(trainer.iteration, INTERRUPTED)
     return INTERRUPTED
+
+
+class _Reports:
+    """The trial's reports: each evaluation's row, its verdict and stop reason, handed to the reporter."""
+
+    def __init__(self, trainer: Trainer, reporter: Reporter, history: list[dict] | None, stop_on_collapse: bool,
+                 on_complete: Callable[[Trainer], dict] | None) -> None:
+        self.trainer, self.reporter, self.on_complete = trainer, reporter, on_complete
+        self.stop_on_collapse = stop_on_collapse
+        self.history = list(history or [])
+        self.elapsed_before = self.history[-1]["time_total_s"] if self.history else 0.0
+        self.started = time.perf_counter()
+        self.change: dict | None = None  # a replayed schedule's change, said by the next report
+
+    def changed(self, changes: dict) -> None:
+        if changes:
+            self.change = config_change(self.trainer.iteration, changes)
+
+    def make(self, window: _Window, stop_reason: str | None) -> dict:
+        trainer, config = self.trainer, self.trainer.config
+        evaluation_started = time.perf_counter()
+        scores, grid = trainer.evaluate()
+        row = {"iteration": trainer.iteration, "training_iteration": len(self.history) + 1, **window.row(),
+               "frozen": trainer.freeze.frozen, "freeze_events": trainer.freeze.take_events(), HYPER: trainer.hyperparameters(),
+               **scores,
+               "eval_s": time.perf_counter() - evaluation_started}
+        if DIVERSITY_PER_CLASS in row:
+            row[DIVERSITY_LOWEST_CLASS] = trainer.class_names[int(np.argmin(row[DIVERSITY_PER_CLASS]))]
+        if self.change is not None:
+            row[CONFIG_CHANGE], self.change = self.change, None
+        row = clean(row)
+        verdict = verdict_for([*self.history, row], config)
+        if stop_reason is None and verdict.collapsed and self.stop_on_collapse:
+            stop_reason = verdict.kind
+        row.update(verdict=verdict.kind, verdict_evidence=verdict.evidence,
+                   time_total_s=self.elapsed_before + time.perf_counter() - self.started,
+                   done=stop_reason is not None, stop_reason=stop_reason)
+        if stop_reason == COMPLETED and self.on_complete is not None:
+            row.update(clean(self.on_complete(trainer)))
+        self.history.append(row)
+        self.reporter(row, grid, trainer)
+        return row

@@ -29,7 +29,8 @@ import dataclasses
 import math
 from typing import Any, Mapping, Sequence
 
-from trainable.experiment import COVERAGE, D_LOSS, DIVERSITY_MIN, G_LOSS, LOSS_COLLAPSE, MODE_COLLAPSE, NONE
+from trainable.experiment import (COVERAGE, D_LOSS, DIVERSITY_LOWEST_CLASS, DIVERSITY_MIN, G_LOSS, LOSS_COLLAPSE,
+                                  MODE_COLLAPSE, NONE)
 
 # The D loss under which D has won, per loss (TrainConfig.loss_collapse_d_loss = None picks it).
 # Each loss is 0 only when D is right with full confidence on every sample (cross-entropy:
@@ -87,9 +88,9 @@ def collapse_verdict(history: Sequence[Mapping[str, Any]], *, patience: int = 3,
     scored = [row for row in recent if _finite(row.get(DIVERSITY_MIN)) and _finite(row.get(COVERAGE))]
     if len(scored) == patience and all(row[DIVERSITY_MIN] < diversity or row[COVERAGE] < coverage
                                        for row in scored):
-        ratios = ", ".join(f"{row['diversity_min']:.3f}" for row in scored)
+        ratios = ", ".join(f"{row[DIVERSITY_MIN]:.3f}" for row in scored)
         coverages = ", ".join(f"{row['coverage']:.3f}" for row in scored)
-        lowest = scored[-1].get("diversity_lowest_class")
+        lowest = scored[-1].get(DIVERSITY_LOWEST_CLASS)
         which = f" (lowest: {lowest})" if lowest else ""
         return Verdict(MODE_COLLAPSE, f"generated faces stopped varying over {span}: lowest per-class diversity "
                                       f"ratio {ratios} (threshold {diversity}){which}, coverage {coverages} "

@@ -115,15 +115,8 @@ def _subfolders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def read_image_folders(root: str | Path, *, size: int = 28, layout: str = "auto", source: str | None = None,
-                       progress: bool = False) -> PreparedDataset:
-    """Image folders: ``<split>/<class>/*`` (FER-2013, MMAFEDB) or ``<class>/*`` (any class layout).
-
-    ``layout`` "fer2013" and "mmafedb" require expression folder names; "folders" takes class
-    names from folder names; "auto" uses the expression order when every class folder is an
-    expression and refuses a mix of expression and other names (a likely typo).
-    """
-    root = Path(root)
+def _split_folders(root: Path) -> list[tuple[str, Path]]:
+    """(split, folder) of each split folder under ``root``, or ("train", root) where it has none."""
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
     top = _subfolders(root)
@@ -139,7 +132,19 @@ def read_image_folders(root: str | Path, *, size: int = 28, layout: str = "auto"
         split_dirs = [("train", root)]
     if not any(split == "train" for split, _ in split_dirs):
         raise DataError(f"{root}: no training split (expected a train/ folder beside {[p.name for _, p in split_dirs]})")
+    return split_dirs
 
+
+def read_image_folders(root: str | Path, *, size: int = 28, layout: str = "auto", source: str | None = None,
+                       progress: bool = False) -> PreparedDataset:
+    """Image folders: ``<split>/<class>/*`` (FER-2013, MMAFEDB) or ``<class>/*`` (any class layout).
+
+    ``layout`` "fer2013" and "mmafedb" require expression folder names; "folders" takes class
+    names from folder names; "auto" uses the expression order when every class folder is an
+    expression and refuses a mix of expression and other names (a likely typo).
+    """
+    root = Path(root)
+    split_dirs = _split_folders(root)
     class_dirs = [(split, folder) for split, split_dir in split_dirs for folder in _subfolders(split_dir)]
     for split, split_dir in split_dirs:
         loose = _image_files(split_dir)

@@ -9,7 +9,7 @@ classes overlap the way real expressions do: a classifier has to learn them.
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -88,15 +88,36 @@ def _draw_face(ident: dict, expr: dict, rng: np.random.Generator) -> np.ndarray:
     s = _CROP  # feature sizes are fractions of the crop, the visible face window
     cx, cy = c / 2, c / 2 + 0.02 * s
     fw, fh = ident["face_w"] * s, ident["face_h"] * s
-    top, bottom = cy - fh / 2, cy + fh / 2
-    skin, hair = int(ident["skin"]), int(ident["hair"])
+    face = _Face(s, cx, cy, fw, fh, cy - fh / 2, cy + fh / 2, int(ident["skin"]))
+    _draw_head(draw, ident, face)
+    eye_y = face.top + ident["eye_y"] * fh
+    _draw_eyes(draw, ident, expr, face, eye_y)
+    _draw_nose(draw, ident, expr, face, eye_y)
+    _draw_mouth(draw, ident, expr, face)
+    return _pose_and_light(image, ident, rng)
 
+
+@dataclasses.dataclass(frozen=True)
+class _Face:
+    s: float  # the crop's side: feature sizes are fractions of it
+    cx: float
+    cy: float
+    fw: float
+    fh: float
+    top: float
+    bottom: float
+    skin: int
+
+
+def _draw_head(draw: ImageDraw.ImageDraw, ident: dict, f: _Face) -> None:
+    s, cx, cy, fw, fh, top, bottom = f.s, f.cx, f.cy, f.fw, f.fh, f.top, f.bottom
+    hair = int(ident["hair"])
     if ident["hair_style"] in (1, 3):  # long hair behind the face
         draw.rounded_rectangle((cx - fw / 2 - 0.06 * s, top - 0.05 * s, cx + fw / 2 + 0.06 * s,
                                 cy + ident["hair_len"] * s * 2), radius=0.2 * s, fill=hair)
-    draw.ellipse((cx - fw / 2, top, cx + fw / 2, bottom - ident["chin"] * s), fill=skin)
+    draw.ellipse((cx - fw / 2, top, cx + fw / 2, bottom - ident["chin"] * s), fill=f.skin)
     draw.polygon(_quadratic(cx - fw / 2 + 0.02 * s, cy + 0.05 * s, cx, bottom + ident["chin"] * s,
-                            cx + fw / 2 - 0.02 * s, cy + 0.05 * s), fill=skin)
+                            cx + fw / 2 - 0.02 * s, cy + 0.05 * s), fill=f.skin)
     if ident["hair_style"] in (0, 1, 3):  # cap of hair on top
         draw.chord((cx - fw / 2 - 0.01 * s, top - 0.04 * s, cx + fw / 2 + 0.01 * s, top + fh * 0.55),
                    start=180, end=360, fill=hair)
@@ -107,11 +128,13 @@ def _draw_face(ident: dict, expr: dict, rng: np.random.Generator) -> np.ndarray:
         draw.polygon(_quadratic(cx - fw * 0.3, beard_top, cx, bottom + ident["chin"] * s,
                                 cx + fw * 0.3, beard_top), fill=int(hair))
 
-    eye_y = top + ident["eye_y"] * fh
+
+def _draw_eyes(draw: ImageDraw.ImageDraw, ident: dict, expr: dict, f: _Face, eye_y: float) -> None:
+    s = f.s
     for side in (-1, 1):
-        ex = cx + side * ident["eye_dx"] * s
+        ex = f.cx + side * ident["eye_dx"] * s
         ew, eh = ident["eye_w"] * s, ident["eye_h"] * s * expr["eye_open"]
-        draw.ellipse((ex - ew / 2, eye_y - eh / 2, ex + ew / 2, eye_y + eh / 2), fill=min(255, skin + 35))
+        draw.ellipse((ex - ew / 2, eye_y - eh / 2, ex + ew / 2, eye_y + eh / 2), fill=min(255, f.skin + 35))
         iris = min(ew, eh) * 0.45
         draw.ellipse((ex - iris, eye_y - iris, ex + iris, eye_y + iris), fill=int(ident["eye_dark"]))
         by = eye_y - ident["brow_y"] * s - 0.02 * s * (expr["eye_open"] - 1)
@@ -124,15 +147,21 @@ def _draw_face(ident: dict, expr: dict, rng: np.random.Generator) -> np.ndarray:
             r = ew * 0.85
             draw.ellipse((ex - r, eye_y - r * 0.8, ex + r, eye_y + r * 0.8), outline=20, width=2)
 
+
+def _draw_nose(draw: ImageDraw.ImageDraw, ident: dict, expr: dict, f: _Face, eye_y: float) -> None:
+    s, cx = f.s, f.cx
     nose_top, nose_bottom = eye_y + 0.03 * s, eye_y + ident["nose_len"] * s
-    shade = max(0, skin - 45)
+    shade = max(0, f.skin - 45)
     draw.line([(cx, nose_top), (cx + 0.015 * s, nose_bottom), (cx - 0.025 * s, nose_bottom + 0.01 * s)],
               fill=shade, width=2)
     if expr["wrinkle"] > 0.3:
         for dx in (-0.035, 0.035):
             draw.line([(cx + dx * s, nose_top), (cx + dx * s * 0.6, nose_top + 0.04 * s)], fill=shade, width=2)
 
-    my = top + ident["mouth_y"] * fh
+
+def _draw_mouth(draw: ImageDraw.ImageDraw, ident: dict, expr: dict, f: _Face) -> None:
+    s, cx = f.s, f.cx
+    my = f.top + ident["mouth_y"] * f.fh
     half = ident["mouth_w"] * s * expr["mouth_width"] / 2
     lift = expr["smile"] * s
     left = (cx - half, my - lift + (expr["asym"] * s if expr["asym_side"] < 0 else 0) * -1)
@@ -144,13 +173,17 @@ def _draw_face(ident: dict, expr: dict, rng: np.random.Generator) -> np.ndarray:
     if gap > 0.01 * s:
         draw.polygon(upper + lower, fill=max(0, lip - 20))
         if expr["smile"] > 0.03:  # teeth show in a smile
-            draw.line(upper, fill=min(255, skin + 50), width=max(1, round(gap * 0.6)))
+            draw.line(upper, fill=min(255, f.skin + 50), width=max(1, round(gap * 0.6)))
         draw.line(upper, fill=lip, width=2)
         draw.line(lower, fill=lip, width=2)
     else:
         draw.line(upper, fill=lip, width=3)
 
-    # Pose: small rotation, shift and scale; then crop the face window and reduce to 48x48.
+
+def _pose_and_light(image: Image.Image, ident: dict, rng: np.random.Generator) -> np.ndarray:
+    """Pose: small rotation, shift and scale; then crop the face window and reduce to 48x48; then
+    uneven light across the face and sensor noise."""
+    c, s = _CANVAS, _CROP
     angle = rng.normal(0, 5)
     shift = rng.uniform(-0.05, 0.05, size=2) * s
     image = image.rotate(angle, resample=Image.Resampling.BILINEAR, translate=tuple(shift.tolist()),
@@ -161,7 +194,6 @@ def _draw_face(ident: dict, expr: dict, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.2:
         image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.5)))
     pixels = resize(image, SIDE).astype(np.float32)
-    # Uneven light across the face, then sensor noise.
     light = np.linspace(-1, 1, SIDE, dtype=np.float32)
     angle_light = rng.uniform(0, 2 * np.pi)
     pixels += rng.uniform(0, 35) * (np.cos(angle_light) * light[None, :] + np.sin(angle_light) * light[:, None])
