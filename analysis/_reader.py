@@ -15,9 +15,9 @@ from typing import Any
 
 from trainable.config import PRESETS, param_value
 from trainable.errors import UserError
-from trainable.experiment import (COLLAPSES, CONFIG_CHANGE, ERROR, FID_INTRA, PARAMS_FILE, TRIAL_PREFIX,
-                                  matches_point, metric_label, preset_changes, read_results,
-                                  read_starts, read_stop_reason, read_study)
+from trainable.experiment import (COLLAPSES, CONFIG_CHANGE, ERROR, FID_INTRA, PARAMS_FILE, TRIAL_PREFIX, StudyRecord,
+                                  matches_point, metric_label, preset_changes, read_results, read_starts,
+                                  read_stop_reason, read_study)
 from trainable.space import Domain, domain_from_dict
 
 
@@ -28,7 +28,7 @@ def finite(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def study_metric(study: dict[str, Any] | None) -> str:
+def study_metric(study: StudyRecord | None) -> str:
     """The report key a study ranks its trials on (its study file's metric); FD-intra for a trial."""
     return ((study or {}).get("spec") or {}).get("metric") or FID_INTRA
 
@@ -73,7 +73,7 @@ class TrialRecord:
 class Experiment:
     path: Path
     trials: list[TrialRecord]
-    study: dict[str, Any] | None  # study.json for a study, None for a single local trial
+    study: StudyRecord | None  # study.json for a study, None for a single local trial
     skipped: list[str]
 
     @property

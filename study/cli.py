@@ -18,7 +18,8 @@ from typing import Sequence
 from analysis import describe_pick  # plain Python: no torch, no plotly
 from trainable.config import PRESETS
 from trainable.errors import UserError
-from trainable.experiment import COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, GRID, INTERRUPTED, VERDICT_EVIDENCE
+from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, GRID, INTERRUPTED, JUDGE_ACCURACY,
+                                  VERDICT_EVIDENCE)
 
 PROG = "cgan-study"
 DESCRIPTION = "Hyper-parameter studies of the paper's conditional GAN for facial expressions."
@@ -344,14 +345,14 @@ class Trial(Command):
         last = outcome.rows[-1] if outcome.rows else {}
         print(f"stopped: {outcome.stop_reason} at iteration {last.get('iteration', 0)}")
         if last.get(VERDICT_EVIDENCE):
-            print(f"evidence: {last['verdict_evidence']}")
+            print(f"evidence: {last[VERDICT_EVIDENCE]}")
         if last.get(FID_INTRA) is not None:
             print(f"intra-class judge FD {last[FID_INTRA]:.3f}, conditional accuracy {last[COND_ACCURACY]:.3f}, "
                   f"lowest diversity {last[DIVERSITY_MIN]:.3f}, coverage {last[COVERAGE]:.3f} "
-                  f"(judge held-out accuracy {last['judge_accuracy']:.3f})")
+                  f"(judge held-out accuracy {last[JUDGE_ACCURACY]:.3f})")
         print(f"trial folder: {outcome.directory}")
         if last.get(GRID):
-            print(f"latest grid: {outcome.directory / last['grid']}")
+            print(f"latest grid: {outcome.directory / last[GRID]}")
         if outcome.stop_reason == INTERRUPTED:
             print(f"resume with: cgan-study trial --resume {outcome.directory}")
             return 130

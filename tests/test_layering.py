@@ -80,3 +80,15 @@ def test_no_import_cycle():
 
     for module in graph:
         visit(module, [])
+
+
+def test_no_function_is_longer_than_a_screen():
+    """Each function reads on one screen (60 lines), benchmarks included: a longer one has rooms in it."""
+    long = []
+    for folder in (*PACKAGES, "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} "
+                                f"({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, long

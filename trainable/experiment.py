@@ -87,6 +87,7 @@ COND_ACCURACY = "cond_accuracy"  # share of samples the judge assigns to the int
 DIVERSITY_MIN = "diversity_min"  # lowest per-class diversity ratio (generated / real spread)
 DIVERSITY_MEAN = "diversity_mean"
 COVERAGE = "coverage"
+JUDGE_ACCURACY = "judge_accuracy"  # the judge's own held-out accuracy: how far its scores can be trusted
 # The same per class, in the data set's class order; and the class with the lowest diversity.
 FID_PER_CLASS, DIVERSITY_PER_CLASS = "fid_per_class", "diversity_per_class"
 COVERAGE_PER_CLASS, COND_ACCURACY_PER_CLASS = "coverage_per_class", "cond_accuracy_per_class"

@@ -11,6 +11,7 @@ import torch
 
 from trainable.config import TrainConfig
 from trainable.data import denormalize
+from trainable.experiment import JUDGE_ACCURACY
 from trainable.judge import Judge
 from trainable.models import Generator
 from trainable.progress import Progress
@@ -69,5 +70,5 @@ def evaluate(generator: Generator, noise: FixedNoise, config: TrainConfig, judge
     if judge is None:
         return {}, grid
     scores = judge.score(images(noise.eval_z, noise.eval_labels), noise.eval_labels.numpy())
-    scores["judge_accuracy"] = judge.heldout_accuracy
+    scores[JUDGE_ACCURACY] = judge.heldout_accuracy
     return scores, grid

@@ -77,12 +77,12 @@ def collapse_verdict(history: Sequence[Mapping[str, Any]], *, patience: int = 3,
         return (row["d_real_accuracy"] + row["d_fake_accuracy"]) / 2
 
     if all(row[D_LOSS] < d_loss or d_accuracy(row) >= accuracy for row in recent):
-        losses = ", ".join(f"{row['d_loss']:.4f}" for row in recent)
+        losses = ", ".join(f"{row[D_LOSS]:.4f}" for row in recent)
         accuracies = ", ".join(f"{d_accuracy(row):.3f}" for row in recent)
         return Verdict(LOSS_COLLAPSE, f"D wins over {span}: D loss {losses} (threshold {d_loss}), "
                                       f"D accuracy {accuracies} (threshold {accuracy})", recent[0]["iteration"])
     if all(max(row[D_LOSS], row[G_LOSS]) > divergence for row in recent):
-        losses = ", ".join(f"D {row['d_loss']:.3g} G {row['g_loss']:.3g}" for row in recent)
+        losses = ", ".join(f"D {row[D_LOSS]:.3g} G {row[G_LOSS]:.3g}" for row in recent)
         return Verdict(LOSS_COLLAPSE, f"losses diverged over {span}: {losses} (threshold {divergence})",
                        recent[0]["iteration"])
     scored = [row for row in recent if _finite(row.get(DIVERSITY_MIN)) and _finite(row.get(COVERAGE))]
