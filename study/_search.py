@@ -51,6 +51,20 @@ class StudySearcher(OptunaSearch):
         """Training iterations the study's trials have reached so far (the budget's measure)."""
         return sum(self.__dict__.get("_reached", {}).values())
 
+    def _may_still_train(self) -> int:
+        """Iterations the live trials (suggested, not ended) may still train, each to its full length."""
+        reached, live = self.__dict__.get("_reached", {}), self.__dict__.get("_live", {})
+        return sum(max(0, length - reached.get(trial_id, 0)) for trial_id, length in live.items())
+
+    def _budget_waits(self) -> bool:
+        """Whether a new trial must wait under a budget: while the live trials may still train the rest
+        of it. Tune asks for trials ahead of free slots (as many as the slots); created on the mere
+        fact that the budget was not spent yet, they started after it was (up to 2,400 iterations past
+        a 12,000 budget at 2 slots, seen: random search, seed 2, a trial started at 12,000 of 12,000).
+        When a live trial ends (ASHA cuts most early), Tune asks again and the room is counted anew."""
+        budget = self._space.spec.budget
+        return bool(budget) and bool(self.__dict__.get("_live")) and self.spent + self._may_still_train() >= budget
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         super().on_trial_result(trial_id, result)
         self._record(trial_id, result)
@@ -84,7 +98,7 @@ class StudySearcher(OptunaSearch):
                 print(f"note: the study's budget of {spec.budget} training iterations is spent ({self.spent}): "
                       "no more trials are started", file=sys.stderr, flush=True)
             return Searcher.FINISHED
-        if self._waits_for_startup():
+        if self._waits_for_startup() or self._budget_waits():
             return None  # Tune asks again when a trial has finished
         params = super().suggest(trial_id)
         if not isinstance(params, dict):
@@ -109,6 +123,8 @@ class StudySearcher(OptunaSearch):
                       "started with each: no more trials are started", file=sys.stderr, flush=True)
                 return Searcher.FINISHED
         points.append(params)
+        length = params.get("iterations", spec.base_config().iterations)
+        self.__dict__.setdefault("_live", {})[trial_id] = int(length)
         return params
 
     def _waits_for_startup(self) -> bool:
@@ -139,6 +155,7 @@ class StudySearcher(OptunaSearch):
         themselves, and a promising trial cut at 300 iterations counted for nothing (seen: seed 0 of
         the built-in set drew near the paper's V0 for 10 trials in a row)."""
         self._record(trial_id, result)  # the last result: Tune gives the searcher none it stopped a trial on
+        self.__dict__.get("_live", {}).pop(trial_id, None)
         entry = StopLedger(self._experiment_dir).get(trial_id)
         collapsed = entry is not None and entry[STOP_REASON] in COLLAPSES
         stopped = entry is not None and entry[STOP_REASON] in EARLY

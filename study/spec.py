@@ -9,8 +9,8 @@
                                # (Optuna's TPESampler with its defaults: 10 random draws) or "random"
     startup_trials = 4         # tpe: the trials before its model (baselines, given points and warm-start
                                # trials count; a Latin hypercube fills the rest)
-    budget = 0                 # total training iterations of the study's trials (every report counts): once
-                               # spent, no trial is started (those running finish); 0: only samples limits it
+    budget = 0                 # total training iterations of the study's trials (every report counts): a trial
+                               # starts only while the live ones leave room, none once spent; 0: samples limit
     space = "default"          # without [search]: "default" (the paper's axes, learning rates, conditioning) or
                                # "full" (also every other remedy: which remedies matter)
     warm_start = ""            # an earlier study (a name under --storage, or its folder) whose finished

@@ -153,3 +153,24 @@ def test_tpe_draws_its_space_filling_start_then_waits_for_it_to_finish(tmp_path)
     assert searcher.suggest("t5") is None  # 4 of 5 finished
     searcher.on_trial_complete("t4", result={SCORE: 9.0, "training_iteration": 4})
     assert isinstance(searcher.suggest("t5"), dict)
+
+
+def test_under_a_budget_a_trial_starts_only_while_the_live_ones_leave_room(tmp_path, capsys):
+    """Tune asks for trials ahead of free slots: a trial is created only while the budget has room
+    beside what the live trials may still train; once spent, the search ends."""
+    from ray.tune.search import Searcher
+
+    spec = load_spec(samples=50, baselines=(), sampler="random", budget=3000)
+    length = spec.base_config().iterations  # 800 at the default widths
+    searcher, _ = make_searcher(spec, tmp_path)
+    assert all(isinstance(searcher.suggest(trial_id), dict) for trial_id in "abcd")  # 2400 live < 3000: d too
+    assert searcher.suggest("e") is None  # 3200 may still be trained: e waits, not created
+    searcher.on_trial_result("a", {SCORE: 9.0, "training_iteration": 1, "iteration": 200})
+    assert searcher.suggest("e") is None  # a report moves iterations from "may train" to "spent"
+    StopLedger(tmp_path).record("a", ASHA, "below the cut", 200)
+    searcher.on_trial_complete("a", result={SCORE: 9.0, "training_iteration": 1, "iteration": 200})
+    assert isinstance(searcher.suggest("e"), dict)  # a was cut at 200: 200 + 3 x 800 < 3000, room again
+    for trial_id in "bcde":
+        searcher.on_trial_complete(trial_id, result={SCORE: 8.0, "training_iteration": 4, "iteration": length})
+    assert searcher.spent == 200 + 4 * length and searcher.suggest("f") == Searcher.FINISHED
+    assert "budget of 3000 training iterations is spent" in capsys.readouterr().err
