@@ -79,7 +79,6 @@ class Analyze(Command):
         return 0
 
 
-
 class AnalyzeCas(Command):
     help = "Classification Accuracy Score of a trial's generator: how useful its faces are as training data"
     description = ("CAS (Ravuri & Vinyals 2019): train the judge's classifier on generated faces only, as many per "
@@ -122,7 +121,6 @@ class AnalyzeCas(Command):
         return 0
 
 
-
 class AnalyzeSchedule(Command):
     help = "print a PBT trial's schedule and export it for Ray's PopulationBasedTrainingReplay"
     description = ("Print the schedule of configs a trial's weights were trained with under Population Based "
@@ -152,7 +150,6 @@ class AnalyzeSchedule(Command):
             print(f"Ray PBT policy file: {args.out} (PopulationBasedTrainingReplay replays it; or "
                   f"{PROG} trial --from {args.source} --schedule)")
         return 0
-
 
 
 class AnalyzeReplay(Command):

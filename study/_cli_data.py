@@ -23,13 +23,11 @@ def _print_info(path: str | Path, dataset) -> None:
         print(f"{name:<{width}} " + " ".join(f"{per_split[s][label]:>7}" for s in per_split))
 
 
-
 def _save(dataset, out: Path) -> int:
     """Write a prepared file and say what it holds."""
     dataset.save(out)
     _print_info(out, dataset)
     return 0
-
 
 
 class DataSynth(Command):
@@ -71,7 +69,6 @@ class DataSynth(Command):
         return 0
 
 
-
 class DataPrepare(Command):
     help = "read a data set in its published form into one prepared .npz file"
     description = ("Read FER-2013 (fer2013.csv or its image folders), MMAFEDB (image folders) or any "
@@ -95,7 +92,6 @@ class DataPrepare(Command):
         return _save(dataset, args.out)
 
 
-
 class DataFuse(Command):
     help = "merge prepared sets into one (the paper's 'fuse')"
     description = "Merge prepared data sets, recording each image's source."
@@ -109,7 +105,6 @@ class DataFuse(Command):
 
         dataset = fuse([load_prepared(path) for path in args.inputs], names=[str(p) for p in args.inputs])
         return _save(dataset, args.out)
-
 
 
 class DataInfo(Command):
@@ -134,7 +129,6 @@ class DataInfo(Command):
         return 0
 
 
-
 class DataExportPickle(Command):
     help = "write the paper's pickle pair (images, labels)"
     description = "Write uint8 images (N,S,S,1) and labels (N,) as two pickles."
@@ -151,7 +145,6 @@ class DataExportPickle(Command):
         count = export_pickle(load_prepared(args.file), args.images, args.labels, split=args.split)
         print(f"wrote {count} images to {args.images} and labels to {args.labels}")
         return 0
-
 
 
 class DataImportPickle(Command):
@@ -172,7 +165,6 @@ class DataImportPickle(Command):
         class_names = tuple(args.class_names.split(",")) if args.class_names else None
         dataset = import_pickle(args.images, args.labels, class_names=class_names, source=args.name)
         return _save(dataset, args.out)
-
 
 
 def add_source(parser: argparse.ArgumentParser) -> None:

@@ -23,7 +23,6 @@ def _resume_hint(args: argparse.Namespace) -> str:
     return f"interrupted: continue with {PROG} study resume {args.name} --storage {args.storage}"
 
 
-
 class StudyRun(Command):
     help = "start a study (embedded local Ray, or --address to join a cluster)"
     description = ("Start a study: Optuna TPE search, ASHA and collapse stopping (or Population Based Training: "
@@ -76,7 +75,6 @@ class StudyRun(Command):
         return _resume_hint(args)
 
 
-
 class StudyResume(Command):
     help = "finish a study whose driver stopped or was killed"
     description = ("Continue a study from its saved state: unfinished trials resume from their checkpoints, "
@@ -97,7 +95,6 @@ class StudyResume(Command):
 
     def interrupted(self, args: argparse.Namespace) -> str:
         return _resume_hint(args)
-
 
 
 class StudyStatus(Command):

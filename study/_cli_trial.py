@@ -31,7 +31,6 @@ def pick_trial(args: argparse.Namespace):
     return pick_trial(study_path, args.rank)
 
 
-
 def _trial_context(trial) -> tuple[str, int]:
     """(the trial's data set, its judge steps): what it was trained and judged with, the defaults where unknown."""
     from trainable.experiment import trial_context
@@ -41,14 +40,12 @@ def _trial_context(trial) -> tuple[str, int]:
     return context["data"] or BUILTIN, int(context["judge_steps"] or DEFAULT_JUDGE_STEPS)
 
 
-
 def _trial_data(trial):
     """(the trial's prepared data set, its judge steps)."""
     from trainable.local import load_data
 
     data, judge_steps = _trial_context(trial)
     return load_data(data), judge_steps
-
 
 
 def picked_generator(args: argparse.Namespace):
@@ -64,7 +61,6 @@ def picked_generator(args: argparse.Namespace):
     return trial, dataset, judge_steps, trained
 
 
-
 def _parse_sets(pairs: list[str]) -> dict[str, str]:
     values = {}
     for pair in pairs:
@@ -73,7 +69,6 @@ def _parse_sets(pairs: list[str]) -> dict[str, str]:
             raise UserError(f"--set {pair!r}: expected key=value")
         values[key.strip()] = value
     return values
-
 
 
 class Trial(Command):
@@ -173,7 +168,6 @@ class Trial(Command):
                                meta=meta, progress=True)
 
 
-
 def trial_schedule(trial) -> list[dict]:
     """The schedule of a trial's last weights (a PBT trial's, through the trials it took them from)."""
     from trainable.experiment import read_schedule
@@ -182,7 +176,6 @@ def trial_schedule(trial) -> list[dict]:
     if not schedule:
         raise UserError(f"{trial.name}: no schedule recorded (a study trial keeps one in its checkpoints' lineage.json)")
     return schedule
-
 
 
 def _replayed_schedule(trial, overrides: dict[str, str]) -> list[dict]:
@@ -196,11 +189,9 @@ def _replayed_schedule(trial, overrides: dict[str, str]) -> list[dict]:
     return steps
 
 
-
 def add_checkpoint(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=int, metavar="K",
                         help="use the trial's checkpoint_K folder (default: its last checkpoint)")
-
 
 
 class Generate(Command):

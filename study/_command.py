@@ -17,7 +17,6 @@ DESCRIPTION = "Hyper-parameter studies of the paper's conditional GAN for facial
 DEFAULT_STORAGE = "runs/studies"  # study.runner.DEFAULT_STORAGE, not imported: it imports torch
 
 
-
 class Command:
     """A subcommand: ``help`` for the command list, ``description`` and ``epilog`` for its --help."""
 
@@ -36,18 +35,15 @@ class Command:
         return f"{PROG}: interrupted"
 
 
-
 def add_storage(parser: argparse.ArgumentParser, help: str = f"where studies are (default {DEFAULT_STORAGE})",
                  default: str | None = DEFAULT_STORAGE) -> None:
     parser.add_argument("--storage", default=default, help=help)
-
 
 
 def add_address(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="Ray cluster address (e.g. auto); default: start Ray here")
     parser.add_argument("--connect-timeout", type=float, default=30.0, metavar="S",
                         help="with --address: give up when nothing answers there within S seconds (default 30)")
-
 
 
 def at_least(option: str, value: int | float | None, least: int) -> None:

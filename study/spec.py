@@ -183,7 +183,7 @@ class StudySpec:
 
     def baseline_of(self, config: dict[str, Any]) -> str | None:
         """The baseline whose point a trial's config is (V0, V1, V2, recipe), or None: a searched trial."""
-        return next((name for name, point in zip(self.baselines, self.baseline_points())
+        return next((name for name, point in zip(self.baselines, self._baseline_points)
                      if matches_point(config, point)), None)
 
     def baseline_points(self) -> list[dict[str, Any]]:
