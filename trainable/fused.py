@@ -22,8 +22,10 @@ they are written), and PBT's changes in the middle of a fused run.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import threading
 import types
 from typing import Callable, Sequence
 
@@ -305,6 +307,107 @@ class FusedTrainers:
                     [trainer.discriminator for trainer in self.trainers])
 
 
+def fusion_key(config: TrainConfig) -> tuple | None:
+    """Trials with equal keys can be fused; None: this trial cannot be fused with any."""
+    if fusion_refusal([config]) is not None:
+        return None
+    skip = set(FREE_FIELDS) | set(LOOP_FIELDS)
+    return tuple((name, getattr(config, name)) for name in config.__dataclass_fields__ if name not in skip)
+
+
+class _Alone:
+    """A trial that trains by itself (any config), with the interface of FusedTrainers."""
+
+    def __init__(self, slot: "Slot") -> None:
+        self.slot = slot
+
+    def advance(self) -> list[DeviceStepStats]:
+        with self.slot.own_rng():
+            return [self.slot.trainer.advance()]
+
+    def sync(self) -> None:
+        pass
+
+
+# Held while a thread uses or sets torch's process-wide random generators for one trial: a trainer
+# being built (its weights are drawn from them after a seed) and a slot's own draws (``own_rng``).
+GLOBAL_RNG_LOCK = threading.RLock()
+
+
+def global_rng_state(device: torch.device) -> tuple:
+    """torch's process-wide generator states (CPU, and the device's on CUDA): dropout draws from them."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def set_global_rng_state(state: tuple, device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
+@dataclasses.dataclass
+class Slot:
+    """One trial in a fused loop: its trainer, its reports (as loop.train keeps them) and the step
+    statistics since its last report."""
+
+    trainer: Trainer
+    reports: _Reports
+    window: _Window
+    # The trial's own state of torch's process-wide generators, when it shares its process with other
+    # trials (trainable/fusion_server.py); None: the process's are its own.
+    global_rng: tuple | None = None
+
+    @contextlib.contextmanager
+    def own_rng(self):
+        """torch's process-wide generators as this trial alone would find them (a trial trained
+        alone draws dropout from them, its evaluation and CAS may)."""
+        if self.global_rng is None:
+            yield
+            return
+        with GLOBAL_RNG_LOCK:
+            saved = global_rng_state(self.trainer.device)
+            set_global_rng_state(self.global_rng, self.trainer.device)
+            try:
+                yield
+            finally:
+                self.global_rng = global_rng_state(self.trainer.device)
+                set_global_rng_state(saved, self.trainer.device)
+
+    @classmethod
+    def of(cls, trainer: Trainer, reporter: Reporter, history: list[dict] | None = None, *,
+           stop_on_collapse: bool = True, on_complete: Callable[[Trainer], dict] | None = None) -> "Slot":
+        return cls(trainer, _Reports(trainer, reporter, history, stop_on_collapse, on_complete), _Window(trainer.device))
+
+    def due(self) -> bool:
+        """Whether this trial reports now, as loop.train decides it."""
+        trainer, config = self.trainer, self.trainer.config
+        return (trainer.iteration % config.eval_every == 0 or trainer.iteration >= config.iterations
+                or (trainer.iteration % NONFINITE_CHECK_EVERY == 0 and self.window.nonfinite()))
+
+    def report(self, stop_reason: str | None = None) -> dict:
+        finished = self.trainer.iteration >= self.trainer.config.iterations
+        with self.own_rng():
+            row = self.reports.make(self.window, stop_reason or (COMPLETED if finished else None))
+        self.window = _Window(self.trainer.device)
+        return row
+
+
+def until_reports(slots: Sequence[Slot], stop: Callable[[], bool] = lambda: False) -> list[tuple[Slot, dict]]:
+    """Step the slots' trials together (fused; one slot alone) until at least one has a report due,
+    and make those reports (each trainer synced first). [] when ``stop`` said so before any was due."""
+    stepper = FusedTrainers([slot.trainer for slot in slots]) if len(slots) > 1 else _Alone(slots[0])
+    due: list[Slot] = []
+    try:
+        while not due and not stop():
+            for slot, stats in zip(slots, stepper.advance()):
+                slot.window.add(stats)
+                if slot.due():
+                    due.append(slot)
+    finally:
+        stepper.sync()  # every trainer's own state is current again, whatever ended the steps
+    return [(slot, slot.report()) for slot in due]
+
+
 def train_fused(trainers: Sequence[Trainer], reporters: Sequence[Reporter], *,
                 histories: Sequence[list[dict] | None] | None = None, stop_on_collapse: bool = True,
                 on_complete: Callable[[Trainer], dict] | None = None) -> list[str]:
@@ -312,46 +415,25 @@ def train_fused(trainers: Sequence[Trainer], reporters: Sequence[Reporter], *,
     judged and stopped as it would be alone (its own evaluation points, verdicts, stop reason and
     reporter). A trial that stops leaves the group, which the others go on in. Returns each trial's
     stop reason, in the trainers' order."""
-    trainers, histories = list(trainers), list(histories or [None] * len(trainers))
+    histories = list(histories or [None] * len(trainers))
     if len(reporters) != len(trainers) or len(histories) != len(trainers):
         raise ValueError("one reporter and one history per trainer")
-    reports = [_Reports(trainer, reporter, history, stop_on_collapse, on_complete)
-               for trainer, reporter, history in zip(trainers, reporters, histories)]
-    windows = [_Window(trainer.device) for trainer in trainers]
-    reasons: list[str | None] = [None] * len(trainers)
-    live = [index for index, trainer in enumerate(trainers) if trainer.iteration < trainer.config.iterations]
-    for index in set(range(len(trainers))) - set(live):
-        reasons[index] = COMPLETED
+    slots = [Slot.of(trainer, reporter, history, stop_on_collapse=stop_on_collapse, on_complete=on_complete)
+             for trainer, reporter, history in zip(trainers, reporters, histories)]
+    reasons = {id(slot): COMPLETED for slot in slots}
+    live = [slot for slot in slots if slot.trainer.iteration < slot.trainer.config.iterations]
     ctrl_c = _CtrlC()
-    fused = FusedTrainers([trainers[index] for index in live]) if live else None
     try:
         with ctrl_c.deferred():
             while live and not ctrl_c.requested:
-                synced, stopped = False, []
-                for index, stats in zip(live, fused.advance()):
-                    windows[index].add(stats)
-                    trainer, config = trainers[index], trainers[index].config
-                    finished = trainer.iteration >= config.iterations
-                    if not (trainer.iteration % config.eval_every == 0 or finished or (
-                            trainer.iteration % NONFINITE_CHECK_EVERY == 0 and windows[index].nonfinite())):
-                        continue
-                    if not synced:  # the trainers' own state is current again (for all of them)
-                        fused.sync()
-                        synced = True
-                    row = reports[index].make(windows[index], COMPLETED if finished else None)
-                    windows[index] = _Window(trainer.device)
+                for slot, row in until_reports(live, lambda: ctrl_c.requested):
                     if row[STOP_REASON]:
-                        reasons[index] = row[STOP_REASON]
-                        stopped.append(index)
-                if stopped:  # the others go on as a group of their own, from their synced state
-                    live = [index for index in live if index not in stopped]
-                    fused = FusedTrainers([trainers[index] for index in live]) if live else None
+                        reasons[id(slot)] = row[STOP_REASON]
+                        live.remove(slot)
     except KeyboardInterrupt:
         pass
-    if live:  # Ctrl-C: one last report (and checkpoint) of each unfinished trial, to resume from
-        fused.sync()
-        for index in live:
-            if windows[index].count:
-                reports[index].make(windows[index], INTERRUPTED)
-            reasons[index] = INTERRUPTED
-    return [reason or COMPLETED for reason in reasons]
+    for slot in live:  # Ctrl-C: one last report (and checkpoint) of each unfinished trial, to resume from
+        if slot.window.count:
+            slot.report(INTERRUPTED)
+        reasons[id(slot)] = INTERRUPTED
+    return [reasons[id(slot)] for slot in slots]
