@@ -46,6 +46,9 @@ class StudyRun(Command):
         parser.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default 1)")
         parser.add_argument("--wait-for-gpus", action="store_true",
                             help="keep GPU requests even when no GPU is up yet (autoscaling clusters)")
+        parser.add_argument("--fused-trials", action="store_true", default=None,
+                            help="one process (on the GPU, taken whole) trains the trials, those of one "
+                                 "architecture fused into one batched model")
         parser.add_argument("--seed", type=int, help="TPE sampler seed")
         parser.add_argument("--warm-start", metavar="STUDY",
                             help="an earlier study (name under --storage, or folder) whose finished trials the "
@@ -63,7 +66,7 @@ class StudyRun(Command):
         at_least("--judge-steps", args.judge_steps, 1)
         spec = load_spec(args.config, samples=args.samples, gpus_per_trial=args.gpus_per_trial,
                          cpus_per_trial=args.cpus_per_trial, seed=args.seed, warm_start=args.warm_start,
-                         budget=args.budget)
+                         budget=args.budget, fused_trials=args.fused_trials)
         args.name = args.name or f"study-{time.strftime('%Y%m%d-%H%M%S')}"
         run_study(spec, name=args.name, data=str(args.data) if args.data else None, storage=args.storage,
                   address=args.address, judge_steps=args.judge_steps, wait_for_gpus=args.wait_for_gpus,

@@ -3,6 +3,7 @@ callbacks and storage, put together (or restored from the experiment's saved sta
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,17 +19,28 @@ def _trainable(spec: StudySpec, study: dict[str, Any], resources: Resources):
 
     from trainable.judge import load_or_train_judge
     from trainable.local import load_data
-    from trainable.tune_adapter import cgan_trainable
+    from trainable.tune_adapter import cgan_trainable, start_fusion_server
 
     dataset = load_data(study["data"])
     # The judge is trained once per study, here on the driver, unless it is already cached.
     judge, trained = load_or_train_judge(dataset, steps=study["judge_steps"], progress=True)
     if trained:
         print(f"judge trained: held-out accuracy {judge.heldout_accuracy:.3f}", file=sys.stderr)
+    cas_steps = study["judge_steps"] if spec.final_cas else None
+    fusion, gpus = None, resources.gpus
+    if spec.fused_trials:
+        # One process trains the trials (trainable/fusion_server.py) and takes the GPU, if any, whole;
+        # each trial holds its CPUs and waits for its reports from it.
+        fusion = start_fusion_server(f"cgan-study-fusion-{study['name']}-{os.getpid()}", dataset, judge,
+                                     cas_steps=cas_steps, gpu=gpus > 0)
+        if gpus == 0:
+            print("note: fused trials on CPUs only: slower than separate trials there (0.6x measured on 2 "
+                  "cores, benchmarks/fused_throughput.py); they pay on a GPU", file=sys.stderr)
+        gpus = 0
     return tune.with_resources(
-        tune.with_parameters(cgan_trainable, dataset=dataset, judge=judge, metric=spec.metric,
-                             cas_steps=study["judge_steps"] if spec.final_cas else None),
-        {"cpu": resources.cpus, "gpu": resources.gpus})
+        tune.with_parameters(cgan_trainable, dataset=dataset, judge=judge, metric=spec.metric, cas_steps=cas_steps,
+                             fusion=fusion),
+        {"cpu": resources.cpus, "gpu": gpus})
 
 
 def build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *, restore: bool,

@@ -32,6 +32,8 @@
     gpus_per_trial = 0         # 0.25: four trials share a GPU
     final_cas = false          # true: each trial that runs to its end reports its generator's
                                # Classification Accuracy Score (trainable/cas.py) in its last row
+    fused_trials = false       # true: one process (on the GPU) trains the trials, those of one
+                               # architecture fused into one batched model (docs/gpu.md)
 
     [fixed]                    # config fields every trial gets (any TrainConfig field); a field
                                # fixed here leaves the default [search], and is never in both
@@ -145,6 +147,7 @@ class StudySpec:
     early_stopping: bool = True  # ASHA and the collapse stoppers; false runs every trial to the end
     points: tuple[dict[str, Any], ...] = ()  # further points run first, after the baselines (seed re-runs)
     final_cas: bool = False  # CAS at each completed trial's last evaluation (one classifier training each)
+    fused_trials: bool = False  # one process trains the trials, those of one architecture fused (trainable/fused.py)
     scheduler: str = "asha"  # "pbt" / "pb2": Population Based Training (Ray's) instead of ASHA
     perturbation_interval: int = 2  # PBT: evaluations between exploit/explore steps
     quantile_fraction: float = 0.25
@@ -391,8 +394,9 @@ def _check_spec(spec: StudySpec, settings: dict[str, Any]) -> None:
             raise ConfigError(f"[study].baselines: {name} needs {', '.join(missing)} searched (or fixed to its "
                               f"values) to run as itself")
     _check_paper_method(spec, given="baselines" in settings)
-    if not isinstance(spec.final_cas, bool):
-        raise ConfigError(f"[study].final_cas: expected true or false, got {spec.final_cas!r}")
+    for name in ("final_cas", "fused_trials"):
+        if not isinstance(getattr(spec, name), bool):
+            raise ConfigError(f"[study].{name}: expected true or false, got {getattr(spec, name)!r}")
     if spec.sampler not in SAMPLERS:
         raise ConfigError(f"[study].sampler: expected one of {', '.join(SAMPLERS)}, got {spec.sampler!r}")
     if spec.cpus_per_trial <= 0 or spec.gpus_per_trial < 0:

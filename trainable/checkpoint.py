@@ -69,15 +69,22 @@ def load_trainer_state(trainer, state: dict) -> None:
         trainer.checkpoint_config = None
 
 
-def write_checkpoint(state: dict, directory: str | Path) -> Path:
-    """Write ``state`` atomically into ``directory`` (created if needed), with its SHA-256 beside
-    it: torch loads a file with flipped bytes without a word, the digest does not."""
-    path = Path(directory) / CHECKPOINT_FILE
+def checkpoint_bytes(state: dict) -> bytes:
+    """``state`` (``trainer_state``) as the bytes of a checkpoint file."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def write_checkpoint(state: dict | bytes, directory: str | Path) -> Path:
+    """Write ``state`` (or its ``checkpoint_bytes``) atomically into ``directory`` (created if
+    needed), with its SHA-256 beside it: torch loads a file with flipped bytes without a word, the
+    digest does not."""
+    path = Path(directory) / CHECKPOINT_FILE
+    data = state if isinstance(state, bytes) else checkpoint_bytes(state)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
-    write_text_atomic(path.with_name(DIGEST_FILE), hashlib.sha256(buffer.getvalue()).hexdigest() + "\n")
+        tmp.write_bytes(data)
+    write_text_atomic(path.with_name(DIGEST_FILE), hashlib.sha256(data).hexdigest() + "\n")
     return path
 
 

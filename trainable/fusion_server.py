@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from trainable.checkpoint import checkpoint_bytes
 from trainable.config import TrainConfig
 from trainable.data import PreparedDataset
 from trainable.fused import GLOBAL_RNG_LOCK, Slot, fusion_key, global_rng_state, set_global_rng_state, until_reports
@@ -32,12 +33,6 @@ from trainable.training import Trainer, resolve_device
 
 # A report as the server hands it back: the row, the sample grid, the trainer's state (torch.save bytes).
 Report = tuple[dict, np.ndarray, bytes]
-
-
-def state_bytes(trainer: Trainer) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(trainer.state_dict(), buffer)
-    return buffer.getvalue()
 
 
 @dataclasses.dataclass
@@ -73,7 +68,7 @@ class FusionServer:
                 trainer.load_state_dict(torch.load(io.BytesIO(state), map_location=trainer.device, weights_only=False))
             own = global_rng_state(trainer.device)
             set_global_rng_state(saved, trainer.device)
-        reporter = lambda row, grid, trainer, trial_id=trial_id: self._answer(trial_id, (row, grid, state_bytes(trainer)))
+        reporter = lambda row, grid, trainer, trial_id=trial_id: self._answer(trial_id, (row, grid, checkpoint_bytes(trainer.state_dict())))
         slot = Slot.of(trainer, reporter, history, stop_on_collapse=False, on_complete=self.on_complete)
         slot.global_rng = own
         with self._changed:
@@ -140,5 +135,9 @@ class FusionServer:
             key = fusion_key(member.slot.trainer.config)
             groups[key if key is not None else ("alone", trial_id)].append(member.slot)
         self.rounds.append(sorted((len(group) for group in groups.values()), reverse=True))
+        self.on_round(self.rounds[-1])
         for group in groups.values():
             until_reports(group)  # the due trials' reporters answer them
+
+    def on_round(self, groups: list[int]) -> None:
+        """Called at each round with its groups' sizes, largest first (the actor logs them)."""

@@ -28,12 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from trainable.cas import final_cas_row
-from trainable.checkpoint import restore_newest_readable
+from trainable.checkpoint import checkpoint_bytes, restore_newest_readable, write_checkpoint
 from trainable.config import TrainConfig
 from trainable.data import PreparedDataset
 from trainable.errors import UserError
 from trainable.experiment import (CHECKPOINT_FILE, CONFIG_CHANGE, FID_INTRA, GRID, HISTORY_FILE, LINEAGE_FILE, NODE_ID,
                                   SCORE, config_change, grid_file, split_params, trial_params)
+from trainable.fusion_server import FusionServer
 from trainable.judge import Judge
 from trainable.loop import train
 from trainable.training import Trainer
@@ -151,8 +152,10 @@ def _after_restore(trainer: Trainer, lineage: dict | None, trial_id: str) -> tup
 
 
 def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: Judge | None = None,
-                   metric: str = FID_INTRA, cas_steps: int | None = None) -> None:
-    """``cas_steps``: train CAS's classifier that long at the trial's last evaluation (None: no CAS)."""
+                   metric: str = FID_INTRA, cas_steps: int | None = None, fusion: str | None = None) -> None:
+    """``cas_steps``: train CAS's classifier that long at the trial's last evaluation (None: no CAS).
+    ``fusion``: the name of the study's fusion server, which then trains the trial (with the others
+    of its architecture fused; ``start_fusion_server``)."""
     entered = time.time()
     import ray
     import torch
@@ -176,7 +179,9 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
     trial_dir = Path(os.getcwd())  # Ray runs the function in the trial's working folder
     node_id = ray.get_runtime_context().get_node_id()  # hostname and IP cannot tell two nodes of one host apart
 
-    def report(row: dict, grid: np.ndarray, trainer: Trainer) -> None:
+    def report(row: dict, grid: np.ndarray, trainer: Trainer | bytes) -> None:
+        """One report to Tune with its checkpoint: of the trainer, or of a trainer's state (bytes)
+        that the fusion server trained."""
         nonlocal change
         started = time.perf_counter()
         write_grid(trial_dir, row["iteration"], grid)
@@ -185,9 +190,9 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
         history.append(row)
         with tempfile.TemporaryDirectory() as directory:
             gridded = time.perf_counter()
-            trainer.save(directory)
+            write_checkpoint(trainer if isinstance(trainer, bytes) else trainer.state_dict(), directory)
             (Path(directory) / HISTORY_FILE).write_text(json.dumps(history))
-            (Path(directory) / LINEAGE_FILE).write_text(json.dumps({"trial": trial_id, "iteration": trainer.iteration,
+            (Path(directory) / LINEAGE_FILE).write_text(json.dumps({"trial": trial_id, "iteration": row["iteration"],
                                                                         "schedule": schedule}))
             saved = time.perf_counter()
             metrics = {key: value for key, value in row.items() if key not in ("done",)}
@@ -199,7 +204,61 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
                    save_s=saved - gridded, report_s=reported - saved)
         inject_faults(history)
 
-    on_complete = None if cas_steps is None else functools.partial(final_cas_row, real=dataset, steps=cas_steps)
-    # Collapse stopping is the study's stoppers' job, so every trial ends the same way.
-    train(trainer, report, history=history, stop_on_collapse=False, on_complete=on_complete)
+    if fusion is not None:
+        _train_in_server(ray.get_actor(fusion), trial_id, trainer, history, report)
+    else:
+        on_complete = None if cas_steps is None else functools.partial(final_cas_row, real=dataset, steps=cas_steps)
+        # Collapse stopping is the study's stoppers' job, so every trial ends the same way.
+        train(trainer, report, history=history, stop_on_collapse=False, on_complete=on_complete)
     log_timing(trial_id, "ended")
+
+
+def _train_in_server(server, trial_id: str, trainer: Trainer, history: list[dict], report) -> None:
+    """The trial trained by the study's fusion server (trainable/fusion_server.py): it joins with its
+    restored state, then reports each row the server trains it to, with that state's checkpoint."""
+    import ray
+
+    state = checkpoint_bytes(trainer.state_dict()) if trainer.iteration else None
+    while True:
+        ray.get(server.join.remote(trial_id, trainer.config.to_dict(), state, list(history)))
+        while (answer := ray.get(server.next_report.remote(trial_id))) is not None:
+            row, grid, state = answer
+            report(row, grid, state)
+            if row["done"]:
+                return
+        # The server dropped the trial (it did not ask for a long while): join again from its last state.
+
+
+class FusionServerActor(FusionServer):
+    """The fusion server as the Ray actor a study starts (``start_fusion_server``)."""
+
+    def __init__(self, dataset: PreparedDataset, judge: Judge | None, cas_steps: int | None, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        on_complete = None if cas_steps is None else functools.partial(final_cas_row, real=dataset, steps=cas_steps)
+        super().__init__(dataset, judge, on_complete=on_complete)
+
+    def ready(self) -> str:
+        return str(self.device)
+
+    def on_round(self, groups: list[int]) -> None:
+        log_timing("fusion-server", "round", groups=groups)
+
+
+_SERVERS: dict[str, object] = {}  # the driver's handles: the servers live as long as the driver
+
+
+def start_fusion_server(name: str, dataset: PreparedDataset, judge: Judge | None, *, cas_steps: int | None,
+                        gpu: bool) -> str:
+    """Start the study's fusion server as a named actor (on the GPU it takes whole when ``gpu``) and
+    wait until it is up; returns its name, which the trials find it by. Its CPUs are those the trials
+    hold while they wait for it."""
+    import ray
+
+    actor = ray.remote(FusionServerActor).options(name=name, num_cpus=0, num_gpus=1 if gpu else 0,
+                                                  max_concurrency=10_000)
+    handle = actor.remote(dataset, judge, cas_steps, os.cpu_count() or 1)
+    ray.get(handle.ready.remote())
+    _SERVERS[name] = handle
+    return name

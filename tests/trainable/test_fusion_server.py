@@ -4,11 +4,10 @@ as Tune's trial functions drive it."""
 import threading
 
 import pytest
-import torch
 
 from tests.trainable.test_fused import _configs
 from trainable.experiment import FID_INTRA
-from trainable.fusion_server import FusionServer, state_bytes
+from trainable.fusion_server import FusionServer
 from trainable.loop import train
 from trainable.training import Trainer
 
@@ -76,10 +75,3 @@ def test_a_trial_that_stops_asking_is_left_out_and_one_that_joins_again_resumes_
     _same_reports([row for row, _ in rows[0]], _alone_rows(configs[0], dataset, judge))
     assert server.next_report("never-joined") is None
 
-
-def test_state_bytes_hold_one_trial(tiny_data):
-    _, dataset, _ = tiny_data
-    trainer = Trainer(_configs()[0], dataset)
-    trainer.step()
-    state = torch.load(__import__("io").BytesIO(state_bytes(trainer)), weights_only=False)
-    assert state["iteration"] == 1 and set(state["generator"]) == set(trainer.generator.state_dict())
