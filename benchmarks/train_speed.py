@@ -9,7 +9,9 @@ device; on CUDA each step replayed as a CUDA graph, and timed eager too). Both r
 process, interleaved, so the ratio holds on a busy machine. Also prints the cost of one
 evaluation (judge metrics + grid) as a share of training time at the default interval, and on
 CUDA the host syncs per iteration of the training loop (torch's sync debug mode): about
-1 / NONFINITE_CHECK_EVERY, plus one per step with the freeze rule on D's accuracy (V2).
+1 / NONFINITE_CHECK_EVERY, plus one per step with the freeze rule on D's accuracy (V2). For V0
+it prints the FLOPs of one iteration (torch's FlopCounterMode) and the fraction of the GPU's dense
+bf16 peak its best rate reaches.
 
     python benchmarks/train_speed.py            # CPU, and CUDA when available
     python benchmarks/train_speed.py --quick    # fewer iterations
@@ -89,7 +91,36 @@ def rate(step, iterations: int, device: torch.device) -> float:
     return iterations / (time.perf_counter() - start)
 
 
-def compare(label: str, config: TrainConfig, dataset, device: torch.device, iterations: int, rounds: int) -> None:
+# Dense bf16 tensor-core peaks (TFLOP/s, without sparsity) of the GPUs a study may meet, by name.
+BF16_PEAK_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.1, "L4": 121.0, "A10G": 70.0}
+
+
+def flops_per_iteration(config: TrainConfig, dataset, device: torch.device) -> float:
+    """The floating-point operations of one training iteration of the trainer's own step, counted by
+    torch's FlopCounterMode on an eager step (matrix products and convolutions, forward and backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    trainer = Trainer(config, dataset, device=device, cuda_graphs=False)
+    trainer.advance()
+    with FlopCounterMode(display=False) as counter:
+        trainer.advance()
+    return float(counter.get_total_flops())
+
+
+def peak_fraction(label: str, config: TrainConfig, dataset, device: torch.device, rate_it_s: float,
+                  peak_tflops: float | None) -> None:
+    flops = flops_per_iteration(config, dataset, device)
+    achieved = flops * rate_it_s / 1e12
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    peak = peak_tflops or next((value for key, value in BF16_PEAK_TFLOPS.items() if key in name), None)
+    share = f", {100 * achieved / peak:.1f} % of the {peak:g} TFLOP/s dense bf16 peak of {name}" if peak else ""
+    print(f"{device.type} {label}: {flops / 1e9:.1f} GFLOP per iteration; at {rate_it_s:.1f} it/s "
+          f"{achieved:.2f} TFLOP/s{share}", flush=True)
+
+
+def compare(label: str, config: TrainConfig, dataset, device: torch.device, iterations: int,
+            rounds: int) -> dict[object, float]:
+    """Prints, and returns, the best iterations/s of each variant: "reference", (precision, graphs)."""
     reference = ReferenceLoop(config, dataset, device)
     # On CUDA ours replays each step as a CUDA graph; its eager steps are timed too.
     variants = [(precision, graphs) for graphs in ((True, False) if device.type == "cuda" else (None,))
@@ -107,6 +138,7 @@ def compare(label: str, config: TrainConfig, dataset, device: torch.device, iter
     parts = [f"{'ours' if graphs is not False else 'ours eager'} {precision} {best[precision, graphs]:.2f} it/s "
              f"({best[precision, graphs] / best['reference']:.2f}x)" for precision, graphs in variants]
     print(f"{device.type} {label}: reference {best['reference']:.2f} it/s | " + " | ".join(parts), flush=True)
+    return best
 
 
 def evaluation_share(dataset, device: torch.device, iterations: int) -> None:
@@ -159,6 +191,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
     parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all",
                         help="where to measure (default: the CPU, and CUDA when available)")
+    parser.add_argument("--peak-tflops", type=float,
+                        help="the device's peak TFLOP/s for the fraction of peak (default: known GPUs' bf16 peak)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no GPU here")
@@ -169,8 +203,11 @@ def main() -> None:
         fast = device.type == "cuda"
         compare("small", TrainConfig.from_dict(SMALL), dataset, device,
                 iterations=(500 if fast else 60) // (2 if args.quick else 1), rounds=3)
-        compare("V0", preset("V0"), dataset, device,
-                iterations=(300 if fast else 4) // (2 if args.quick else 1), rounds=2 if args.quick else 3)
+        v0 = compare("V0", preset("V0"), dataset, device,
+                     iterations=(300 if fast else 4) // (2 if args.quick else 1), rounds=2 if args.quick else 3)
+        best = max((value, variant) for variant, value in v0.items() if variant != "reference")
+        peak_fraction(f"V0 ({best[1][0]}{', graphed' if best[1][1] else ''})", preset("V0").replace(precision=best[1][0]),
+                      dataset, device, best[0], args.peak_tflops)
         evaluation_share(dataset, device, iterations=200 if fast else 60)
         if fast:
             small = TrainConfig.from_dict(SMALL)

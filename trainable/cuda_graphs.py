@@ -6,7 +6,7 @@ numbers bit for bit; benchmarks/train_speed.py, tests/trainable/test_cuda_graphs
 from __future__ import annotations
 
 import collections
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -21,8 +21,11 @@ class GraphedStep:
     optimisers or the config change (a restore, PBT's explore): a graph bakes in numbers such as the
     learning rates and the addresses of the optimiser's state."""
 
-    def __init__(self, step: Callable[[bool], torch.Tensor], device: torch.device, rng: torch.Generator) -> None:
-        self.step, self.device, self.rng = step, device, rng
+    def __init__(self, step: Callable[[bool], torch.Tensor], device: torch.device,
+                 rngs: torch.Generator | Sequence[torch.Generator]) -> None:
+        """``rngs``: the generators the step draws from (fused trials: one per trial)."""
+        self.step, self.device = step, device
+        self.rngs = [rngs] if isinstance(rngs, torch.Generator) else list(rngs)
         self.captured: dict[bool, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}  # train_d -> (graph, its output)
         self._eager_steps: collections.Counter[bool] = collections.Counter()  # per train_d, since the last drop
         self._side_stream: torch.cuda.Stream | None = None
@@ -62,7 +65,8 @@ class GraphedStep:
 
     def _capture(self, train_d: bool) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
         graph = torch.cuda.CUDAGraph()
-        graph.register_generator_state(self.rng)  # its draws move on with each replay
+        for rng in self.rngs:
+            graph.register_generator_state(rng)  # its draws move on with each replay
         with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             values = self.step(train_d)
         return graph, values

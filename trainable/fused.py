@@ -35,6 +35,7 @@ from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from trainable import gan
 from trainable.config import TrainConfig
+from trainable.cuda_graphs import GraphedStep
 from trainable.errors import ConfigError
 from trainable.experiment import COMPLETED, INTERRUPTED, STOP_REASON
 from trainable.loop import NONFINITE_CHECK_EVERY, Reporter, _CtrlC, _Reports, _Window
@@ -224,6 +225,10 @@ class FusedTrainers:
         self._vmap_d = vmap(self._d_forward, randomness="error")
         self._d_grad = vmap(grad_and_value(self._d_loss), in_dims=(0, 0, 0, None), randomness="error")
         self._g_grad = vmap(grad_and_value(self._g_loss), randomness="error")
+        # On a CUDA device the fused step is replayed as one CUDA graph, as a trial's own step is.
+        self.cuda_graphs = first.cuda_graphs
+        self.graphed_step = GraphedStep(lambda train_d: self._step(), self.device,
+                                        [trainer.rng for trainer in self.trainers])
 
     def __len__(self) -> int:
         return len(self.trainers)
@@ -254,7 +259,7 @@ class FusedTrainers:
 
     def advance(self) -> list[DeviceStepStats]:
         """One iteration of every trial, its statistics left on the device (as ``Trainer.advance``)."""
-        values = self._step()
+        values = self.graphed_step(True) if self.cuda_graphs else self._step()
         for trainer in self.trainers:
             trainer._iteration += 1
         return [DeviceStepStats(row, frozen=False) for row in values.unbind(0)]

@@ -97,3 +97,22 @@ def test_a_step_that_cannot_be_captured_is_refused_in_one_line():
                             cwd=Path(__file__).parents[2])
     refusal = [line for line in result.stdout.splitlines() if line.startswith("refused:")]
     assert refusal and "could not be captured as a CUDA graph" in refusal[0] and "cuda_graphs=false" in refusal[0], result
+
+
+def test_fused_trials_replayed_as_one_graph_equal_their_eager_steps(tiny_data):
+    from tests.trainable.test_fused import _configs
+    from trainable.fused import FusedTrainers
+
+    _, dataset, _ = tiny_data
+    runs = []
+    for graphs in (False, True):
+        trainers = [_trainer(config, dataset, graphs) for config in _configs()]
+        fused = FusedTrainers(trainers)
+        stats = [[stats.to_host() for stats in fused.advance()] for _ in range(12)]
+        fused.sync()
+        runs.append((fused, stats, trainers))
+    (_, eager_stats, eager_trainers), (graphed, graphed_stats, graphed_trainers) = runs
+    assert graphed.graphed_step.captured, "the fused step was not captured"
+    assert graphed_stats == eager_stats
+    for eager_trainer, graphed_trainer in zip(eager_trainers, graphed_trainers):
+        assert all(torch.equal(a, b) for a, b in zip(_weights(graphed_trainer), _weights(eager_trainer)))
