@@ -41,6 +41,7 @@ from trainable.training import Trainer
 from trainable.trial_dir import write_grid
 
 PENALTY = 1e6  # the score of a report with no finite quality value: never NaN, always worst
+SERVER_RESTARTS = 5  # how often a study's fusion server is started again after its process died
 TIMINGS_ENV = "CGAN_STUDY_TIMINGS"  # a file path: each trial appends where its time went (benchmarks)
 
 
@@ -219,14 +220,23 @@ def _train_in_server(server, trial_id: str, trainer: Trainer, history: list[dict
     import ray
 
     state = checkpoint_bytes(trainer.state_dict()) if trainer.iteration else None
+    lost = 0
     while True:
-        ray.get(server.join.remote(trial_id, trainer.config.to_dict(), state, list(history)))
-        while (answer := ray.get(server.next_report.remote(trial_id))) is not None:
-            row, grid, state = answer
-            report(row, grid, state)
-            if row["done"]:
-                return
-        # The server dropped the trial (it did not ask for a long while): join again from its last state.
+        try:
+            ray.get(server.join.remote(trial_id, trainer.config.to_dict(), state, list(history)))
+            while (answer := ray.get(server.next_report.remote(trial_id))) is not None:
+                row, grid, state = answer
+                report(row, grid, state)
+                if row["done"]:
+                    return
+            # The server dropped the trial (it did not ask for a long while): join again from its last state.
+        except ray.exceptions.RayActorError:
+            # The server's process died (Ray starts it again, empty): join again from the last
+            # state reported, so the steps since are trained again, as a retry from a checkpoint would.
+            lost += 1
+            if lost > SERVER_RESTARTS:
+                raise
+            time.sleep(1.0)
 
 
 class FusionServerActor(FusionServer):
@@ -244,9 +254,15 @@ class FusionServerActor(FusionServer):
 
     def on_round(self, groups: list[int]) -> None:
         log_timing("fusion-server", "round", groups=groups)
+        # Fault injection for the tests: with CGAN_STUDY_KILL_SERVER_ONCE set to a file path, the server's
+        # process dies once (and creates the file) at its fourth round, with trials mid-way.
+        marker = os.environ.get("CGAN_STUDY_KILL_SERVER_ONCE")
+        if marker and len(self.rounds) >= 4 and not Path(marker).exists():
+            Path(marker).write_text(f"fusion server killed at round {len(self.rounds)}")
+            os._exit(1)
 
 
-_SERVERS: dict[str, object] = {}  # the driver's handles: the servers live as long as the driver
+_SERVERS: dict[str, tuple] = {}  # the driver's handles and the servers' data: they live as long as the driver
 
 
 def start_fusion_server(name: str, dataset: PreparedDataset, judge: Judge | None, *, cas_steps: int | None,
@@ -257,8 +273,10 @@ def start_fusion_server(name: str, dataset: PreparedDataset, judge: Judge | None
     import ray
 
     actor = ray.remote(FusionServerActor).options(name=name, num_cpus=0, num_gpus=1 if gpu else 0,
-                                                  max_concurrency=10_000)
-    handle = actor.remote(dataset, judge, cas_steps, os.cpu_count() or 1)
+                                                  max_concurrency=10_000, max_restarts=SERVER_RESTARTS)
+    # In the object store, held here: a server started again after its process died is built from them again.
+    data = (ray.put(dataset), ray.put(judge))
+    handle = actor.remote(*data, cas_steps, os.cpu_count() or 1)
     ray.get(handle.ready.remote())
-    _SERVERS[name] = handle
+    _SERVERS[name] = (handle, data)
     return name

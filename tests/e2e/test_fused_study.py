@@ -1,12 +1,13 @@
 """A study whose trials are trained by its fusion server (``[study] fused_trials``), end to end on a
-real local Ray: each trial reports, stops and is recorded as in the same study without fusion."""
+real local Ray: each trial reports, stops and is recorded as in the same study without fusion,
+through a trial that raises, the server's process dying, and the driver killed and resumed."""
 
 import json
 
 import pytest
 
 from analysis import read_experiment
-from tests.e2e.test_study import check_optuna_agrees, cli
+from tests.e2e.test_study import check_optuna_agrees, cli, kill_study_driver
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +22,7 @@ cpus_per_trial = 0.5        # all four at once on 2 CPUs: the server trains them
 [fixed]
 g_filters = "8,8,4"
 d_filters = "4,8,8"
-iterations = 60
+iterations = {iterations}
 eval_every = 20
 eval_samples_per_class = 10
 batch_size = 16
@@ -34,36 +35,68 @@ d_beta1 = [0.0, 0.5]
 """
 
 
-def _run(tmp_path, tiny_data, name, study="", env=None):
-    config = tmp_path / f"{name}.toml"
-    config.write_text(STUDY.format(study=study))
-    done = cli("study", "run", "--config", config, "--name", name, "--storage", tmp_path / "studies",
-               "--data", tiny_data[0], "--judge-steps", "60", env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    experiment = read_experiment(tmp_path / "studies" / name)
+def _config(path, study="", iterations=60):
+    path.write_text(STUDY.format(study=study, iterations=iterations))
+    return path
+
+
+def _trials(experiment_dir):
+    experiment = read_experiment(experiment_dir)
     return experiment, {json.dumps(trial.params, sort_keys=True): trial for trial in experiment.trials}
 
 
-def test_fused_trials_report_stop_and_resume_as_the_same_trials_alone(tmp_path, tiny_data):
-    timings, failed = tmp_path / "timings.jsonl", tmp_path / "failed-once"
-    alone, alone_trials = _run(tmp_path, tiny_data, "alone")
-    # Fused, with one trial raising after its first report: it is retried from its checkpoint and joins again.
-    fused, fused_trials = _run(tmp_path, tiny_data, "fused", study="fused_trials = true",
-                               env={"CGAN_STUDY_TIMINGS": str(timings), "CGAN_STUDY_FAIL_ONCE": str(failed)})
+def _run(tmp_path, data, name, study="", env=None, iterations=60):
+    config = _config(tmp_path / f"{name}.toml", study, iterations)
+    done = cli("study", "run", "--config", config, "--name", name, "--storage", tmp_path / "studies",
+               "--data", data, "--judge-steps", "60", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return _trials(tmp_path / "studies" / name)
+
+
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory, tiny_data):
+    """The same studies without fusion, 60 and 100 iterations a trial: {length: {params: trial}}."""
+    tmp_path = tmp_path_factory.mktemp("alone")
+    return {length: _run(tmp_path, tiny_data[0], f"alone{length}", iterations=length)[1] for length in (60, 100)}
+
+
+def _same_as_alone(fused_trials, alone_trials):
     assert set(fused_trials) == set(alone_trials) and len(fused_trials) == 4  # the same configs (seeded start-up draws)
     for key, trial in fused_trials.items():
         mine = alone_trials[key]
         assert trial.stop_reason == mine.stop_reason == "completed"
-        assert [row["iteration"] for row in trial.rows] == [row["iteration"] for row in mine.rows] == [20, 40, 60]
-        # 60 steps apart from the same trial alone (one CPU thread there, two in the server): the
-        # float orders differ and a GAN's steps amplify it; still far from the other trials.
+        assert [row["iteration"] for row in trial.rows] == [row["iteration"] for row in mine.rows]
+        # Apart from the same trial alone (one CPU thread there, two in the server): the float
+        # orders differ and a GAN's steps amplify it; still far from the other trials.
         for metric in ("d_loss", "g_loss", "fid_intra"):
             assert [row[metric] for row in trial.rows] == pytest.approx([row[metric] for row in mine.rows], rel=1e-2)
             assert not any([row[metric] for row in other.rows] == pytest.approx([row[metric] for row in mine.rows],
                                                                                 rel=1e-2)
                            for other in alone_trials.values() if other is not mine)
+
+
+def test_fused_trials_report_stop_and_recover_as_the_same_trials_alone(tmp_path, tiny_data, alone):
+    timings, failed, killed = tmp_path / "timings.jsonl", tmp_path / "failed-once", tmp_path / "killed-once"
+    # One trial raises after its first report (retried from its checkpoint, it joins again), and
+    # the server's process dies once mid-study (started again, every trial joins again).
+    fused, fused_trials = _run(tmp_path, tiny_data[0], "fused", study="fused_trials = true",
+                               env={"CGAN_STUDY_TIMINGS": str(timings), "CGAN_STUDY_FAIL_ONCE": str(failed),
+                                    "CGAN_STUDY_KILL_SERVER_ONCE": str(killed)})
+    assert failed.exists() and killed.exists()
+    _same_as_alone(fused_trials, alone[60])
     check_optuna_agrees(fused)
     rounds = [json.loads(line)["groups"] for line in timings.read_text().splitlines()
               if json.loads(line)["event"] == "round"]
     assert any(groups[0] >= 2 for groups in rounds), rounds  # trials of one architecture were fused
-    assert failed.exists()  # the retried trial's reports are the same as alone: resumed exactly
+
+
+def test_a_fused_study_whose_driver_was_killed_resumes_as_if_never_stopped(tmp_path, tiny_data, alone):
+    config = _config(tmp_path / "fused.toml", "fused_trials = true", iterations=100)
+    storage = tmp_path / "studies"
+    kill_study_driver(tmp_path, config, storage, "killed", tiny_data[0], reported=2, rows=2)
+    resumed = cli("study", "resume", "killed", "--storage", storage)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Traceback" not in resumed.stderr, resumed.stderr[-3000:]
+    experiment, trials = _trials(storage / "killed")
+    _same_as_alone(trials, alone[100])
+    check_optuna_agrees(experiment)
