@@ -184,13 +184,17 @@ def _adam_of(optimizers: Sequence[torch.optim.Adam], modules: Sequence[torch.nn.
 
 
 def _write_adam(adam: _Adam, optimizers: Sequence[torch.optim.Adam], modules: Sequence[torch.nn.Module]) -> None:
+    """Each trial's Adam state into its own optimiser: into the tensors it has (a CUDA graph the
+    trainer captured alone holds their addresses), new ones where it has none yet."""
     for index, (optimizer, module) in enumerate(zip(optimizers, modules)):
         for name, param in module.named_parameters():
             state = optimizer.state[param]
-            step = adam.step[index].detach().clone()
-            state["step"] = step.to(state["step"].device) if "step" in state else step
-            state["exp_avg"] = adam.exp_avg[name][index].clone()
-            state["exp_avg_sq"] = adam.exp_avg_sq[name][index].clone()
+            for key, value in (("step", adam.step[index]), ("exp_avg", adam.exp_avg[name][index]),
+                               ("exp_avg_sq", adam.exp_avg_sq[name][index])):
+                if key in state and state[key].shape == value.shape:
+                    state[key].copy_(value)
+                else:
+                    state[key] = value.detach().clone()
 
 
 def _grad_norms(grads: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -260,8 +264,9 @@ class FusedTrainers:
     def advance(self) -> list[DeviceStepStats]:
         """One iteration of every trial, its statistics left on the device (as ``Trainer.advance``)."""
         values = self.graphed_step(True) if self.cuda_graphs else self._step()
-        for trainer in self.trainers:
+        for index, trainer in enumerate(self.trainers):
             trainer._iteration += 1
+            trainer.freeze.push(values[index, 2:4])  # D's accuracies, as Trainer.advance keeps them
         return [DeviceStepStats(row, frozen=False) for row in values.unbind(0)]
 
     def _step(self) -> torch.Tensor:
@@ -408,8 +413,10 @@ def until_reports(slots: Sequence[Slot], stop: Callable[[], bool] = lambda: Fals
                 slot.window.add(stats)
                 if slot.due():
                     due.append(slot)
-    finally:
-        stepper.sync()  # every trainer's own state is current again, whatever ended the steps
+    except KeyboardInterrupt:  # a second Ctrl-C: the trainers take what was trained (as loop.train)
+        stepper.sync()
+        raise
+    stepper.sync()  # every trainer's own state is current again (not after an error: a step half done)
     return [(slot, slot.report()) for slot in due]
 
 

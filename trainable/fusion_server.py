@@ -41,6 +41,7 @@ class _Member:
     waiting: bool = False
     since: float = dataclasses.field(default_factory=time.monotonic)  # when it last asked or was answered
     answer: Report | None = None
+    failed: str | None = None  # why a round could not train it (its trial raises it)
 
 
 class FusionServer:
@@ -68,11 +69,18 @@ class FusionServer:
                 trainer.load_state_dict(torch.load(io.BytesIO(state), map_location=trainer.device, weights_only=False))
             own = global_rng_state(trainer.device)
             set_global_rng_state(saved, trainer.device)
-        reporter = lambda row, grid, trainer, trial_id=trial_id: self._answer(trial_id, (row, grid, checkpoint_bytes(trainer.state_dict())))
-        slot = Slot.of(trainer, reporter, history, stop_on_collapse=False, on_complete=self.on_complete)
-        slot.global_rng = own
+        member: _Member
+
+        def reporter(row: dict, grid: np.ndarray, trainer: Trainer) -> None:
+            # This member's own answer: a trial that joined again meanwhile is another member.
+            report = (row, grid, checkpoint_bytes(trainer.state_dict()))
+            with self._changed:
+                member.answer = report
+
+        member = _Member(Slot.of(trainer, reporter, history, stop_on_collapse=False, on_complete=self.on_complete))
+        member.slot.global_rng = own
         with self._changed:
-            self._members[trial_id] = _Member(slot)
+            self._members[trial_id] = member
             self._changed.notify_all()
         return trainer.iteration
 
@@ -83,61 +91,81 @@ class FusionServer:
 
     def next_report(self, trial_id: str) -> Report | None:
         """The trial's next report, once the rounds have trained it that far; None when the server
-        does not hold the trial (never joined, or dropped after ``expire_s``): join again."""
+        does not hold the trial (never joined, dropped after ``expire_s``, or joined again by another
+        call): join again. Raises when a round could not train it."""
         with self._changed:
             member = self._members.get(trial_id)
             if member is None:
                 return None
             member.waiting, member.since = True, time.monotonic()
             self._changed.notify_all()
-            while member.answer is None:
-                if self._members.get(trial_id) is not member:
-                    return None
-                if not self._round_running:  # this caller runs the round; the others wait for it
-                    self._round_running = True
-                    try:
-                        self._changed.release()
-                        try:
-                            self._round()
-                        finally:
-                            self._changed.acquire()
-                    finally:
-                        self._round_running = False
-                        self._changed.notify_all()
-                else:
-                    self._changed.wait(1.0)
-            answer, member.answer = member.answer, None
-            member.waiting, member.since = False, time.monotonic()
-            return answer
+            try:
+                while member.answer is None and member.failed is None:
+                    if self._members.get(trial_id) is not member:
+                        return None
+                    if not self._round_running:  # this caller runs the round; the others wait for it
+                        self._lead()
+                    else:
+                        self._changed.wait(1.0)
+                if member.failed is not None:
+                    raise RuntimeError(f"the fusion server could not train this trial: {member.failed}")
+                answer, member.answer = member.answer, None
+                if answer[0].get("done") and self._members.get(trial_id) is member:
+                    del self._members[trial_id]  # its last report: it asks no more
+                return answer
+            finally:
+                member.waiting, member.since = False, time.monotonic()
 
-    def _answer(self, trial_id: str, report: Report) -> None:
-        with self._changed:
-            member = self._members.get(trial_id)
-            if member is not None:
-                member.answer = report
+    def _lead(self) -> None:
+        """Run one round with the condition's lock released (called holding it)."""
+        self._round_running = True
+        try:
+            self._changed.release()
+            try:
+                self._round()
+            finally:
+                self._changed.acquire()
+        finally:
+            self._round_running = False
+            self._changed.notify_all()
 
-    def _round(self) -> None:
-        """Gather the waiting trials, then train each group of them until one has a report due."""
+    def _gather(self) -> list[_Member]:
+        """Wait up to ``gather_s`` for the trials answered lately to ask again (not for those away
+        longer: stopped or paused by Tune, they may never ask; dropped after ``expire_s``); the
+        members waiting then."""
         deadline = time.monotonic() + self.gather_s
         with self._changed:
             while True:
                 now = time.monotonic()
                 for trial_id in [key for key, member in self._members.items()
                                  if not member.waiting and now - member.since > self.expire_s]:
-                    del self._members[trial_id]  # stopped or paused by Tune: it does not ask again
-                if all(member.waiting for member in self._members.values()) or now >= deadline:
+                    del self._members[trial_id]
+                if now >= deadline or all(member.waiting or now - member.since > self.gather_s
+                                          for member in self._members.values()):
                     break
                 self._changed.wait(deadline - now)
-            ready = [(trial_id, member) for trial_id, member in self._members.items()
-                     if member.waiting and member.answer is None]
-        groups: dict[object, list[Slot]] = collections.defaultdict(list)
-        for trial_id, member in ready:
+            return [member for member in self._members.values()
+                    if member.waiting and member.answer is None and member.failed is None]
+
+    def _round(self) -> None:
+        """Train each group of the gathered trials (fused by architecture) until one has a report
+        due. A group that fails is dropped: each of its trials raises the error and joins again
+        from its checkpoint when Tune retries it."""
+        groups: dict[object, list[_Member]] = collections.defaultdict(list)
+        for member in self._gather():
             key = fusion_key(member.slot.trainer.config)
-            groups[key if key is not None else ("alone", trial_id)].append(member.slot)
+            groups[key if key is not None else ("alone", id(member))].append(member)
         self.rounds.append(sorted((len(group) for group in groups.values()), reverse=True))
         self.on_round(self.rounds[-1])
         for group in groups.values():
-            until_reports(group)  # the due trials' reporters answer them
+            try:
+                until_reports([member.slot for member in group])  # the due trials' reporters answer them
+            except Exception as exc:  # noqa: BLE001 - whatever a step raises, its trials hear of it
+                with self._changed:
+                    for member in group:
+                        member.failed = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                        for trial_id in [key for key, value in self._members.items() if value is member]:
+                            del self._members[trial_id]
 
     def on_round(self, groups: list[int]) -> None:
         """Called at each round with its groups' sizes, largest first (the actor logs them)."""

@@ -42,6 +42,7 @@ from trainable.trial_dir import write_grid
 
 PENALTY = 1e6  # the score of a report with no finite quality value: never NaN, always worst
 SERVER_RESTARTS = 5  # how often a study's fusion server is started again after its process died
+SERVER_START_S = 600  # how long a study waits for its fusion server to start (a GPU to come free)
 TIMINGS_ENV = "CGAN_STUDY_TIMINGS"  # a file path: each trial appends where its time went (benchmarks)
 
 
@@ -206,7 +207,8 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
         inject_faults(history)
 
     if fusion is not None:
-        _train_in_server(ray.get_actor(fusion), trial_id, trainer, history, report)
+        if trainer.iteration < train_config.iterations:  # a trial restored at its end has nothing left (as train)
+            _train_in_server(fusion, trial_id, trainer, history, report)
     else:
         on_complete = None if cas_steps is None else functools.partial(final_cas_row, real=dataset, steps=cas_steps)
         # Collapse stopping is the study's stoppers' job, so every trial ends the same way.
@@ -214,7 +216,7 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
     log_timing(trial_id, "ended")
 
 
-def _train_in_server(server, trial_id: str, trainer: Trainer, history: list[dict], report) -> None:
+def _train_in_server(name: str, trial_id: str, trainer: Trainer, history: list[dict], report) -> None:
     """The trial trained by the study's fusion server (trainable/fusion_server.py): it joins with its
     restored state, then reports each row the server trains it to, with that state's checkpoint."""
     import ray
@@ -223,6 +225,7 @@ def _train_in_server(server, trial_id: str, trainer: Trainer, history: list[dict
     lost = 0
     while True:
         try:
+            server = ray.get_actor(name)
             ray.get(server.join.remote(trial_id, trainer.config.to_dict(), state, list(history)))
             while (answer := ray.get(server.next_report.remote(trial_id))) is not None:
                 row, grid, state = answer
@@ -230,7 +233,7 @@ def _train_in_server(server, trial_id: str, trainer: Trainer, history: list[dict
                 if row["done"]:
                     return
             # The server dropped the trial (it did not ask for a long while): join again from its last state.
-        except ray.exceptions.RayActorError:
+        except (ray.exceptions.RayActorError, ValueError):  # ValueError: no actor of that name (yet)
             # The server's process died (Ray starts it again, empty): join again from the last
             # state reported, so the steps since are trained again, as a retry from a checkpoint would.
             lost += 1
@@ -242,10 +245,10 @@ def _train_in_server(server, trial_id: str, trainer: Trainer, history: list[dict
 class FusionServerActor(FusionServer):
     """The fusion server as the Ray actor a study starts (``start_fusion_server``)."""
 
-    def __init__(self, dataset: PreparedDataset, judge: Judge | None, cas_steps: int | None, threads: int) -> None:
+    def __init__(self, dataset: PreparedDataset, judge: Judge | None, cas_steps: int | None) -> None:
         import torch
 
-        torch.set_num_threads(max(1, threads))
+        torch.set_num_threads(os.cpu_count() or 1)  # this node's: the trials' CPUs, which wait on it
         on_complete = None if cas_steps is None else functools.partial(final_cas_row, real=dataset, steps=cas_steps)
         super().__init__(dataset, judge, on_complete=on_complete)
 
@@ -276,7 +279,11 @@ def start_fusion_server(name: str, dataset: PreparedDataset, judge: Judge | None
                                                   max_concurrency=10_000, max_restarts=SERVER_RESTARTS)
     # In the object store, held here: a server started again after its process died is built from them again.
     data = (ray.put(dataset), ray.put(judge))
-    handle = actor.remote(*data, cas_steps, os.cpu_count() or 1)
-    ray.get(handle.ready.remote())
+    handle = actor.remote(*data, cas_steps)
+    ready, _ = ray.wait([handle.ready.remote()], timeout=SERVER_START_S)
+    if not ready:
+        raise UserError(f"the fusion server (fused_trials) did not start within {SERVER_START_S} s: it needs "
+                        f"{'a whole GPU' if gpu else 'a place'} on one node")
+    ray.get(ready[0])
     _SERVERS[name] = (handle, data)
     return name

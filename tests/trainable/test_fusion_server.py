@@ -7,6 +7,7 @@ import pytest
 
 from tests.trainable.test_fused import _configs
 from trainable.experiment import FID_INTRA
+from trainable.fused import FusedTrainers
 from trainable.fusion_server import FusionServer
 from trainable.loop import train
 from trainable.training import Trainer
@@ -57,6 +58,7 @@ def test_trials_trained_by_the_server_report_what_each_reports_alone(tiny_data):
     for config, got in zip(configs, rows):
         _same_reports([row for row, _ in got], _alone_rows(config, dataset, judge))
     assert [3, 1] in server.rounds  # the three fused, the dropout trial beside them
+    assert not server._members  # each left with its last report
 
 
 def test_a_trial_that_stops_asking_is_left_out_and_one_that_joins_again_resumes_exactly(tiny_data):
@@ -75,3 +77,31 @@ def test_a_trial_that_stops_asking_is_left_out_and_one_that_joins_again_resumes_
     _same_reports([row for row, _ in rows[0]], _alone_rows(configs[0], dataset, judge))
     assert server.next_report("never-joined") is None
 
+
+
+def test_a_round_that_fails_tells_each_of_its_trials_and_lets_them_go(tiny_data, monkeypatch):
+    _, dataset, judge = tiny_data
+    server = FusionServer(dataset, judge, device="cpu", gather_s=0.5)
+
+    def broken(self):
+        raise RuntimeError("CUDA out of memory\n(details)")
+
+    monkeypatch.setattr(FusedTrainers, "_step", broken)
+    errors = {}
+
+    def trial(trial_id):
+        try:
+            server.next_report(trial_id)
+        except RuntimeError as exc:
+            errors[trial_id] = str(exc)
+
+    for index, config in enumerate(_configs()):  # all three in before any asks: one fused round
+        server.join(f"t{index}", config.to_dict(), None, [])
+    threads = [threading.Thread(target=trial, args=(f"t{index}",)) for index in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == {f"t{index}": "the fusion server could not train this trial: RuntimeError: CUDA out of memory"
+                      for index in range(3)}
+    assert not server._members  # Tune retries them: each joins again from its checkpoint
