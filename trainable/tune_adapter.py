@@ -207,8 +207,7 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
         inject_faults(history)
 
     if fusion is not None:
-        if trainer.iteration < train_config.iterations:  # a trial restored at its end has nothing left (as train)
-            _train_in_server(fusion, trial_id, trainer, history, report)
+        _train_in_server(fusion, trial_id, trainer, history, report)
     else:
         on_complete = None if cas_steps is None else functools.partial(final_cas_row, real=dataset, steps=cas_steps)
         # Collapse stopping is the study's stoppers' job, so every trial ends the same way.
@@ -221,6 +220,8 @@ def _train_in_server(name: str, trial_id: str, trainer: Trainer, history: list[d
     restored state, then reports each row the server trains it to, with that state's checkpoint."""
     import ray
 
+    if trainer.iteration >= trainer.config.iterations:
+        return  # restored at its end: nothing left to train or report (as loop.train)
     state = checkpoint_bytes(trainer.state_dict()) if trainer.iteration else None
     lost = 0
     while True:
