@@ -122,7 +122,7 @@ def main() -> None:
     args = parser.parse_args()
     variants = args.variants.split(",")
     overrides = {"iterations": args.iterations, "eval_every": args.eval_every, "device": args.device,
-                 "collapse_grace": min(2_000 * 5, args.iterations), **dict(item.split("=", 1) for item in args.set)}
+                 "collapse_grace": min(10_000, args.iterations), **dict(item.split("=", 1) for item in args.set)}
     try:
         for name in variants:
             TrainConfig.from_dict({**preset(name).to_dict(), **overrides})

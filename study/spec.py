@@ -394,9 +394,6 @@ def _check_spec(spec: StudySpec, settings: dict[str, Any]) -> None:
             raise ConfigError(f"[study].baselines: {name} needs {', '.join(missing)} searched (or fixed to its "
                               f"values) to run as itself")
     _check_paper_method(spec, given="baselines" in settings)
-    for name in ("final_cas", "fused_trials"):
-        if not isinstance(getattr(spec, name), bool):
-            raise ConfigError(f"[study].{name}: expected true or false, got {getattr(spec, name)!r}")
     if spec.sampler not in SAMPLERS:
         raise ConfigError(f"[study].sampler: expected one of {', '.join(SAMPLERS)}, got {spec.sampler!r}")
     if spec.cpus_per_trial <= 0 or spec.gpus_per_trial < 0:

@@ -95,8 +95,8 @@ def _batch_norm(self: torch.nn.modules.batchnorm._BatchNorm, x: torch.Tensor) ->
     return output.to(x.dtype)
 
 
-def _cast(tensor: torch.Tensor | None, dtype: torch.dtype | None) -> torch.Tensor | None:
-    return tensor if tensor is None or dtype is None else tensor.to(dtype)
+def _cast(tensor: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    return None if tensor is None else tensor.to(dtype)
 
 
 def _linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
@@ -234,28 +234,20 @@ class FusedTrainers:
         self.graphed_step = GraphedStep(lambda train_d: self._step(), self.device,
                                         [trainer.rng for trainer in self.trainers])
 
-    def __len__(self) -> int:
-        return len(self.trainers)
-
     # The per-trial functions vmap batches: one trial's weights and tensors in, its numbers out.
     def _g_forward(self, params, buffers, z, labels):
         return functional_call(self._generator, (params, buffers), (z, labels))
 
     def _d_forward(self, params, images, labels):
-        return functional_call(self._discriminator, (params, self.d_buffers_one), (images, labels))
+        # D keeps no buffers: its batch norm never tracks statistics (trainable/models.py).
+        return functional_call(self._discriminator, params, (images, labels))
 
     def _d_loss(self, params, images, labels, real: bool):
-        logits = functional_call(self._discriminator, (params, self.d_buffers_one), (images, labels)).float()
-        return gan.d_loss(logits, real, self.config)
+        return gan.d_loss(self._d_forward(params, images, labels).float(), real, self.config)
 
     def _g_loss(self, params, buffers, d_params, z, labels):
-        fake = functional_call(self._generator, (params, buffers), (z, labels))
-        logits = functional_call(self._discriminator, (d_params, self.d_buffers_one), (fake, labels)).float()
+        logits = self._d_forward(d_params, self._g_forward(params, buffers, z, labels), labels).float()
         return gan.g_loss(logits, self.config)
-
-    @property
-    def d_buffers_one(self) -> dict:
-        return {}  # D keeps no buffers: its batch norm never tracks statistics (trainable/models.py)
 
     def _draw(self, draw) -> tuple[torch.Tensor, ...]:
         """Each trial's own draws, in its own order, stacked: [K, ...] per returned tensor."""

@@ -84,11 +84,6 @@ class FusionServer:
             self._changed.notify_all()
         return trainer.iteration
 
-    def leave(self, trial_id: str) -> None:
-        with self._changed:
-            self._members.pop(trial_id, None)
-            self._changed.notify_all()
-
     def next_report(self, trial_id: str) -> Report | None:
         """The trial's next report, once the rounds have trained it that far; None when the server
         does not hold the trial (never joined, dropped after ``expire_s``, or joined again by another

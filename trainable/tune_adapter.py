@@ -234,7 +234,7 @@ def _train_in_server(name: str, trial_id: str, trainer: Trainer, history: list[d
                 if row["done"]:
                     return
             # The server dropped the trial (it did not ask for a long while): join again from its last state.
-        except (ray.exceptions.RayActorError, ValueError):  # ValueError: no actor of that name (yet)
+        except ray.exceptions.RayActorError:
             # The server's process died (Ray starts it again, empty): join again from the last
             # state reported, so the steps since are trained again, as a retry from a checkpoint would.
             lost += 1
