@@ -12,7 +12,7 @@ seed and as median [range] over seeds it prints:
 and the reference recipe's own FD-intra and accuracy at one trial's iterations, trained in the
 same run (it is never given to the searches).
 
-    python benchmarks/search_from_scratch.py [--data FILE] [--seeds 3] [--budget 36000]
+    python benchmarks/search_from_scratch.py [--data FILE] [--seeds 3] [--first-seed 0] [--budget 36000]
         [--methods tpe,random,plain-tpe] [--config study.toml] [--set KEY=VALUE ...] [--keep DIR]
 """
 
@@ -140,7 +140,8 @@ def spread(values: list[float | None], digits: int = 0) -> str:
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=BUILTIN, help="prepared .npz (default: the built-in synthetic set)")
-    parser.add_argument("--seeds", type=int, default=3, help="study seeds 0..N-1 (default 3)")
+    parser.add_argument("--seeds", type=int, default=3, help="how many study seeds (default 3)")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first study seed (default 0): more seeds later")
     parser.add_argument("--budget", type=int, default=36_000, help="training iterations per study (default 36000)")
     parser.add_argument("--methods", default="tpe,random,plain-tpe",
                         help="samplers to compare (default tpe,random,plain-tpe; tpe is the product's)")
@@ -160,7 +161,8 @@ def main() -> None:
     from trainable.local import load_data
 
     load_or_train_judge(load_data(args.data))  # trained (or read from the cache) once, before any clock
-    jobs = [(method, seed) for method in args.methods.split(",") for seed in range(args.seeds)]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [(method, seed) for method in args.methods.split(",") for seed in seeds]
     results: dict[str, list[dict]] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
