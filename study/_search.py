@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from optuna.samplers import BaseSampler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
@@ -214,7 +215,7 @@ def unseen_point(spec: StudySpec, ran: list[dict[str, Any]], *, seed: int) -> di
     sizes = [domain.size() for domain in domains]
 
     def value(domain: Any, index: int) -> Any:
-        return int(domain.low) + index * (domain.step or 1) if isinstance(domain, Range) else domain.values[index]
+        return int(domain.low) + index * (domain.step or 1) if isinstance(domain, Range) else domain.drawn[index]
 
     def point(indices: list[int]) -> dict[str, Any]:
         return {key: value(domain, index) for key, domain, index in zip(keys, domains, indices)}
@@ -234,6 +235,45 @@ def unseen_point(spec: StudySpec, ran: list[dict[str, Any]], *, seed: int) -> di
     return None
 
 
+class DrawSampler(BaseSampler):
+    """An Optuna sampler that draws each choice table's field only among its ``draw`` values (a
+    subset of the list Optuna's study holds, where the baselines and given points take any value,
+    enqueued, which Optuna gives them before any sampler is asked). The field is left out of the
+    wrapped sampler's joint model and drawn on its own: one value is that value; of several, the
+    wrapped sampler's draw where it falls among them, else one of them at random (seeded)."""
+
+    def __init__(self, base: Any, draws: dict[str, tuple[Any, ...]], seed: int | None = None) -> None:
+        import random
+
+        self._base, self._draws, self._rng = base, draws, random.Random(seed)
+
+    def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
+        return {name: distribution for name, distribution in self._base.infer_relative_search_space(study, trial).items()
+                if name not in self._draws}
+
+    def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
+        return self._base.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: Any, trial: Any, name: str, distribution: Any) -> Any:
+        draw = self._draws.get(name)
+        if draw is None:
+            return self._base.sample_independent(study, trial, name, distribution)
+        if len(draw) == 1:
+            return draw[0]
+        value = self._base.sample_independent(study, trial, name, distribution)
+        return value if value in draw else self._rng.choice(draw)
+
+    def before_trial(self, study: Any, trial: Any) -> None:
+        self._base.before_trial(study, trial)
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        self._base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._base.reseed_rng()
+        self._rng.seed()
+
+
 def make_sampler(spec: StudySpec):
     """The study's Optuna sampler, seeded. "tpe": TPE after a space-filling start of
     ``startup_trials`` points (``space_filling_design``; the searcher waits for them to finish
@@ -248,11 +288,14 @@ def make_sampler(spec: StudySpec):
     from optuna.samplers import RandomSampler, TPESampler
 
     if spec.sampler == "random":
-        return RandomSampler(seed=spec.seed)
-    if spec.sampler == "plain-tpe":
-        return TPESampler(seed=spec.seed)
-    # (multivariate=False said outright: Optuna 5 makes TPE multivariate when it is left unset)
-    return TPESampler(seed=spec.seed, n_startup_trials=spec.startup_trials, constant_liar=True, multivariate=False)
+        sampler = RandomSampler(seed=spec.seed)
+    elif spec.sampler == "plain-tpe":
+        sampler = TPESampler(seed=spec.seed)
+    else:  # (multivariate=False said outright: Optuna 5 makes TPE multivariate when it is left unset)
+        sampler = TPESampler(seed=spec.seed, n_startup_trials=spec.startup_trials, constant_liar=True,
+                             multivariate=False)
+    draws = {key: domain.draw for key, domain in spec.search.items() if getattr(domain, "draw", None) is not None}
+    return DrawSampler(sampler, draws, spec.seed) if draws else sampler
 
 
 def space_filling_design(spec: StudySpec, count: int) -> list[dict[str, Any]]:
@@ -276,8 +319,8 @@ def space_filling_design(spec: StudySpec, count: int) -> list[dict[str, Any]]:
                 values = [int(domain.low) + step * round((value - domain.low) / step) for value in values]
                 values = [min(value, int(domain.high)) for value in values]
         else:
-            offset = rng.randrange(len(domain.values))
-            values = [domain.values[(offset + slot) % len(domain.values)] for slot in range(count)]
+            offset = rng.randrange(len(domain.drawn))
+            values = [domain.drawn[(offset + slot) % len(domain.drawn)] for slot in range(count)]
         rng.shuffle(values)
         columns[key] = values
     return [{key: values[slot] for key, values in columns.items()} for slot in range(count)]

@@ -199,7 +199,7 @@ def _mutation(domain: Domain):
     from ray import tune
 
     if not isinstance(domain, Range):
-        return list(domain.values)
+        return list(domain.drawn)
     if domain.integer:
         return tune.randint(int(domain.low), int(domain.high) + 1)
     return (tune.loguniform if domain.log else tune.uniform)(domain.low, domain.high)

@@ -15,24 +15,35 @@ from trainable.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
 class Choice:
-    """A list of values, each in the study form of a config value (``param_value``)."""
+    """A list of values, each in the study form of a config value (``param_value``). With ``draw``,
+    the sampler draws only those (a subset); the other values are points of the space that only the
+    baselines and given points take (the paper's concat discriminator in the default space)."""
 
     values: tuple[Any, ...]
+    draw: tuple[Any, ...] | None = None
     log: ClassVar[bool] = False  # a figure's axis: choices are never on a log scale
+
+    @property
+    def drawn(self) -> tuple[Any, ...]:
+        """The values the sampler draws."""
+        return self.values if self.draw is None else self.draw
 
     def contains(self, value: Any) -> bool:
         return value in self.values
 
     def size(self) -> int:
-        return len(self.values)
+        """How many values a draw can take."""
+        return len(self.drawn)
 
     def describe(self) -> str:
-        return f"{list(self.values)}"
+        return f"{list(self.values)}" + ("" if self.draw is None else f" (drawn: {list(self.draw)})")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"values": list(self.values)}
+        return {"values": list(self.values), **({} if self.draw is None else {"draw": list(self.draw)})}
 
     def suggest(self, trial, name: str) -> Any:
+        # Over every value: an Optuna study keeps one list per parameter, and the baselines take any
+        # of them; the study's sampler draws among ``drawn`` (study/_search.py, DrawSampler).
         return trial.suggest_categorical(name, list(self.values))
 
     def distribution(self):
@@ -41,7 +52,7 @@ class Choice:
         return CategoricalDistribution(list(self.values))
 
     @classmethod
-    def from_toml(cls, key: str, raw: list[Any]) -> "Choice":
+    def from_toml(cls, key: str, raw: list[Any], draw: list[Any] | None = None) -> "Choice":
         if not raw:
             raise ConfigError(f"[search].{key}: empty choice list")
         configs = []
@@ -51,7 +62,14 @@ class Choice:
                 raise ConfigError(f"[search].{key}: {json.dumps(raw[configs.index(config)])} and {json.dumps(value)} "
                                   "are the same value; list each once")
             configs.append(config)
-        return cls(tuple(raw))
+        if draw is None:
+            return cls(tuple(raw))
+        if not isinstance(draw, list) or not draw:
+            raise ConfigError(f"[search].{key}: draw must be a non-empty list of some of its values")
+        outside = [value for value in draw if value not in raw]
+        if outside:
+            raise ConfigError(f"[search].{key}: draw {json.dumps(outside)} not among its values {json.dumps(raw)}")
+        return cls(tuple(raw), tuple(dict.fromkeys(draw)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,13 +149,22 @@ def space_size(search: dict[str, Domain]) -> int | None:
 
 def domain_from_dict(raw: dict[str, Any]) -> Domain:
     """A domain from its study.json form (``to_dict``)."""
-    return Choice(tuple(raw["values"])) if "values" in raw else Range(**raw)
+    if "values" in raw:
+        return Choice(tuple(raw["values"]), None if raw.get("draw") is None else tuple(raw["draw"]))
+    return Range(**raw)
 
 
 def domain_from_toml(key: str, raw: Any) -> Domain:
-    """A domain from the study file: a list of choices, or a table with low and high."""
+    """A domain from the study file: a list of choices, a table of them with the values drawn
+    (``{values = [...], draw = [...]}``), or a table with low and high."""
     if isinstance(raw, list):
         return Choice.from_toml(key, raw)
+    if isinstance(raw, dict) and "values" in raw:
+        unknown = set(raw) - {"values", "draw"}
+        if unknown or not isinstance(raw["values"], list):
+            raise ConfigError(f"[search].{key}: a choice table needs a list of values (optional draw), got {sorted(raw)}")
+        return Choice.from_toml(key, raw["values"], raw.get("draw"))
     if isinstance(raw, dict):
         return Range.from_toml(key, raw)
-    raise ConfigError(f"[search].{key}: expected a list of choices or a table with low and high")
+    raise ConfigError(f"[search].{key}: expected a list of choices, a table of values and draw, or a table with "
+                      "low and high")

@@ -143,10 +143,11 @@ def test_tpe_draws_its_space_filling_start_then_waits_for_it_to_finish(tmp_path)
     spec = load_spec(samples=20, baselines=("V0",), startup_trials=5)
     searcher, _ = make_searcher(spec, tmp_path)
     start = [searcher.suggest(f"t{number}") for number in range(5)]
-    # V0, then 4 points that between them hold each value of every two-valued field twice
+    # V0, then 4 points that between them hold each value of every two-valued field twice (of
+    # conditioning, each value drawn: the paper's concat only V0 takes)
     assert start[0]["g_lr"] == 2e-4 and all(isinstance(point, dict) for point in start)
-    for key in ("normalization", "conditioning"):
-        assert sorted(point[key] for point in start[1:]) == sorted(list(spec.search[key].values) * 2)
+    assert sorted(point["normalization"] for point in start[1:]) == sorted(list(spec.search["normalization"].values) * 2)
+    assert start[0]["conditioning"] == "concat" and {point["conditioning"] for point in start[1:]} == {"projection"}
     assert searcher.suggest("t5") is None  # nothing finished yet: wait
     for number in range(4):
         searcher.on_trial_complete(f"t{number}", result={SCORE: 10.0 + number, "training_iteration": 4})
@@ -174,3 +175,45 @@ def test_under_a_budget_a_trial_starts_only_while_the_live_ones_leave_room(tmp_p
         searcher.on_trial_complete(trial_id, result={SCORE: 8.0, "training_iteration": 4, "iteration": length})
     assert searcher.spent == 200 + 4 * length and searcher.suggest("f") == Searcher.FINISHED
     assert "budget of 3000 training iterations is spent" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "plain-tpe"])
+def test_the_sampler_draws_only_a_choice_tables_draw_while_the_baselines_run_as_themselves(tmp_path, sampler):
+    """The default space holds the paper's concat D (V0, V1, V2 are points of it) and draws only the
+    projection D: every sampler, before its model and after, never draws concat, and the sampler's
+    store keeps V0's concat with the whole list of values."""
+    import optuna
+
+    spec = load_spec(samples=30, baselines=("V0", "V1"), sampler=sampler, startup_trials=3)
+    assert spec.search["conditioning"].drawn == ("projection",)
+    searcher, _ = make_searcher(spec, tmp_path)
+    drawn = []
+    for number in range(14):
+        point = searcher.suggest(f"t{number}")
+        drawn.append(point["conditioning"])
+        searcher.on_trial_complete(f"t{number}", result={SCORE: 30.0 - number if number > 1 else 5.0,
+                                                         "training_iteration": 4})
+    assert drawn[:2] == ["concat", "concat"] and set(drawn[2:]) == {"projection"}, drawn
+    stored = searcher._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    v0 = stored[0]
+    assert v0.params["conditioning"] == "concat" and v0.distributions["conditioning"].choices == ("concat", "projection")
+
+
+def test_a_choice_table_reads_writes_and_refuses_in_one_line(tmp_path):
+    from trainable.errors import ConfigError
+    from trainable.space import Choice, domain_from_dict, domain_from_toml
+
+    table = domain_from_toml("conditioning", {"values": ["concat", "projection"], "draw": ["projection"]})
+    assert table == Choice(("concat", "projection"), ("projection",)) and table.size() == 1
+    assert table.contains("concat") and domain_from_dict(table.to_dict()) == table
+    assert domain_from_dict(Choice(("a", "b")).to_dict()).drawn == ("a", "b")
+    for raw, says in ((["concat", "projection"], None),
+                      ({"values": ["concat"], "draw": ["projection"]}, "not among its values"),
+                      ({"values": ["concat", "projection"], "draw": []}, "non-empty list"),
+                      ({"values": ["concat", "projection"], "pick": ["concat"]}, "a choice table needs")):
+        if says is None:
+            assert domain_from_toml("conditioning", raw).draw is None
+            continue
+        with pytest.raises(ConfigError, match=says) as caught:
+            domain_from_toml("conditioning", raw)
+        assert "\n" not in str(caught.value)
