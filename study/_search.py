@@ -14,7 +14,7 @@ from ray.tune.search.optuna import OptunaSearch
 from study._stopping import StopLedger, _mutation
 from study.spec import StudySpec, define_by_run
 from trainable.experiment import COLLAPSES, DIVERSITY_MEAN, EARLY, SCORE, STOP_REASON, trial_params
-from trainable.space import Range
+from trainable.space import Choice, Domain, Range
 
 # An Optuna constraint (Trial.set_constraint; > 0 is infeasible): a collapse is no bad score to
 # interpolate between but a region to leave, and TPE puts infeasible trials in its "bad" group
@@ -236,26 +236,40 @@ def unseen_point(spec: StudySpec, ran: list[dict[str, Any]], *, seed: int) -> di
 
 
 class DrawSampler(BaseSampler):
-    """An Optuna sampler that draws each choice table's field only among its ``draw`` values (a
-    subset of the list Optuna's study holds, where the baselines and given points take any value,
-    enqueued, which Optuna gives them before any sampler is asked). The field is left out of the
-    wrapped sampler's joint model and drawn on its own: one value is that value; of several, the
-    wrapped sampler's draw where it falls among them, else one of them at random (seeded)."""
+    """An Optuna sampler that draws a field with ``draw`` only within it, where Optuna's study holds
+    the whole domain and the baselines and given points take any of its values (enqueued, which
+    Optuna gives them before any sampler is asked). A range's field is drawn by the wrapped sampler
+    within the drawn bounds, its model still fed every trial. A choice table's field is left out of
+    the wrapped sampler's joint model (Optuna's categorical is an index into the whole list) and
+    drawn on its own: one value is that value; of several, the wrapped sampler's draw where it falls
+    among them, else one of them at random (seeded)."""
 
-    def __init__(self, base: Any, draws: dict[str, tuple[Any, ...]], seed: int | None = None) -> None:
+    def __init__(self, base: Any, search: dict[str, Domain], seed: int | None = None) -> None:
         import random
 
-        self._base, self._draws, self._rng = base, draws, random.Random(seed)
+        self._base, self._rng = base, random.Random(seed)
+        self._choices = {key: domain.draw for key, domain in search.items()
+                         if isinstance(domain, Choice) and domain.draw is not None}
+        self._ranges = {key: domain.distribution(drawn=True) for key, domain in search.items()
+                        if isinstance(domain, Range) and domain.draw is not None}
+
+    @staticmethod
+    def wraps(search: dict[str, Domain]) -> bool:
+        """Whether a space has a field with ``draw``."""
+        return any(domain.draw is not None for domain in search.values())
 
     def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
-        return {name: distribution for name, distribution in self._base.infer_relative_search_space(study, trial).items()
-                if name not in self._draws}
+        return {name: self._ranges.get(name, distribution)
+                for name, distribution in self._base.infer_relative_search_space(study, trial).items()
+                if name not in self._choices}
 
     def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
         return self._base.sample_relative(study, trial, search_space)
 
     def sample_independent(self, study: Any, trial: Any, name: str, distribution: Any) -> Any:
-        draw = self._draws.get(name)
+        if name in self._ranges:
+            return self._base.sample_independent(study, trial, name, self._ranges[name])
+        draw = self._choices.get(name)
         if draw is None:
             return self._base.sample_independent(study, trial, name, distribution)
         if len(draw) == 1:
@@ -294,8 +308,7 @@ def make_sampler(spec: StudySpec):
     else:  # (multivariate=False said outright: Optuna 5 makes TPE multivariate when it is left unset)
         sampler = TPESampler(seed=spec.seed, n_startup_trials=spec.startup_trials, constant_liar=True,
                              multivariate=False)
-    draws = {key: domain.draw for key, domain in spec.search.items() if getattr(domain, "draw", None) is not None}
-    return DrawSampler(sampler, draws, spec.seed) if draws else sampler
+    return DrawSampler(sampler, spec.search, spec.seed) if DrawSampler.wraps(spec.search) else sampler
 
 
 def space_filling_design(spec: StudySpec, count: int) -> list[dict[str, Any]]:
@@ -311,7 +324,7 @@ def space_filling_design(spec: StudySpec, count: int) -> list[dict[str, Any]]:
     columns: dict[str, list[Any]] = {}
     for key, domain in spec.search.items():
         if isinstance(domain, Range):
-            low, high = (math.log(domain.low), math.log(domain.high)) if domain.log else (domain.low, domain.high)
+            low, high = (math.log(bound) for bound in domain.drawn) if domain.log else domain.drawn
             values = [low + (high - low) * (slot + rng.random()) / count for slot in range(count)]
             values = [math.exp(value) if domain.log else value for value in values]
             if domain.integer:

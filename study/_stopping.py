@@ -202,7 +202,7 @@ def _mutation(domain: Domain):
         return list(domain.drawn)
     if domain.integer:
         return tune.randint(int(domain.low), int(domain.high) + 1)
-    return (tune.loguniform if domain.log else tune.uniform)(domain.low, domain.high)
+    return (tune.loguniform if domain.log else tune.uniform)(*domain.drawn)
 
 
 def make_pbt(spec: StudySpec) -> PopulationBasedTraining:
@@ -217,7 +217,7 @@ def make_pbt(spec: StudySpec) -> PopulationBasedTraining:
                   synch=True, custom_explore_fn=KeepInSpace(spec.mutations), evaluations=spec.evaluations)
     protected = tuple(spec.baseline_points())
     if spec.scheduler == "pb2":
-        return StudyPB2(protected=protected, hyperparam_bounds={key: [domain.low, domain.high]
+        return StudyPB2(protected=protected, hyperparam_bounds={key: list(domain.drawn)
                                                                 for key, domain in spec.mutations.items()}, **common)
     return StudyPBT(protected=protected, hyperparam_mutations={key: _mutation(domain)
                                                                for key, domain in spec.mutations.items()},

@@ -74,13 +74,22 @@ class Choice:
 
 @dataclasses.dataclass(frozen=True)
 class Range:
-    """Numbers from low to high, on a log scale or not; whole numbers (with a step) for an int field."""
+    """Numbers from low to high, on a log scale or not; whole numbers (with a step) for an int field.
+    With ``draw`` (a float range), the sampler draws only within [draw low, draw high]; the rest
+    of the range holds points that only the baselines and given points take (the paper's rate of
+    2e-4 in the default space)."""
 
     low: float
     high: float
     log: bool = False
     step: int | None = None
     integer: bool = False
+    draw: tuple[float, float] | None = None
+
+    @property
+    def drawn(self) -> tuple[float, float]:
+        """The bounds the sampler draws within."""
+        return (self.low, self.high) if self.draw is None else self.draw
 
     def contains(self, value: Any) -> bool:
         on_step = not (self.integer and self.step) or (value - self.low) % self.step == 0
@@ -91,28 +100,37 @@ class Range:
         return (int(self.high) - int(self.low)) // (self.step or 1) + 1 if self.integer else None
 
     def describe(self) -> str:
-        return f"[{self.low}, {self.high}]" + (f" in steps of {self.step}" if self.integer and self.step else "")
+        return (f"[{self.low}, {self.high}]" + (f" in steps of {self.step}" if self.integer and self.step else "")
+                + ("" if self.draw is None else f" (drawn: [{self.draw[0]}, {self.draw[1]}])"))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        raw = dataclasses.asdict(self)
+        if self.draw is None:
+            del raw["draw"]  # study.json as before for a range drawn whole
+        else:
+            raw["draw"] = list(self.draw)
+        return raw
 
     def suggest(self, trial, name: str) -> float | int:
         if self.integer:
             return trial.suggest_int(name, int(self.low), int(self.high), log=self.log, step=self.step or 1)
         return trial.suggest_float(name, self.low, self.high, log=self.log)
 
-    def distribution(self):
+    def distribution(self, drawn: bool = False):
+        """Optuna's distribution of the whole range (what Optuna's study keeps), or of the part
+        the sampler draws (``drawn``)."""
         from optuna.distributions import FloatDistribution, IntDistribution
 
         if self.integer:
             return IntDistribution(int(self.low), int(self.high), log=self.log, step=self.step or 1)
-        return FloatDistribution(self.low, self.high, log=self.log)
+        low, high = self.drawn if drawn else (self.low, self.high)
+        return FloatDistribution(low, high, log=self.log)
 
     @classmethod
     def from_toml(cls, key: str, raw: dict[str, Any]) -> "Range":
-        unknown = set(raw) - {"low", "high", "log", "step"}
+        unknown = set(raw) - {"low", "high", "log", "step", "draw"}
         if unknown or "low" not in raw or "high" not in raw:
-            raise ConfigError(f"[search].{key}: a range needs low and high (optional log, step), got {sorted(raw)}")
+            raise ConfigError(f"[search].{key}: a range needs low and high (optional log, step, draw), got {sorted(raw)}")
         integer = field_types()[key].base is int
         low, high = raw["low"], raw["high"]
         for bound, value in (("low", low), ("high", high)):
@@ -129,7 +147,17 @@ class Range:
         TrainConfig.from_dict({key: int(high) if integer else float(high)})
         if raw.get("log") and low <= 0:
             raise ConfigError(f"[search].{key}: a log range needs low > 0")
-        return cls(float(low), float(high), raw.get("log", False), step, integer)
+        draw = raw.get("draw")
+        if draw is not None:
+            if integer:
+                raise ConfigError(f"[search].{key}: draw is for a range of decimal numbers; list the whole numbers "
+                                  "in a choice table instead")
+            if (not isinstance(draw, list) or len(draw) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, float))
+                                                                    for v in draw) or not low <= draw[0] < draw[1] <= high):
+                raise ConfigError(f"[search].{key}: draw must be [low, high] within [{low}, {high}], low below high, "
+                                  f"got {draw!r}")
+            draw = (float(draw[0]), float(draw[1]))
+        return cls(float(low), float(high), raw.get("log", False), step, integer, draw)
 
 
 Domain = Choice | Range
@@ -151,7 +179,7 @@ def domain_from_dict(raw: dict[str, Any]) -> Domain:
     """A domain from its study.json form (``to_dict``)."""
     if "values" in raw:
         return Choice(tuple(raw["values"]), None if raw.get("draw") is None else tuple(raw["draw"]))
-    return Range(**raw)
+    return Range(**{**raw, "draw": None if raw.get("draw") is None else tuple(raw["draw"])})
 
 
 def domain_from_toml(key: str, raw: Any) -> Domain:

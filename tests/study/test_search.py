@@ -6,6 +6,7 @@ from study._search import make_searcher
 from study._stopping import StopLedger
 from study.spec import load_spec
 from trainable.experiment import ASHA, LOSS_COLLAPSE, SCORE
+from trainable.space import Range
 
 
 def test_collapsed_trials_are_infeasible_and_asha_stops_are_not(tmp_path):
@@ -178,25 +179,38 @@ def test_under_a_budget_a_trial_starts_only_while_the_live_ones_leave_room(tmp_p
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "plain-tpe"])
-def test_the_sampler_draws_only_a_choice_tables_draw_while_the_baselines_run_as_themselves(tmp_path, sampler):
-    """The default space holds the paper's concat D (V0, V1, V2 are points of it) and draws only the
-    projection D: every sampler, before its model and after, never draws concat, and the sampler's
-    store keeps V0's concat with the whole list of values."""
+def test_the_sampler_draws_only_each_fields_draw_while_the_baselines_run_as_themselves(tmp_path, sampler):
+    """The default space holds the paper's concat D and rates of 2e-4 (V0, V1, V2 are points of it)
+    and draws only the projection D and rates from 1e-3 (G) and 5e-4 (D): every sampler, before its
+    model and after, draws within each field's draw, and the sampler's store keeps V0's point with
+    the whole domain."""
     import optuna
 
     spec = load_spec(samples=30, baselines=("V0", "V1"), sampler=sampler, startup_trials=3)
     assert spec.search["conditioning"].drawn == ("projection",)
+    assert spec.search["g_lr"].drawn == (1e-3, 5e-3) and spec.search["d_lr"].drawn == (5e-4, 5e-3)
+    ranges = {key: domain.drawn for key, domain in spec.search.items()
+              if isinstance(domain, Range) and domain.draw is not None}
+    assert set(ranges) >= {"g_lr", "d_lr", "d_dropout"}
     searcher, _ = make_searcher(spec, tmp_path)
-    drawn = []
+    points = []
     for number in range(14):
         point = searcher.suggest(f"t{number}")
-        drawn.append(point["conditioning"])
+        points.append(point)
         searcher.on_trial_complete(f"t{number}", result={SCORE: 30.0 - number if number > 1 else 5.0,
                                                          "training_iteration": 4})
-    assert drawn[:2] == ["concat", "concat"] and set(drawn[2:]) == {"projection"}, drawn
+    assert [point["conditioning"] for point in points[:2]] == ["concat", "concat"]
+    assert points[0]["g_lr"] == points[0]["d_lr"] == 2e-4 and points[1]["d_dropout"] == 0.3
+    for point in points[2:]:
+        assert point["conditioning"] == "projection", point
+        outside = {key: point[key] for key, (low, high) in ranges.items() if not low <= point[key] <= high}
+        assert not outside, outside
+    # TPE's model was fed V0's 2e-4 and still draws within the bounds; not one point twice
+    assert len({point["g_lr"] for point in points}) == len(points) - 1  # V1 has V0's rates
     stored = searcher._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     v0 = stored[0]
     assert v0.params["conditioning"] == "concat" and v0.distributions["conditioning"].choices == ("concat", "projection")
+    assert v0.params["g_lr"] == 2e-4 and (v0.distributions["g_lr"].low, v0.distributions["g_lr"].high) == (2e-4, 5e-3)
 
 
 def test_a_choice_table_reads_writes_and_refuses_in_one_line(tmp_path):
@@ -217,3 +231,40 @@ def test_a_choice_table_reads_writes_and_refuses_in_one_line(tmp_path):
         with pytest.raises(ConfigError, match=says) as caught:
             domain_from_toml("conditioning", raw)
         assert "\n" not in str(caught.value)
+
+
+def test_a_ranges_draw_reads_writes_and_refuses_in_one_line():
+    from trainable.errors import ConfigError
+    from trainable.space import domain_from_dict, domain_from_toml
+
+    table = domain_from_toml("g_lr", {"low": 2e-4, "high": 5e-3, "draw": [1e-3, 5e-3]})
+    assert table == Range(2e-4, 5e-3, draw=(1e-3, 5e-3)) and table.drawn == (1e-3, 5e-3)
+    assert table.contains(2e-4) and domain_from_dict(table.to_dict()) == table
+    assert (table.distribution().low, table.distribution(drawn=True).low) == (2e-4, 1e-3)
+    whole = domain_from_toml("g_lr", {"low": 2e-4, "high": 5e-3})
+    assert whole.drawn == (2e-4, 5e-3) and "draw" not in whole.to_dict()  # study.json as before
+    for key, raw, says in (("g_lr", {"low": 2e-4, "high": 5e-3, "draw": [1e-4, 5e-3]}, "within"),
+                           ("g_lr", {"low": 2e-4, "high": 5e-3, "draw": [3e-3, 1e-3]}, "low below high"),
+                           ("g_lr", {"low": 2e-4, "high": 5e-3, "draw": 1e-3}, "draw must be"),
+                           ("g_lr", {"low": 2e-4, "high": 5e-3, "draw": [1e-3, True]}, "draw must be"),
+                           ("g_lr", {"low": 2e-4, "high": 5e-3, "pick": [1e-3, 5e-3]}, "a range needs"),
+                           ("latent_size", {"low": 32, "high": 128, "draw": [64, 128]}, "choice table")):
+        with pytest.raises(ConfigError, match=says) as caught:
+            domain_from_toml(key, raw)
+        assert "\n" not in str(caught.value)
+
+
+def test_pbt_and_the_space_filling_start_draw_within_a_ranges_draw():
+    """PBT's resampling (and PB2's bounds) and the space-filling start take a range's drawn bounds;
+    PBT's perturbation is kept within the whole range, which the baselines may sit anywhere in."""
+    from study._search import space_filling_design
+    from study._stopping import KeepInSpace, _mutation
+
+    spec = load_spec(samples=20, baselines=("V0",))
+    design = space_filling_design(spec, 8)
+    assert all(1e-3 <= point["g_lr"] <= 5e-3 and 5e-4 <= point["d_lr"] <= 5e-3 for point in design)
+    assert max(point["g_lr"] for point in design) - min(point["g_lr"] for point in design) > 2e-3  # spread
+    domain = spec.search["g_lr"]
+    resample = _mutation(domain)
+    assert (resample.lower, resample.upper) == (1e-3, 5e-3)
+    assert KeepInSpace({"g_lr": domain})({"g_lr": 1e-4})["g_lr"] == 2e-4
