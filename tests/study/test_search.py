@@ -268,3 +268,23 @@ def test_pbt_and_the_space_filling_start_draw_within_a_ranges_draw():
     resample = _mutation(domain)
     assert (resample.lower, resample.upper) == (1e-3, 5e-3)
     assert KeepInSpace({"g_lr": domain})({"g_lr": 1e-4})["g_lr"] == 2e-4
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_a_draw_of_several_values_is_drawn_among_them_only(tmp_path, sampler):
+    """A choice table drawing two of three values: the wrapped sampler's draw where it falls among
+    them, else one of them; never the third, which the paper's V0 still takes."""
+    study_file = tmp_path / "study.toml"
+    study_file.write_text('[study]\nbaselines = ["V0"]\n[search]\n'
+                          'd_filters = {values = ["8,16,32", "16,32,64", "32,64,128"], draw = ["8,16,32", "16,32,64"]}\n'
+                          'g_lr = {low = 2e-4, high = 5e-3}\n')
+    spec = load_spec(study_file, samples=40, sampler=sampler, startup_trials=3)
+    searcher, _ = make_searcher(spec, tmp_path / "run")
+    drawn = []
+    for number in range(24):
+        point = searcher.suggest(f"t{number}")
+        drawn.append(point["d_filters"])
+        # V0 scores best, so TPE's model leans to its D, which the draw leaves out
+        searcher.on_trial_complete(f"t{number}", result={SCORE: 1.0 if number == 0 else 20.0 - point["g_lr"] * 1e3,
+                                                         "training_iteration": 4})
+    assert drawn[0] == "32,64,128" and set(drawn[1:]) == {"8,16,32", "16,32,64"}, drawn
