@@ -48,6 +48,12 @@ def draw(digit: int, font_path: Path, rng: np.random.Generator) -> Image.Image:
     shear = rng.uniform(-0.25, 0.25)
     image = image.transform(image.size, Image.AFFINE, (1, shear, -shear * canvas / 2, 0, 1, 0),
                             resample=Image.BICUBIC, fillcolor=int(paper))
+    return finish(image, rng)
+
+
+def finish(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A drawn canvas as a photographed one: a lighting gradient, shrunk to SIDE, blur and noise."""
+    canvas = image.size[0]
     pixels = np.asarray(image, dtype=np.float32)
     ramp = np.linspace(-1, 1, canvas, dtype=np.float32)
     angle = rng.uniform(0, 2 * np.pi)
@@ -58,6 +64,18 @@ def draw(digit: int, font_path: Path, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
+def write_set(out: Path, count: int, classes: list[str], draw_one, rng: np.random.Generator) -> None:
+    """``count`` images, the classes in turn, as class folders under train/, valid/ and test/."""
+    if out.exists() and any(out.iterdir()):
+        raise SystemExit(f"{out}: not empty")
+    for index in range(count):
+        label = index % len(classes)
+        split = SPLITS[np.searchsorted(np.cumsum([share for _, share in SPLITS]), rng.random())][0]
+        folder = out / split / classes[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        draw_one(label, rng).save(folder / f"{index:05d}.png")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="the folder to write train/, valid/, test/ into")
@@ -65,14 +83,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     out, rng, faces = Path(args.out), np.random.default_rng(args.seed), fonts()
-    if out.exists() and any(out.iterdir()):
-        raise SystemExit(f"{out}: not empty")
-    for index in range(args.count):
-        digit = index % 10
-        split = SPLITS[np.searchsorted(np.cumsum([share for _, share in SPLITS]), rng.random())][0]
-        folder = out / split / str(digit)
-        folder.mkdir(parents=True, exist_ok=True)
-        draw(digit, faces[int(rng.integers(len(faces)))], rng).save(folder / f"{index:05d}.png")
+    write_set(out, args.count, [str(digit) for digit in range(10)],
+              lambda digit, rng: draw(digit, faces[int(rng.integers(len(faces)))], rng), rng)
     print(f"{args.count} images of 10 digits in {len(faces)} fonts under {out}")
 
 
