@@ -123,7 +123,6 @@ REMEDY_SEARCH: dict[str, Any] = {
     "minibatch_std": [False, True],
     "d_steps": [1, 2],
 }
-# The full space draws both conditionings: which remedies matter, the projection D among them.
 
 
 def _drawn_whole(domain: Any) -> Any:
