@@ -296,7 +296,9 @@ def make_sampler(spec: StudySpec):
     discriminator from one, a wide D and high learning rates from others) better than TPE's
     multivariate mode: on a surrogate of this GAN fitted to 130 real trials, 42 of 200 seeded
     studies found a working configuration within 12,000 iterations with it, 26 with the
-    multivariate one, 13 with Optuna's TPE as it comes and 6 with random search (docs/search.md).
+    multivariate one, 13 with Optuna's TPE as it comes and 6 with random search (docs/search.md;
+    that was the space before its draws: within them random search works too, and the model's
+    gain over it is small, and not on every set).
     "plain-tpe": Optuna's TPESampler as it comes (10 random draws first, multivariate in Optuna 5);
     "random"."""
     from optuna.samplers import RandomSampler, TPESampler
