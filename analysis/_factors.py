@@ -3,11 +3,20 @@ accuracy >= 0.5 at a report) from those that did not, each claim with the trials
 
 Where no trial worked, the best quarter by the study's score stands in for the working ones (said
 so). Unlike an importance figure, this needs no model of the score: it says what the trials were,
-so it holds from a handful of trials on, and it says how few those are.
+so it holds from a handful of trials on, and it says how few those are. A field is compared at the
+value the trial ran with in effect: freezing D after more iterations than the trial ran is no
+freezing (with 1200-iteration trials every freeze_after of the default space was "off" in effect,
+and a split on it was chance).
+
+Each claim carries its chance: how often a split at least as wide arises when the same values
+are dealt to the trials at random (exact: the hypergeometric tail for a value, the permutation
+distribution of Mann-Whitney's U for a number). A study compares a dozen fields, so a claim at
+0.1 is what chance alone gives about once a study; claims above MOST_CHANCE are not made.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from typing import Any, NamedTuple
@@ -19,12 +28,15 @@ from trainable.experiment import COND_ACCURACY
 
 SHOWN = 4  # factors at most
 LEAST_SEPARATION = 0.3  # a factor that separates less is no claim
+MOST_CHANCE = 0.2  # nor one that random dealing would give this often
+_EXACT_DEALS = 5_000  # Mann-Whitney: every dealing up to this many, else the normal approximation
 
 
 class Factor(NamedTuple):
     field: str
     claim: str  # "conditioning = projection in 3 of 3 working trials, 2 of 14 others"
     separation: float  # 0 (the same in both groups) .. 1 (no overlap)
+    chance: float  # how often dealing the same values at random separates at least as much
 
 
 class FactorsInfo(NamedTuple):
@@ -32,7 +44,7 @@ class FactorsInfo(NamedTuple):
     basis: str  # what the groups are, with their counts
     good: list[str]
     rest: list[str]
-    factors: list[Factor]  # most separating first
+    factors: list[Factor]  # least likely by chance first
     note: str  # why there are none, where there are none
 
 
@@ -61,6 +73,15 @@ def _groups(experiment: Experiment) -> tuple[list[TrialRecord], list[TrialRecord
     return good, [trial for trial in trials if trial.name not in names], label, basis
 
 
+def _effective(field: str, value: Any, trial: TrialRecord) -> Any:
+    """The value ``trial`` ran with in effect."""
+    if field == "freeze_after":
+        reached = max((row["iteration"] for row in trial.rows if isinstance(row.get("iteration"), int)), default=0)
+        if not isinstance(value, (int, float)) or value >= reached:
+            return "off"
+    return value
+
+
 def _categorical(field: str, good: list[Any], rest: list[Any], label: str) -> Factor:
     best_value, best_gap = None, -1.0
     for value in dict.fromkeys(good):
@@ -69,12 +90,35 @@ def _categorical(field: str, good: list[Any], rest: list[Any], label: str) -> Fa
             best_value, best_gap = value, gap
     claim = (f"{field} = {short_value(best_value)} in {good.count(best_value)} of the {_trials(len(good), label)}, "
              f"{rest.count(best_value)} of the {len(rest)} others")
-    return Factor(field, claim, max(best_gap, 0.0))
+    # The hypergeometric tail: at least this many of the value's trials among the good ones.
+    total, having, drawn, hit = len(good) + len(rest), good.count(best_value) + rest.count(best_value), len(good), \
+        good.count(best_value)
+    chance = sum(math.comb(having, k) * math.comb(total - having, drawn - k)
+                 for k in range(hit, min(having, drawn) + 1)) / math.comb(total, drawn)
+    return Factor(field, claim, max(best_gap, 0.0), chance)
+
+
+def _u_statistic(good: list[float], rest: list[float]) -> float:
+    """Mann-Whitney's U of ``good`` over ``rest``: pairs where the good value is above, ties half."""
+    return sum((g > r) + 0.5 * (g == r) for g in good for r in rest)
+
+
+def _u_chance(good: list[float], rest: list[float]) -> float:
+    """Two-sided: how often a random split of the values into groups of these sizes has a U at
+    least as far from the middle."""
+    values, size, middle = good + rest, len(good), len(good) * len(rest) / 2
+    seen = abs(_u_statistic(good, rest) - middle)
+    if math.comb(len(values), size) <= _EXACT_DEALS:
+        deals = [abs(_u_statistic([values[i] for i in chosen], [values[i] for i in range(len(values)) if i not in chosen])
+                     - middle) for chosen in map(set, itertools.combinations(range(len(values)), size))]
+        return sum(deal >= seen - 1e-9 for deal in deals) / len(deals)
+    spread = math.sqrt(len(good) * len(rest) * (len(values) + 1) / 12)
+    return math.erfc(max(seen - 0.5, 0.0) / spread / math.sqrt(2))
 
 
 def _numeric(field: str, good: list[float], rest: list[float], label: str) -> Factor:
     # The chance that a good trial's value lies above another's (Mann-Whitney), as a spread from 0.5.
-    above = sum((g > r) + 0.5 * (g == r) for g in good for r in rest) / (len(good) * len(rest))
+    above = _u_statistic(good, rest) / (len(good) * len(rest))
 
     def span(values: list[float]) -> str:
         if min(values) == max(values):
@@ -82,11 +126,11 @@ def _numeric(field: str, good: list[float], rest: list[float], label: str) -> Fa
         return (f"{short_value(min(values))}-{short_value(max(values))} (median "
                 f"{short_value(statistics.median(values))})")
     claim = f"{field} {span(good)} in the {_trials(len(good), label)}, {span(rest)} in the {len(rest)} others"
-    return Factor(field, claim, abs(2 * above - 1))
+    return Factor(field, claim, abs(2 * above - 1), _u_chance(good, rest))
 
 
 def get_factors_info(experiment: Experiment) -> FactorsInfo:
-    """The fields that separate the working (or best) trials from the others, most separating first."""
+    """The fields that separate the working (or best) trials from the others, least likely by chance first."""
     search = experiment.search
     if not search:
         return FactorsInfo("", "", [], [], [], "needs a study (a single trial has nothing to compare)")
@@ -96,16 +140,18 @@ def get_factors_info(experiment: Experiment) -> FactorsInfo:
         return FactorsInfo(label, basis, *names, [], "needs trials on both sides to compare")
     factors = []
     for field, domain in search.items():
-        good_values = [t.params[field] for t in good if field in t.params]
-        rest_values = [t.params[field] for t in rest if field in t.params]
+        good_values = [_effective(field, t.params[field], t) for t in good if field in t.params]
+        rest_values = [_effective(field, t.params[field], t) for t in rest if field in t.params]
         if not good_values or not rest_values:
             continue
         values = good_values + rest_values
         numeric = hasattr(domain, "low") and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
         factors.append((_numeric if numeric else _categorical)(field, good_values, rest_values, label))
-    factors.sort(key=lambda factor: -factor.separation)
-    shown = [factor for factor in factors if factor.separation >= LEAST_SEPARATION][:SHOWN]
-    note = "" if shown else f"no searched field separates the {label} trials from the others"
+    factors.sort(key=lambda factor: (factor.chance, -factor.separation))
+    shown = [factor for factor in factors
+             if factor.separation >= LEAST_SEPARATION and factor.chance <= MOST_CHANCE][:SHOWN]
+    note = "" if shown else (f"no searched field separates the {label} trials from the others more than "
+                             f"dealing its values at random would ({len(good) + len(rest)} trials)")
     return FactorsInfo(label, basis, *names, shown, note)
 
 
@@ -113,13 +159,16 @@ def format_factors(info: FactorsInfo) -> list[str]:
     """The summary's lines: the groups, then a line per factor."""
     if not info.factors:
         return [f"why: {info.note}" + (f" ({info.basis})" if info.basis else "")]
-    return [f"why ({info.basis}):"] + [f"  {factor.claim}" for factor in info.factors]
+    return ([f"why ({info.basis}; chance: how often dealing the values at random splits as wide):"]
+            + [f"  {factor.claim} (chance {factor.chance:.2g})" for factor in info.factors])
 
 
 def factors_html(info: FactorsInfo) -> str:
     if not info.factors:
         return f'<p class="note">{escape(info.note)}{" (" + escape(info.basis) + ")" if info.basis else ""}</p>'
-    items = "".join(f"<li>{escape(factor.claim)} <span class=\"note\">(separation {factor.separation:.2f})</span></li>"
-                    for factor in info.factors)
+    items = "".join(f"<li>{escape(factor.claim)} <span class=\"note\">(separation {factor.separation:.2f}, "
+                    f"chance {factor.chance:.2g})</span></li>" for factor in info.factors)
     return (f"<p>What separated them: {escape(info.basis)}. Separation 1: no overlap between the groups, 0: the "
-            f"same in both.</p><ul class=\"factors\">{items}</ul>")
+            f"same in both. Chance: how often dealing the same values to the trials at random separates them at "
+            f"least as much; with a dozen fields compared, one claim at 0.1 is what chance alone gives.</p>"
+            f"<ul class=\"factors\">{items}</ul>")

@@ -1,0 +1,116 @@
+"""Why the others failed: the fields that separate working trials from the rest, each with its counts."""
+
+import json
+
+from analysis import format_factors, get_factors_info, read_experiment
+from tests.analysis.test_reader import make_trial
+
+SEARCH = {
+    "conditioning": {"values": ["concat", "projection"]},
+    "g_lr": {"low": 2e-4, "high": 5e-3, "log": False, "step": None, "integer": False},
+    "freeze_after": {"values": ["off", 2000, 5000]},
+    "normalization": {"values": ["[0,1]", "[-1,1]"]},
+}
+
+
+def study(root, trials, iterations=1200):
+    """A study folder as the driver writes it: study.json with the space, a folder per trial."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "study.json").write_text(json.dumps({"spec": {"search": SEARCH}, "baselines": {}}))
+    for index, (params, accuracy, fid) in enumerate(trials):
+        rows = [{"iteration": it, "fid_intra": fid + (iterations - it) / 100, "cond_accuracy": accuracy * it / iterations}
+                for it in range(300, iterations + 1, 300)]
+        make_trial(root, f"trial_{index:02d}", params, rows, stop="completed")
+    return read_experiment(root)
+
+
+def test_the_separating_field_is_claimed_with_its_counts_and_a_field_alike_in_both_is_not(tmp_path):
+    # projection in the 3 working trials and 1 of 4 others; the normalization alternates in both groups.
+    trials = [({"conditioning": "projection", "g_lr": 2e-3, "freeze_after": "off", "normalization": norm}, 0.6, 8.0)
+              for norm in ("[0,1]", "[-1,1]", "[0,1]")]
+    trials += [({"conditioning": cond, "g_lr": 2e-3, "freeze_after": "off", "normalization": norm}, 0.2, 30.0)
+               for cond, norm in (("concat", "[0,1]"), ("concat", "[-1,1]"), ("concat", "[0,1]"), ("projection", "[-1,1]"))]
+    info = get_factors_info(study(tmp_path, trials))
+    assert info.basis.startswith("3 working trials (conditional accuracy >= 0.5 at a report) against the 4 others")
+    assert [factor.field for factor in info.factors] == ["conditioning"]
+    assert info.factors[0].claim == "conditioning = projection in 3 of the 3 working trials, 1 of the 4 others"
+    # 4 of the 7 trials had projection: all 3 working ones among them in 4 of the 35 ways to deal them.
+    assert info.factors[0].chance == 4 / 35
+    assert format_factors(info)[1] == ("  conditioning = projection in 3 of the 3 working trials, 1 of the 4 others "
+                                       "(chance 0.11)")
+
+
+def test_a_numeric_field_is_claimed_as_the_two_groups_ranges(tmp_path):
+    trials = [({"conditioning": "projection", "g_lr": lr, "freeze_after": "off", "normalization": "[0,1]"}, 0.6, 8.0)
+              for lr in (2e-3, 3e-3, 4e-3)]
+    trials += [({"conditioning": "projection", "g_lr": lr, "freeze_after": "off", "normalization": "[0,1]"}, 0.2, 30.0)
+               for lr in (2e-4, 5e-4, 8e-4)]
+    (factor,) = get_factors_info(study(tmp_path, trials)).factors
+    # No overlap: 2 of the 20 ways to deal six values into two threes are as far apart (either way round).
+    assert factor.field == "g_lr" and factor.separation == 1.0 and factor.chance == 2 / 20
+    assert factor.claim == ("g_lr 0.002-0.004 (median 0.003) in the 3 working trials, "
+                            "0.0002-0.0008 (median 0.0005) in the 3 others")
+
+
+def test_where_no_trial_worked_the_best_quarter_stands_in_and_says_so(tmp_path):
+    trials = [({"conditioning": "projection", "g_lr": 2e-3, "freeze_after": "off", "normalization": "[0,1]"}, 0.3, fid)
+              for fid in (5.0, 6.0)]
+    trials += [({"conditioning": "concat", "g_lr": 2e-3, "freeze_after": "off", "normalization": "[0,1]"}, 0.2, fid)
+               for fid in (20.0, 21.0, 22.0, 23.0, 24.0, 25.0)]
+    info = get_factors_info(study(tmp_path, trials))
+    assert info.good_label == "best"
+    assert info.basis == "no trial worked: the best 2 by FD-intra against the 6 others"
+    assert info.factors[0].claim == "conditioning = projection in 2 of the 2 best trials, 0 of the 6 others"
+
+
+def test_freezing_d_after_more_iterations_than_a_trial_ran_counts_as_no_freezing(tmp_path):
+    # The working trials drew freeze_after 2000, the others "off": at 1200 iterations no trial froze D.
+    trials = [({"conditioning": "projection", "g_lr": 2e-3, "freeze_after": after, "normalization": "[0,1]"}, 0.6, 8.0)
+              for after in (2000, 2000, 2000)]
+    trials += [({"conditioning": "projection", "g_lr": 2e-3, "freeze_after": "off", "normalization": "[0,1]"}, 0.2, 30.0)
+               for _ in range(3)]
+    short = get_factors_info(study(tmp_path / "short", trials, iterations=1200))
+    assert short.factors == [] and short.note.startswith("no searched field separates the working trials")
+    # The same trials run to 6000 iterations did freeze D at those points: then the split is a claim.
+    long = get_factors_info(study(tmp_path / "long", trials, iterations=6000))
+    assert [factor.field for factor in long.factors] == ["freeze_after"]
+    assert long.factors[0].claim == "freeze_after = 2000 in 3 of the 3 working trials, 0 of the 3 others"
+
+
+def test_a_wide_split_that_random_dealing_gives_often_is_no_claim(tmp_path):
+    # projection in the one working trial and in 1 of 3 others: a gap of 0.67, but dealing two
+    # projection trials among four puts one on the working trial half the time.
+    trials = [({"conditioning": "projection", "g_lr": 2e-3, "freeze_after": "off", "normalization": "[0,1]"}, 0.6, 8.0)]
+    trials += [({"conditioning": cond, "g_lr": 2e-3, "freeze_after": "off", "normalization": "[0,1]"}, 0.2, 30.0)
+               for cond in ("projection", "concat", "concat")]
+    info = get_factors_info(study(tmp_path, trials))
+    assert info.factors == []
+    assert info.note == ("no searched field separates the working trials from the others more than dealing its "
+                         "values at random would (4 trials)")
+    assert format_factors(info) == [f"why: {info.note} ({info.basis})"]
+
+
+def test_many_trials_take_the_normal_approximation_close_to_the_exact_count(monkeypatch):
+    from analysis import _factors
+
+    good = [2.0, 2.5, 3.1, 3.3, 3.9, 4.2, 1.1, 4.8, 2.2, 3.6]
+    rest = [0.5, 1.0, 1.5, 2.1, 0.9, 3.0, 0.3, 1.8, 2.7, 1.2]
+    overlapping = [2.0, 2.5, 1.1, 3.3, 0.9, 4.2, 1.1, 1.8, 2.2, 0.6]
+    # C(20, 10) = 184,756 dealings: over _EXACT_DEALS, so approximated
+    approximate = [_factors._u_chance(good, rest), _factors._u_chance(overlapping, rest)]
+    monkeypatch.setattr(_factors, "_EXACT_DEALS", 200_000)
+    exact = [_factors._u_chance(good, rest), _factors._u_chance(overlapping, rest)]
+    assert 0.001 < exact[0] < 0.01 and 0.3 < exact[1] < 0.5  # (0.0039 and 0.38)
+    assert abs(approximate[0] - exact[0]) < 0.005 and abs(approximate[1] - exact[1]) < 0.01
+
+
+def test_claims_come_least_likely_by_chance_first(tmp_path):
+    # Both fields split the 2 working trials from the 4 others without overlap; [-1,1] in just the
+    # two working ones happens in 1 of 15 dealings, g_lr's order either way round in 2 of 15.
+    trials = [({"conditioning": "projection", "g_lr": lr, "freeze_after": "off", "normalization": "[-1,1]"}, 0.6, 8.0)
+              for lr in (3e-3, 4e-3)]
+    trials += [({"conditioning": "projection", "g_lr": lr, "freeze_after": "off", "normalization": "[0,1]"}, 0.2, 30.0)
+               for lr in (2e-4, 5e-4, 8e-4, 1e-3)]
+    factors = get_factors_info(study(tmp_path, trials)).factors
+    assert [(factor.field, factor.separation, factor.chance) for factor in factors] == [
+        ("normalization", 1.0, 1 / 15), ("g_lr", 1.0, 2 / 15)]
