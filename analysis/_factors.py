@@ -5,8 +5,9 @@ Where no trial worked, the best quarter by the study's score stands in for the w
 so). Unlike an importance figure, this needs no model of the score: it says what the trials were,
 so it holds from a handful of trials on, and it says how few those are. A field is compared at the
 value the trial ran with in effect: freezing D after more iterations than the trial ran is no
-freezing (with 1200-iteration trials every freeze_after of the default space was "off" in effect,
-and a split on it was chance).
+freezing, and an accuracy threshold D never passed is none (with 1200-iteration trials every
+freeze_after of the default space was "off" in effect; on the shapes, freeze_accuracy 0.9 "in 3 of
+the 5 best trials, 0 of the 16 others" was three trials whose D never froze).
 
 Each claim carries its chance: how often a split at least as wide arises when the same values
 are dealt to the trials at random (exact: the hypergeometric tail for a value, the permutation
@@ -24,7 +25,7 @@ from typing import Any, NamedTuple
 from analysis._common import WORKING_ACCURACY, escape
 from analysis._leaderboard import short_value
 from analysis._reader import Experiment, TrialRecord
-from trainable.experiment import COND_ACCURACY
+from trainable.experiment import COND_ACCURACY, FREEZE_EVENTS
 
 SHOWN = 4  # factors at most
 LEAST_SEPARATION = 0.3  # a factor that separates less is no claim
@@ -74,10 +75,16 @@ def _groups(experiment: Experiment) -> tuple[list[TrialRecord], list[TrialRecord
 
 
 def _effective(field: str, value: Any, trial: TrialRecord) -> Any:
-    """The value ``trial`` ran with in effect."""
+    """The value ``trial`` ran with in effect: a freeze rule that never froze D is no freeze rule."""
     if field == "freeze_after":
         reached = max((row["iteration"] for row in trial.rows if isinstance(row.get("iteration"), int)), default=0)
         if not isinstance(value, (int, float)) or value >= reached:
+            return "off"
+    if field == "freeze_accuracy" and all(isinstance(row.get(FREEZE_EVENTS), list) for row in trial.rows):
+        # Every report lists the freezes since the one before, each with its reason.
+        froze = any(event.get("event") == "freeze" and "D accuracy" in str(event.get("reason"))
+                    for row in trial.rows for event in row[FREEZE_EVENTS] if isinstance(event, dict))
+        if not froze:
             return "off"
     return value
 

@@ -92,6 +92,7 @@ JUDGE_ACCURACY = "judge_accuracy"  # the judge's own held-out accuracy: how far 
 FID_PER_CLASS, DIVERSITY_PER_CLASS = "fid_per_class", "diversity_per_class"
 COVERAGE_PER_CLASS, COND_ACCURACY_PER_CLASS = "coverage_per_class", "cond_accuracy_per_class"
 DIVERSITY_LOWEST_CLASS = "diversity_lowest_class"
+FREEZE_EVENTS = "freeze_events"  # the freeze rule's freezes and unfreezes since the report before, each with its reason
 SCORE = "score"  # what a study's scheduler and searcher see: its metric, finite, lower is better
 # A report's other keys: the step statistics' D and G losses, the collapse verdict and its evidence,
 # the sample grid (a path relative to the trial folder), and in the last row why the trial ended

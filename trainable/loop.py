@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from trainable.config import TrainConfig
-from trainable.experiment import (COMPLETED, CONFIG_CHANGE, DIVERSITY_LOWEST_CLASS, DIVERSITY_PER_CLASS, HYPER, INTERRUPTED,
-                                  STOP_REASON, config_change)
+from trainable.experiment import (COMPLETED, CONFIG_CHANGE, DIVERSITY_LOWEST_CLASS, DIVERSITY_PER_CLASS, FREEZE_EVENTS,
+                                  HYPER, INTERRUPTED, STOP_REASON, config_change)
 from trainable.progress import Progress
 from trainable.training import STEP_STATISTICS, DeviceStepStats, Trainer
 from trainable.verdict import verdict_for
@@ -185,7 +185,7 @@ class _Reports:
         evaluation_started = time.perf_counter()
         scores, grid = trainer.evaluate()
         row = {"iteration": trainer.iteration, "training_iteration": len(self.history) + 1, **window.row(),
-               "frozen": trainer.freeze.frozen, "freeze_events": trainer.freeze.take_events(), HYPER: trainer.hyperparameters(),
+               "frozen": trainer.freeze.frozen, FREEZE_EVENTS: trainer.freeze.take_events(), HYPER: trainer.hyperparameters(),
                **scores,
                "eval_s": time.perf_counter() - evaluation_started}
         if DIVERSITY_PER_CLASS in row:

@@ -2,24 +2,30 @@
 
 import json
 
+import torch
+
 from analysis import format_factors, get_factors_info, read_experiment
 from tests.analysis.test_reader import make_trial
 
 SEARCH = {
     "conditioning": {"values": ["concat", "projection"]},
+    "freeze_accuracy": {"values": ["off", 0.8, 0.9]},
     "g_lr": {"low": 2e-4, "high": 5e-3, "log": False, "step": None, "integer": False},
     "freeze_after": {"values": ["off", 2000, 5000]},
     "normalization": {"values": ["[0,1]", "[-1,1]"]},
 }
 
 
-def study(root, trials, iterations=1200):
-    """A study folder as the driver writes it: study.json with the space, a folder per trial."""
+def study(root, trials, iterations=1200, events=None):
+    """A study folder as the driver writes it: study.json with the space, a folder per trial;
+    ``events(params)``: the freeze events of each report, where reports list them."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "study.json").write_text(json.dumps({"spec": {"search": SEARCH}, "baselines": {}}))
     for index, (params, accuracy, fid) in enumerate(trials):
         rows = [{"iteration": it, "fid_intra": fid + (iterations - it) / 100, "cond_accuracy": accuracy * it / iterations}
                 for it in range(300, iterations + 1, 300)]
+        for row in rows if events else ():
+            row["freeze_events"] = events(params) if row["iteration"] == 600 else []
         make_trial(root, f"trial_{index:02d}", params, rows, stop="completed")
     return read_experiment(root)
 
@@ -114,3 +120,34 @@ def test_claims_come_least_likely_by_chance_first(tmp_path):
     factors = get_factors_info(study(tmp_path, trials)).factors
     assert [(factor.field, factor.separation, factor.chance) for factor in factors] == [
         ("normalization", 1.0, 1 / 15), ("g_lr", 1.0, 2 / 15)]
+
+
+def accuracy_freezes(threshold):
+    """The events the real freeze rule writes when D's accuracy passes ``threshold``."""
+    from trainable.config import TrainConfig
+    from trainable.freeze import FreezeRule
+
+    rule = FreezeRule(window=2)
+    config = TrainConfig.from_dict({"freeze_accuracy": threshold})
+    for step in range(4):
+        rule.push(torch.tensor([1.0, 1.0]))
+        rule.update(config, 500 + step)
+    return rule.take_events()
+
+
+def test_an_accuracy_threshold_d_never_passed_counts_as_no_freezing(tmp_path):
+    # freeze_accuracy 0.9 in the 3 working trials, off in the 3 others.
+    trials = [({"conditioning": "projection", "g_lr": 2e-3, "freeze_after": "off", "normalization": "[0,1]",
+                "freeze_accuracy": accuracy}, worked, fid)
+              for accuracy, worked, fid in ((0.9, 0.6, 8.0),) * 3 + (("off", 0.2, 30.0),) * 3]
+    # Reports list no freeze: the threshold never acted, and the split is no claim.
+    never = get_factors_info(study(tmp_path / "never", trials, events=lambda params: [])).factors
+    assert never == []
+    # D froze on its accuracy in the trials with the threshold: then it is one.
+    froze = get_factors_info(study(tmp_path / "froze", trials, events=lambda params: (
+        accuracy_freezes(params["freeze_accuracy"]) if params["freeze_accuracy"] != "off" else []))).factors
+    assert [(factor.field, factor.claim) for factor in froze] == [
+        ("freeze_accuracy", "freeze_accuracy = 0.9 in 3 of the 3 working trials, 0 of the 3 others")]
+    # Reports from before freeze events were written: the value as drawn.
+    unknown = get_factors_info(study(tmp_path / "unknown", trials)).factors
+    assert [factor.field for factor in unknown] == ["freeze_accuracy"]
