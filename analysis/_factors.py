@@ -98,10 +98,10 @@ def _categorical(field: str, good: list[Any], rest: list[Any], label: str) -> Fa
     claim = (f"{field} = {short_value(best_value)} in {good.count(best_value)} of the {_trials(len(good), label)}, "
              f"{rest.count(best_value)} of the {len(rest)} others")
     # The hypergeometric tail: at least this many of the value's trials among the good ones.
-    total, having, drawn, hit = len(good) + len(rest), good.count(best_value) + rest.count(best_value), len(good), \
-        good.count(best_value)
-    chance = sum(math.comb(having, k) * math.comb(total - having, drawn - k)
-                 for k in range(hit, min(having, drawn) + 1)) / math.comb(total, drawn)
+    total, hit = len(good) + len(rest), good.count(best_value)
+    having = hit + rest.count(best_value)
+    chance = sum(math.comb(having, k) * math.comb(total - having, len(good) - k)
+                 for k in range(hit, min(having, len(good)) + 1)) / math.comb(total, len(good))
     return Factor(field, claim, max(best_gap, 0.0), chance)
 
 
