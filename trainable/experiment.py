@@ -68,7 +68,7 @@ LINEAGE_FILE = "lineage.json"
 # Why a trial ended (each report's "stop_reason", stop_reason.json, the ledger).
 COMPLETED = "completed"  # reached its configured iterations
 ASHA = "asha"  # cut by the ASHA scheduler
-MODE_COLLAPSE = "mode-collapse"  # the collapse verdict: generated faces stopped varying
+MODE_COLLAPSE = "mode-collapse"  # the collapse verdict: generated images stopped varying
 LOSS_COLLAPSE = "loss-collapse"  # the collapse verdict: D won, losses diverged, or a loss went non-finite
 ERROR = "error"  # the trial raised and ran out of retries
 INTERRUPTED = "interrupted"  # a local trial stopped with Ctrl-C (it can resume)

@@ -92,7 +92,7 @@ def collapse_verdict(history: Sequence[Mapping[str, Any]], *, patience: int = 3,
         coverages = ", ".join(f"{row['coverage']:.3f}" for row in scored)
         lowest = scored[-1].get(DIVERSITY_LOWEST_CLASS)
         which = f" (lowest: {lowest})" if lowest else ""
-        return Verdict(MODE_COLLAPSE, f"generated faces stopped varying over {span}: lowest per-class diversity "
+        return Verdict(MODE_COLLAPSE, f"generated images stopped varying over {span}: lowest per-class diversity "
                                       f"ratio {ratios} (threshold {diversity}){which}, coverage {coverages} "
                                       f"(threshold {coverage})", recent[0]["iteration"])
     return Verdict(NONE)
