@@ -76,12 +76,24 @@ def write_set(out: Path, count: int, classes: list[str], draw_one, rng: np.rando
         draw_one(label, rng).save(folder / f"{index:05d}.png")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def set_arguments(doc: str, count: int) -> argparse.Namespace:
+    """The command line of a set script: --out, --count (default ``count``), --seed."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out", required=True, help="the folder to write train/, valid/, test/ into")
-    parser.add_argument("--count", type=int, default=3500)
+    parser.add_argument("--count", type=int, default=count)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def set_command(doc: str, count: int, classes: list[str], draw_one, noun: str) -> None:
+    """A set script's main: its arguments, then ``count`` images of ``classes`` drawn by ``draw_one``."""
+    args = set_arguments(doc, count)
+    write_set(Path(args.out), args.count, classes, draw_one, np.random.default_rng(args.seed))
+    print(f"{args.count} images of {len(classes)} {noun} under {args.out}")
+
+
+def main() -> None:
+    args = set_arguments(__doc__, 3500)
     out, rng, faces = Path(args.out), np.random.default_rng(args.seed), fonts()
     write_set(out, args.count, [str(digit) for digit in range(10)],
               lambda digit, rng: draw(digit, faces[int(rng.integers(len(faces)))], rng), rng)

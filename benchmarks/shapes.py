@@ -14,14 +14,12 @@ blur and noise: eight classes told apart by outline, not strokes or faces.
 
 from __future__ import annotations
 
-import argparse
 import math
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from glyphs import finish, write_set
+from glyphs import finish, set_command
 
 CLASSES = ["circle", "square", "triangle", "plus", "ring", "diamond", "star", "arrow"]
 
@@ -74,13 +72,7 @@ def draw(label: int, rng: np.random.Generator) -> Image.Image:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="the folder to write train/, valid/, test/ into")
-    parser.add_argument("--count", type=int, default=3200)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    write_set(Path(args.out), args.count, CLASSES, draw, np.random.default_rng(args.seed))
-    print(f"{args.count} images of {len(CLASSES)} shapes under {args.out}")
+    set_command(__doc__, 3200, CLASSES, draw, "shapes")
 
 
 if __name__ == "__main__":

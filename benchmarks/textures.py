@@ -13,14 +13,12 @@ blur and noise.
 
 from __future__ import annotations
 
-import argparse
 import math
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from glyphs import finish, write_set
+from glyphs import finish, set_command
 
 CLASSES = ["stripes", "checks", "dots", "rings", "waves", "clouds"]
 CANVAS = 96
@@ -64,13 +62,7 @@ def draw(label: int, rng: np.random.Generator) -> Image.Image:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="the folder to write train/, valid/, test/ into")
-    parser.add_argument("--count", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    write_set(Path(args.out), args.count, CLASSES, draw, np.random.default_rng(args.seed))
-    print(f"{args.count} images of {len(CLASSES)} textures under {args.out}")
+    set_command(__doc__, 3000, CLASSES, draw, "textures")
 
 
 if __name__ == "__main__":
