@@ -68,3 +68,50 @@ def test_an_embedded_ray_is_stopped_whole_with_its_monitor_ended_first(tmp_path,
     assert not record.exists()
     assert not [pid for pid, started in processes if _alive(pid, started)]
     assert "autoscaler" not in capfd.readouterr().err.lower()
+
+
+def test_a_resume_hides_tunes_error_for_a_checkpoint_the_killed_driver_had_deleted(tmp_path):
+    """Tune's real checkpoint bookkeeping, restored with a checkpoint the killed driver had already
+    deleted, raises when the resumed trial's next checkpoint pushes it out: while a study resumes
+    that error is not shown (nothing is lost), any other error handling a checkpoint is."""
+    import logging
+    import shutil
+
+    from ray import tune
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+    from ray.train._internal.session import _TrainingResult
+
+    from study.runner import _quiet_restore
+
+    def result(index):
+        folder = tmp_path / f"checkpoint_{index:06d}"
+        folder.mkdir()
+        return _TrainingResult(tune.Checkpoint.from_directory(str(folder)), {"iteration": index})
+
+    manager = _CheckpointManager(tune.CheckpointConfig(num_to_keep=2))  # the study's own setting
+    manager.register_checkpoint(result(0))
+    manager.register_checkpoint(result(1))
+    shutil.rmtree(tmp_path / "checkpoint_000000")  # deleted by the driver, still in its saved state
+    controller = logging.getLogger("ray.tune.execution.tune_controller")
+    shown = []  # Ray's loggers do not propagate to pytest's caplog: a handler of its own
+    handler = logging.Handler()
+    handler.emit = shown.append
+    controller.addHandler(handler)
+    with _quiet_restore():
+        for error in (lambda: manager.register_checkpoint(result(2)), lambda: open(tmp_path / "missing")):
+            try:
+                error()
+            except Exception:  # as Tune's controller logs it (tune_controller._process_trial_save)
+                controller.exception("Trial %s: Error handling checkpoint %s", "trial_1", "checkpoint")
+    assert len(shown) == 1 and "missing" in str(shown[0].exc_info[1])  # the other error
+    assert [c.checkpoint.path for c in manager._checkpoint_results] == [str(tmp_path / "checkpoint_000001"),
+                                                                       str(tmp_path / "checkpoint_000002")]
+    shown.clear()
+    try:  # outside a resume, the same error is shown
+        manager.register_checkpoint(result(3))
+        shutil.rmtree(tmp_path / "checkpoint_000002")
+        manager.register_checkpoint(result(4))
+    except FileNotFoundError:
+        controller.exception("Trial %s: Error handling checkpoint %s", "trial_1", "checkpoint")
+    controller.removeHandler(handler)
+    assert len(shown) == 1 and isinstance(shown[0].exc_info[1], FileNotFoundError)
