@@ -13,7 +13,8 @@ and the reference recipe's own FD-intra and accuracy at one trial's iterations, 
 same run (it is never given to the searches).
 
     python benchmarks/search_from_scratch.py [--data FILE] [--seeds 3] [--first-seed 0] [--budget 36000]
-        [--methods tpe,random,plain-tpe] [--config study.toml] [--set KEY=VALUE ...] [--keep DIR]
+        [--methods tpe,random,plain-tpe] [--config study.toml] [--set KEY=VALUE ...] [--warm-start STUDY]
+        [--keep DIR]
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def run_search(method: str, seed: int, args, storage: str) -> dict:
                                fixed={key: value for key, value in fixed.items() if key not in spec.search
                                       or key in overrides},
                                baselines=("V0",), points=(), samples=10_000, budget=args.budget, seed=seed,
-                               sampler=method, warm_start="")
+                               sampler=method, warm_start=args.warm_start or "")
     name = f"{method}-{seed}"
     started = time.perf_counter()
     study = run_study(spec, name=name, data=args.data, storage=storage)
@@ -148,6 +149,10 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--config", help="a study file whose space and settings to use (default: the built-in defaults)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="fix a config field in every trial, e.g. --set d_filters=16,32,64")
+    parser.add_argument("--warm-start", metavar="STUDY",
+                        help="give each search's sampler an earlier study's finished trials first (a study folder, "
+                             "e.g. examples/builtin-study; their compute is not counted): what a study learnt on "
+                             "another set, carried over. Default: none, from scratch")
     parser.add_argument("--keep", help="write the studies here (default: a temporary folder)")
     parser.add_argument("--no-recipe", action="store_true", help="skip the recipe's reference runs")
     args = parser.parse_args()
@@ -187,7 +192,8 @@ def main() -> None:
 
 def _print_table(args: argparse.Namespace, results: dict[str, list[dict]], recipe: list[dict]) -> None:
     print(f"\ndata {args.data}; {args.seeds} study seeds; a trial: G {FIXED['g_filters']}, {FIXED['iterations']} "
-          f"iterations, evaluated every {FIXED['eval_every']}{''.join(', ' + item for item in args.set)}; "
+          f"iterations, evaluated every {FIXED['eval_every']}{''.join(', ' + item for item in args.set)}"
+          f"{', warm-started from ' + args.warm_start if args.warm_start else ''}; "
           "median [min-max] over seeds\n")
     header = "| method | iterations to accuracy >= 0.5 | " + " | ".join(
         f"best FD-intra (accuracy) at {mark // 1000}k" for mark in args.marks) + " |"
