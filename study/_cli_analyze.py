@@ -13,6 +13,18 @@ from study._command import DEFAULT_STORAGE, PROG, Command, add_address, add_stor
 from trainable.errors import UserError
 
 
+def _study_folder(given: str, storage: str) -> Path:
+    """A study's folder, or a trial's: ``given`` as it is, or a study's name under ``storage`` (a study
+    stored under a URI fetches its trials)."""
+    from study.runner import load_study
+    from trainable.experiment import STUDY_FILE
+
+    folder = Path(given)
+    if (folder / STUDY_FILE).is_file() or (not folder.exists() and "/" not in given):
+        return load_study(given, storage)
+    return folder
+
+
 class Analyze(Command):
     help = "rank trials and write the offline HTML dashboard"
     description = ("Rank the trials of a study folder or a single trial folder, print the top of the ranking, "
@@ -41,14 +53,8 @@ class Analyze(Command):
 
         from analysis import format_ranking, format_replay, get_leaderboard_info, get_replay_info, read_experiment
         from analysis.dashboard import build_dashboard
-        from trainable.experiment import STUDY_FILE
 
-        folder = Path(args.dir)
-        if (folder / STUDY_FILE).is_file() or (not folder.exists() and "/" not in args.dir):
-            from study.runner import load_study  # a study by its name; one stored under a URI fetches its trials
-
-            folder = load_study(args.dir, args.storage)
-        experiment = read_experiment(folder)
+        experiment = read_experiment(_study_folder(args.dir, args.storage))
         if not experiment.trials:
             raise UserError(f"{args.dir}: no trials found (a study folder holds trial_* folders; "
                             "a trial folder holds params.json)")
@@ -157,21 +163,23 @@ class AnalyzeReplay(Command):
     description = ("Re-train the top K configurations of a study with S new seeds each, as a new study run by "
                    "the same machinery (locally, or on a cluster with --address), and rank them by the median "
                    "score with the spread. GAN results vary with the seed about as much as between models.")
-    epilog = "example: cgan-study analyze replay runs/studies/demo --top 3 --seeds 5"
+    epilog = ("examples: cgan-study analyze replay demo --top 3 --seeds 5\n"
+              "          cgan-study analyze replay runs/studies/demo --storage replays")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("dir", type=Path, metavar="DIR", help="the study folder to re-run")
+        parser.add_argument("dir", metavar="DIR", help="the study to re-run: its folder, or its name under --storage")
         parser.add_argument("--top", type=int, default=3, help="configurations to re-run (default 3)")
         parser.add_argument("--seeds", type=int, default=3, help="new seeds per configuration (default 3)")
         parser.add_argument("--name", help="name of the re-run study (default: DIR's name + '-replay')")
-        add_storage(parser, "where the re-run study goes (default: beside DIR)", default=None)
+        add_storage(parser, f"where a study named by its name is (default {DEFAULT_STORAGE}); the re-run study "
+                            "goes there too (default: beside the study)", default=None)
         add_address(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         from analysis import format_replay, get_replay_info, read_experiment
         from study.replay import run_replay
 
-        path = run_replay(args.dir, top=args.top, seeds=args.seeds, name=args.name, storage=args.storage,
+        path = run_replay(_study_folder(args.dir, args.storage or DEFAULT_STORAGE), top=args.top, seeds=args.seeds, name=args.name, storage=args.storage,
                           address=args.address, connect_timeout=args.connect_timeout)
         print(format_replay(get_replay_info(read_experiment(path))))
         print(f"re-run study: {path} (cgan-study analyze {path} draws its dashboard)")

@@ -28,8 +28,9 @@ class StudyRun(Command):
     description = ("Start a study: Optuna TPE search, ASHA and collapse stopping (or Population Based Training: "
                    "scheduler = \"pbt\" in the study file), trials across Ray workers. "
                    "Without --address it starts a local Ray sized to this machine and shuts it down on exit. "
-                   "The paper's V0, V1 and V2 run first as baseline points (once per distinct point of the space), "
-                   "unless [study].baselines in the study file names others.")
+                   "The paper's V0, V1 and V2, and the reference recipe where the space holds it, run first as baseline "
+                   "points (once per distinct point of the space), unless [study].baselines in the study file names "
+                   "others.")
     epilog = ("examples: cgan-study study run --samples 12\n"
               "          cgan-study study run --config study.toml --address auto --gpus-per-trial 0.25 "
               "--storage s3://bucket/studies")

@@ -113,7 +113,7 @@ def test_analyze_a_real_study_and_open_it_offline(real_study, tmp_path):
 
 
 def test_replay_reruns_the_best_with_new_seeds_and_ranks_by_median(real_study):
-    done = cli("analyze", "replay", real_study, "--top", "2", "--seeds", "2")
+    done = cli("analyze", "replay", "mixed", "--storage", real_study.parent, "--top", "2", "--seeds", "2")  # by name
     assert done.returncode == 0, done.stderr[-3000:]
     replay_dir = real_study.parent / "mixed-replay"
     experiment = read_experiment(replay_dir)

@@ -38,6 +38,27 @@ def test_replay_options_belong_to_replay_only():
         build_parser("analyze").parse_args(["runs/studies/demo", "--seeds", "5"])
 
 
+def test_replay_takes_a_study_by_its_name_as_the_other_commands_do(run_cli, tmp_path, monkeypatch):
+    import study.replay
+    from tests.synthetic_study import write_synthetic_study
+
+    write_synthetic_study(tmp_path / "store" / "mine", trials=4, evaluations=2)
+    given = []
+
+    def run_replay(source, **options):  # stands in for the re-run study (tests/e2e/test_analysis.py runs one)
+        given.append((source, options["storage"]))
+        raise study.replay.UserError("stop here")
+
+    monkeypatch.setattr(study.replay, "run_replay", run_replay)
+    code, _, err = run_cli("analyze", "replay", "mine", "--storage", tmp_path / "store", "--top", 1)
+    assert code == 1 and err.strip().endswith("stop here")
+    assert given == [(tmp_path / "store" / "mine", str(tmp_path / "store"))]
+    code, _, err = run_cli("analyze", "replay", tmp_path / "store" / "mine")  # a folder, the re-run beside it
+    assert code == 1 and given[-1] == (tmp_path / "store" / "mine", None)
+    code, _, err = run_cli("analyze", "replay", "other", "--storage", tmp_path / "store")
+    assert code == 1 and len(given) == 2 and len(err.strip().splitlines()) == 1 and "no study 'other'" in err
+
+
 def test_a_driver_refused_on_a_new_study_name_leaves_the_winners_lock(tmp_path, lock_holder, monkeypatch):
     """Two `study run`s race on a new name: the loser, which saw no folder when it began, must not
     remove the lock and folder of the winner, or a third driver could lock while the winner runs."""
