@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from analysis._common import WORKING_ACCURACY, escape
 from analysis._leaderboard import short_value
 from analysis._reader import Experiment, TrialRecord
-from trainable.experiment import COND_ACCURACY, FREEZE_EVENTS
+from trainable.experiment import COND_ACCURACY, FREEZE_ACCURACY, FREEZE_EVENTS, FREEZE_RULES
 
 SHOWN = 4  # factors at most
 LEAST_SEPARATION = 0.3  # a factor that separates less is no claim
@@ -81,8 +81,11 @@ def _effective(field: str, value: Any, trial: TrialRecord) -> Any:
         if not isinstance(value, (int, float)) or value >= reached:
             return "off"
     if field == "freeze_accuracy" and all(isinstance(row.get(FREEZE_EVENTS), list) for row in trial.rows):
-        # Every report lists the freezes since the one before, each with its reason.
-        froze = any(event.get("event") == "freeze" and "D accuracy" in str(event.get("reason"))
+        # Every report lists the freezes since the one before, each with the rules that froze D (events
+        # written before FREEZE_RULES name them in their reason's text, as trainable/freeze.py words it).
+        froze = any(event.get("event") == "freeze" and (FREEZE_ACCURACY in event[FREEZE_RULES]
+                                                         if isinstance(event.get(FREEZE_RULES), list)
+                                                         else "D accuracy" in str(event.get("reason")))
                     for row in trial.rows for event in row[FREEZE_EVENTS] if isinstance(event, dict))
         if not froze:
             return "off"

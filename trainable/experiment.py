@@ -93,6 +93,9 @@ FID_PER_CLASS, DIVERSITY_PER_CLASS = "fid_per_class", "diversity_per_class"
 COVERAGE_PER_CLASS, COND_ACCURACY_PER_CLASS = "coverage_per_class", "cond_accuracy_per_class"
 DIVERSITY_LOWEST_CLASS = "diversity_lowest_class"
 FREEZE_EVENTS = "freeze_events"  # the freeze rule's freezes and unfreezes since the report before, each with its reason
+# Each event's "rules": which of the rules froze D, FREEZE_AFTER and/or FREEZE_ACCURACY ([] when it
+# thaws; events written before it have only the reason's text).
+FREEZE_RULES, FREEZE_AFTER, FREEZE_ACCURACY = "rules", "after", "accuracy"
 SCORE = "score"  # what a study's scheduler and searcher see: its metric, finite, lower is better
 # A report's other keys: the step statistics' D and G losses, the collapse verdict and its evidence,
 # the sample grid (a path relative to the trial folder), and in the last row why the trial ended

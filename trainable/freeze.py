@@ -9,6 +9,7 @@ import collections
 import torch
 
 from trainable.config import TrainConfig
+from trainable.experiment import FREEZE_ACCURACY as ACCURACY, FREEZE_AFTER as AFTER, FREEZE_RULES
 
 
 class FreezeRule:
@@ -33,9 +34,10 @@ class FreezeRule:
 
     def update(self, config: TrainConfig, iteration: int) -> bool:
         """Whether D is frozen for the next step."""
-        reasons = []
+        reasons, rules = [], []
         if config.freeze_after is not None and iteration >= config.freeze_after:
             reasons.append(f"iteration >= {config.freeze_after}")
+            rules.append(AFTER)
         if config.freeze_accuracy is not None:
             self.read()  # left pending while the rule was off (PBT may switch it on)
         window_full = len(self.accuracy_window) == self.accuracy_window.maxlen
@@ -43,10 +45,12 @@ class FreezeRule:
             accuracy = sum(self.accuracy_window) / len(self.accuracy_window)
             if accuracy > config.freeze_accuracy:
                 reasons.append(f"D accuracy {accuracy:.3f} > {config.freeze_accuracy} over {len(self.accuracy_window)} iterations")
+                rules.append(ACCURACY)
         frozen = bool(reasons)
         if frozen != self.frozen:
             self.events.append({"iteration": iteration, "event": "freeze" if frozen else "unfreeze",
-                                "reason": "; ".join(reasons) if reasons else "D accuracy back under the threshold"})
+                                "reason": "; ".join(reasons) if reasons else "D accuracy back under the threshold",
+                                FREEZE_RULES: rules})
             self.frozen = frozen
         return frozen
 

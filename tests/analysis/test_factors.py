@@ -151,3 +151,31 @@ def test_an_accuracy_threshold_d_never_passed_counts_as_no_freezing(tmp_path):
     # Reports from before freeze events were written: the value as drawn.
     unknown = get_factors_info(study(tmp_path / "unknown", trials)).factors
     assert [factor.field for factor in unknown] == ["freeze_accuracy"]
+    # Events written before they named their rules: the reason's text tells the accuracy rule.
+    worded = get_factors_info(study(tmp_path / "worded", trials, events=lambda params: [
+        {key: value for key, value in event.items() if key != "rules"}
+        for event in (accuracy_freezes(params["freeze_accuracy"]) if params["freeze_accuracy"] != "off" else [])])
+    ).factors
+    assert [factor.field for factor in worded] == ["freeze_accuracy"]
+    # A freeze by the other rule (freeze_after) is no freeze by the accuracy threshold.
+    after = get_factors_info(study(tmp_path / "after", trials, events=lambda params: [
+        {"iteration": 600, "event": "freeze", "reason": "iteration >= 600", "rules": ["after"]}])).factors
+    assert after == []
+
+
+def test_the_freeze_rule_names_the_rules_that_froze_d():
+    from trainable.config import TrainConfig
+    from trainable.freeze import FreezeRule
+
+    rule = FreezeRule(window=2)
+    config = TrainConfig.from_dict({"freeze_accuracy": 0.9, "freeze_after": 502})
+    for step, accuracy in enumerate((1.0, 1.0, 1.0, 1.0, 0.0, 0.0)):
+        rule.push(torch.tensor([accuracy, accuracy]))
+        rule.update(config if step < 4 else TrainConfig.from_dict({"freeze_accuracy": 0.9}), 500 + step)
+    assert [(event["event"], event["rules"]) for event in rule.take_events()] == [
+        ("freeze", ["accuracy"]), ("unfreeze", [])]
+    both = FreezeRule(window=2)  # the window full when freeze_after is reached: both rules froze D
+    both.push(torch.tensor([1.0, 1.0]))
+    both.push(torch.tensor([1.0, 1.0]))
+    both.update(config, 502)
+    assert [event["rules"] for event in both.take_events()] == [["after", "accuracy"]]
