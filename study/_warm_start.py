@@ -35,13 +35,21 @@ class WarmStart:
     trials: tuple[Any, ...]  # optuna FrozenTrials, ready for Study.add_trials
     left_out: dict[str, int]  # why earlier trials were left out: count per reason
     stopped_early: int = 0  # of the trials, those ASHA or a collapse stopped
+    data: str = ""  # the data set the earlier study ran on (its study.json)
 
-    def describe(self) -> str:
+    def describe(self, data: str = "") -> str:
+        """What the study says of it; ``data``: the new study's data set, where a note is needed."""
         text = (f"warm start: {len(self.trials)} finished trials of {self.source} "
                 f"({len(self.trials) - self.stopped_early} ran to their end, {self.stopped_early} were stopped early) "
                 "given to the sampler")
         if self.left_out:
             text += "; left out: " + ", ".join(f"{count} {reason}" for reason, count in sorted(self.left_out.items()))
+        if data and self.data and data != self.data:
+            # Measured: warm-started from the built-in set, a study of the shapes drew [0,1] in all its 12
+            # searched trials, as the earlier study's best had, and found none working (docs/search.md).
+            text += (f"\nnote: that study ran on other data ({self.data}): its scores are on that set's scale, and "
+                     "the sampler compares them with this study's as they are, so it keeps drawing near its best "
+                     "trials where those score better than this set allows (and shuns them where they score worse)")
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,4 +134,4 @@ def warm_start_trials(source_dir: Path, spec: StudySpec) -> WarmStart:
         raise UserError(f"--warm-start {source_dir}: no finished trial there is a point of this study's space "
                         f"({why}{'; e.g. ' + example if example else ''})")
     early = sum(trial.user_attrs[SOURCE_STOP] in EARLY for trial in trials)
-    return WarmStart(str(source_dir), tuple(trials), dict(left_out), early)
+    return WarmStart(str(source_dir), tuple(trials), dict(left_out), early, str(study.get("data") or ""))

@@ -76,6 +76,18 @@ def test_the_sampler_sees_the_earlier_trials_and_draws_from_what_they_taught(tmp
     assert sum(point["conditioning"] == "projection" for point in cold_drawn) < 7
 
 
+def test_a_warm_start_from_other_data_says_its_scores_are_on_that_sets_scale(tmp_path):
+    spec = _spec(tmp_path)
+    _source_study(tmp_path / "earlier", spec, _projection_wins(spec, 4))  # ran on the built-in set
+    warm = warm_start_trials(tmp_path / "earlier", spec)
+    assert warm.data == "builtin:synthetic"
+    same = warm.describe("builtin:synthetic")
+    assert same.startswith("warm start: 4 finished trials") and "\n" not in same
+    other = warm.describe(str(tmp_path / "shapes.npz")).splitlines()
+    assert len(other) == 2 and other[0] == same
+    assert other[1].startswith("note: that study ran on other data (builtin:synthetic): its scores are on that set's scale")
+
+
 def test_a_collapsed_earlier_trial_is_infeasible_and_unfinished_ones_are_left_out(tmp_path):
     spec = _spec(tmp_path)
     trials = [({"conditioning": "projection", "g_lr": 1e-3}, MODE_COLLAPSE, [3.0, 2.0]),
