@@ -45,7 +45,7 @@ class WarmStart:
         if self.left_out:
             text += "; left out: " + ", ".join(f"{count} {reason}" for reason, count in sorted(self.left_out.items()))
         if data and self.data and data != self.data:
-            # Measured: warm-started from the built-in set, a study of the shapes drew [0,1] in all its 12
+            # Measured: warm-started from the built-in set, three studies of the shapes drew [0,1] in all 40
             # searched trials, as the earlier study's best had, and found none working (docs/search.md).
             text += (f"\nnote: that study ran on other data ({self.data}): its scores are on that set's scale, and "
                      "the sampler compares them with this study's as they are, so it keeps drawing near its best "
