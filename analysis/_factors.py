@@ -81,15 +81,19 @@ def _effective(field: str, value: Any, trial: TrialRecord) -> Any:
         if not isinstance(value, (int, float)) or value >= reached:
             return "off"
     if field == "freeze_accuracy" and all(isinstance(row.get(FREEZE_EVENTS), list) for row in trial.rows):
-        # Every report lists the freezes since the one before, each with the rules that froze D (events
-        # written before FREEZE_RULES name them in their reason's text, as trainable/freeze.py words it).
-        froze = any(event.get("event") == "freeze" and (FREEZE_ACCURACY in event[FREEZE_RULES]
-                                                         if isinstance(event.get(FREEZE_RULES), list)
-                                                         else "D accuracy" in str(event.get("reason")))
-                    for row in trial.rows for event in row[FREEZE_EVENTS] if isinstance(event, dict))
-        if not froze:
+        # Every report lists the freezes since the one before.
+        if not any(_froze_on_accuracy(event) for row in trial.rows for event in row[FREEZE_EVENTS]):
             return "off"
     return value
+
+
+def _froze_on_accuracy(event: Any) -> bool:
+    """Whether a freeze event is D frozen by the accuracy threshold: its rules say so, or, in events
+    written before they named their rules, its reason's text (as trainable/freeze.py words it)."""
+    if not isinstance(event, dict) or event.get("event") != "freeze":
+        return False
+    rules = event.get(FREEZE_RULES)
+    return FREEZE_ACCURACY in rules if isinstance(rules, list) else "D accuracy" in str(event.get("reason"))
 
 
 def _categorical(field: str, good: list[Any], rest: list[Any], label: str) -> Factor:
