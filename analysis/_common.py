@@ -41,7 +41,7 @@ def start_time(trial: TrialRecord) -> float:
         return math.inf
 
 
-WORKING_ACCURACY = 0.5  # judge conditional accuracy that counts as a working configuration (chance: 1/7)
+WORKING_ACCURACY = 0.5  # judge conditional accuracy that counts as a working configuration (chance: 1/classes)
 
 
 class Milestone(NamedTuple):

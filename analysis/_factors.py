@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from analysis._common import WORKING_ACCURACY, escape
 from analysis._leaderboard import short_value
 from analysis._reader import Experiment, TrialRecord
-from trainable.experiment import COND_ACCURACY, FREEZE_ACCURACY, FREEZE_EVENTS, FREEZE_RULES
+from trainable.experiment import COND_ACCURACY, ERROR, FREEZE_ACCURACY, FREEZE_EVENTS, FREEZE_RULES
 
 SHOWN = 4  # factors at most
 LEAST_SEPARATION = 0.3  # a factor that separates less is no claim
@@ -47,6 +47,7 @@ class FactorsInfo(NamedTuple):
     rest: list[str]
     factors: list[Factor]  # least likely by chance first
     note: str  # why there are none, where there are none
+    short: str = ""  # that most trials ran out of iterations still improving, where no trial worked
 
 
 def _trials(count: int, label: str) -> str:
@@ -72,6 +73,34 @@ def _groups(experiment: Experiment) -> tuple[list[TrialRecord], list[TrialRecord
                  f"{len(trials) - len(good)} others")
     names = {trial.name for trial in good}
     return good, [trial for trial in trials if trial.name not in names], label, basis
+
+
+def _improving(trial: TrialRecord) -> bool:
+    """Whether a trial's conditional accuracy was still rising at its end: its last report has its
+    highest, above the one two reports before."""
+    accuracies = [row[COND_ACCURACY] for row in trial.rows if isinstance(row.get(COND_ACCURACY), (int, float))]
+    return len(accuracies) >= 3 and accuracies[-1] == max(accuracies) and accuracies[-1] > accuracies[-3]
+
+
+def _too_short(experiment: Experiment) -> str:
+    """Where no trial worked and at least half of the searched trials that ran all their iterations
+    (two at least) were still improving at their end: that, as a sentence. On the shapes (docs/search.md)
+    12 of 13 such trials ended at accuracy 0.35-0.49 after 1200 iterations; run to 2400, trials
+    that had ended at 0.46-0.48 reached 0.60-0.72."""
+    if any(_worked(trial) for trial in experiment.trials):
+        return ""
+    ended = [trial for trial in experiment.trials if trial.stop_reason != ERROR and trial.rows and not trial.baseline
+             and isinstance(trial.params.get("iterations"), int)
+             and trial.last.get("iteration", 0) >= trial.params["iterations"]]
+    rising = [trial for trial in ended if _improving(trial)]
+    if len(rising) < 2 or 2 * len(rising) < len(ended):
+        return ""
+    lengths = sorted({trial.params["iterations"] for trial in ended})
+    length = f"{lengths[0]} " if len(lengths) == 1 else ""
+    accuracies = [trial.last[COND_ACCURACY] for trial in rising]
+    return (f"{len(rising)} of the {len(ended)} searched trials that ran all their {length}iterations were still improving "
+            f"at their end (conditional accuracy at its highest in their last report: {min(accuracies):.2f}-"
+            f"{max(accuracies):.2f}): longer trials (a larger iterations) may reach {WORKING_ACCURACY}")
 
 
 def _effective(field: str, value: Any, trial: TrialRecord) -> Any:
@@ -150,8 +179,9 @@ def get_factors_info(experiment: Experiment) -> FactorsInfo:
         return FactorsInfo("", "", [], [], [], "needs a study (a single trial has nothing to compare)")
     good, rest, label, basis = _groups(experiment)
     names = ([t.name for t in good], [t.name for t in rest])
+    short = _too_short(experiment)
     if not good or not rest:
-        return FactorsInfo(label, basis, *names, [], "needs trials on both sides to compare")
+        return FactorsInfo(label, basis, *names, [], "needs trials on both sides to compare", short)
     factors = []
     for field, domain in search.items():
         good_values = [_effective(field, t.params[field], t) for t in good if field in t.params]
@@ -166,23 +196,27 @@ def get_factors_info(experiment: Experiment) -> FactorsInfo:
              if factor.separation >= LEAST_SEPARATION and factor.chance <= MOST_CHANCE][:SHOWN]
     note = "" if shown else (f"no searched field separates the {label} trials from the others more than "
                              f"dealing its values at random would ({len(good) + len(rest)} trials)")
-    return FactorsInfo(label, basis, *names, shown, note)
+    return FactorsInfo(label, basis, *names, shown, note, short)
 
 
 def format_factors(info: FactorsInfo) -> list[str]:
-    """The summary's lines: the groups, then a line per factor."""
+    """The summary's lines: the groups, then a line per factor; that the trials were too short, where
+    they were."""
+    short = [f"too short: {info.short}"] if info.short else []
     if not info.factors:
-        return [f"why: {info.note}" + (f" ({info.basis})" if info.basis else "")]
+        return [f"why: {info.note}" + (f" ({info.basis})" if info.basis else "")] + short
     return ([f"why ({info.basis}; chance: how often dealing the values at random splits as wide):"]
-            + [f"  {factor.claim} (chance {factor.chance:.2g})" for factor in info.factors])
+            + [f"  {factor.claim} (chance {factor.chance:.2g})" for factor in info.factors] + short)
 
 
 def factors_html(info: FactorsInfo) -> str:
+    short = f"<p><b>Too short:</b> {escape(info.short)}.</p>" if info.short else ""
     if not info.factors:
-        return f'<p class="note">{escape(info.note)}{" (" + escape(info.basis) + ")" if info.basis else ""}</p>'
+        return (f'<p class="note">{escape(info.note)}{" (" + escape(info.basis) + ")" if info.basis else ""}</p>'
+                + short)
     items = "".join(f"<li>{escape(factor.claim)} <span class=\"note\">(separation {factor.separation:.2f}, "
                     f"chance {factor.chance:.2g})</span></li>" for factor in info.factors)
     return (f"<p>What separated them: {escape(info.basis)}. Separation 1: no overlap between the groups, 0: the "
             f"same in both. Chance: how often dealing the same values to the trials at random separates them at "
             f"least as much; with a dozen fields compared, one claim at 0.1 is what chance alone gives.</p>"
-            f"<ul class=\"factors\">{items}</ul>")
+            f"<ul class=\"factors\">{items}</ul>{short}")

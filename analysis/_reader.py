@@ -13,12 +13,15 @@ import math
 from pathlib import Path
 from typing import Any
 
-from trainable.config import PRESETS, param_value
+from trainable.config import PRESETS, TrainConfig, param_value
 from trainable.errors import UserError
-from trainable.experiment import (COLLAPSES, CONFIG_CHANGE, ERROR, FID_INTRA, PARAMS_FILE, TRIAL_PREFIX, StudyRecord,
+from trainable.experiment import (COLLAPSES, CONFIG_CHANGE, ERROR, FID_INTRA, FID_PER_CLASS, PARAMS_FILE, TRIAL_PREFIX, StudyRecord,
                                   matches_point, metric_label, preset_changes, read_results, read_starts,
                                   read_stop_reason, read_study)
 from trainable.space import Domain, domain_from_dict
+
+
+_DEFAULTS = TrainConfig()  # the collapse verdict's window where a trial's params do not say
 
 
 def finite(value: Any) -> float | None:
@@ -54,6 +57,11 @@ class TrialRecord:
         return finite(self.last.get(self.metric))
 
     @property
+    def class_count(self) -> int | None:
+        """Classes it was trained on, from its per-class scores (None before its first report)."""
+        return next((len(row[FID_PER_CLASS]) for row in self.rows if isinstance(row.get(FID_PER_CLASS), list)), None)
+
+    @property
     def config_changes(self) -> list[dict[str, Any]]:
         """Its config's changes mid-training (PBT, a replayed schedule), each as the first report
         after it said: {"iteration", "from_trial", "changes": {field: [old, new]}}."""
@@ -67,6 +75,17 @@ class TrialRecord:
     def healthy(self) -> bool:
         """Neither collapsed nor errored, and with a score: a trial that may rank as the best."""
         return not self.collapsed and self.stop_reason != ERROR and self.score is not None
+
+    @property
+    def judged(self) -> bool:
+        """Whether the collapse verdict had its whole window: collapse_patience reports at or past
+        collapse_grace (trainable/verdict.py). A trial stopped before that (ASHA cuts most at their
+        first evaluations) was never judged: it is not known to be healthy."""
+        grace, patience = (self.params.get(key, getattr(_DEFAULTS, key))
+                           for key in ("collapse_grace", "collapse_patience"))
+        if not isinstance(grace, int) or not isinstance(patience, int):
+            return False
+        return sum(1 for row in self.rows if row.get("iteration", 0) >= grace) >= patience
 
 
 @dataclasses.dataclass
@@ -84,6 +103,11 @@ class Experiment:
     @property
     def metric_label(self) -> str:
         return metric_label(self.metric)
+
+    @property
+    def class_count(self) -> int | None:
+        """Classes its trials were trained on (None before any trial reported)."""
+        return next((count for count in (trial.class_count for trial in self.trials) if count is not None), None)
 
     @property
     def search(self) -> dict[str, Domain]:
@@ -146,8 +170,20 @@ def read_experiment(path: str | Path) -> Experiment:
     return Experiment(path, trials, study, skipped)
 
 
+def rankable(trial: TrialRecord) -> bool:
+    """Whether a trial takes a place by its score: it has one and did not fail with an error."""
+    return trial.score is not None and trial.stop_reason != ERROR
+
+
 def rank(trials: list[TrialRecord]) -> list[TrialRecord]:
-    """Healthy trials by score (lower first), then collapsed and errored ones, whatever their score."""
+    """The trials the collapse verdict judged healthy, by score (lower first); then the others with
+    a score, by score, whether collapsed or stopped before the verdict could judge them (a
+    collapsed trial is marked where it is shown); then errored trials and those with no score.
+
+    A trial ASHA stopped early was never judged. Ranking every unjudged trial above every collapsed
+    one put, where most trials that ran to their end collapsed (textures), weak trials stopped at
+    their first evaluation above far better ones judged at the end: docs/search.md, "On other sets"."""
     def key(trial: TrialRecord):
-        return (not trial.healthy, trial.score if trial.score is not None else math.inf, trial.name)
+        tier = 0 if trial.healthy and trial.judged else 1 if rankable(trial) else 2
+        return (tier, trial.score if trial.score is not None else math.inf, trial.name)
     return sorted(trials, key=key)

@@ -24,12 +24,12 @@ from analysis._importance import get_importance_info, plot_importance
 from analysis._leaderboard import METRIC_HELP, get_leaderboard_info, leaderboard_html, metrics_legend
 from analysis._nodes import nodes_html
 from analysis._parallel import get_parallel_info, plot_parallel
-from analysis._reader import Experiment, TrialRecord, rank, read_experiment
+from analysis._reader import Experiment, TrialRecord, rank, rankable, read_experiment
 from analysis._replay import get_replay_info, plot_replay
 from analysis._remedies import get_remedies_info, plot_remedies
 from analysis._stops import get_stops_info, plot_collapse_map, plot_stop_counts
 from trainable.config import preset_label
-from trainable.experiment import DASHBOARD_FILE, FID_PER_CLASS, NONE, write_text_atomic
+from trainable.experiment import DASHBOARD_FILE, NONE, write_text_atomic
 from trainable.progress import Progress
 
 DEFAULT_MAX_MB = 45.0  # the whole file stays under 50 MB for a 1000-trial study
@@ -55,14 +55,9 @@ def script_json(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _class_count(trial: TrialRecord) -> int | None:
-    """Classes a trial was trained on, from its per-class scores (None before its first report)."""
-    return next((len(r[FID_PER_CLASS]) for r in trial.rows if isinstance(r.get(FID_PER_CLASS), list)), None)
-
-
 def _grid_shape(trial: TrialRecord) -> tuple[int, int]:
     """(rows, columns) of a trial's grids: one row per class, grid_columns samples (default 8)."""
-    return _class_count(trial) or 7, int(trial.params.get("grid_columns", 8))
+    return trial.class_count or 7, int(trial.params.get("grid_columns", 8))
 
 
 def _frames_data(experiment: Experiment, max_bytes: float, progress: Progress | None) -> tuple[dict, Any]:
@@ -118,7 +113,7 @@ def build_dashboard(source: str | Path | Experiment, out: str | Path | None = No
     ranked = rank(experiment.trials)
     colors = {trial.name: PALETTE[i % len(PALETTE)] for i, trial in enumerate(ranked)}
     curves = get_curves_info(experiment)
-    default = [t.name for t in ranked if t.healthy][:DEFAULT_COMPARE]
+    default = [t.name for t in ranked if rankable(t)][:DEFAULT_COMPARE]
     default += [t.name for t in ranked if t.baseline and t.name not in default]
     if not default:
         default = [t.name for t in ranked[:DEFAULT_COMPARE]]
@@ -180,8 +175,9 @@ def _page(experiment: Experiment, table: tuple[str, str], showcase: str, figures
 </head><body>
 <header><h1>{escape(title)}</h1>
 <p>{kind} <code>{escape(experiment.path)}</code>: {len(experiment.trials)} trials ({summary}).
-Score: {escape(METRIC_HELP[experiment.metric])}. Collapsed trials rank below all
-healthy ones whatever their score. Written {escape(time.strftime('%Y-%m-%d %H:%M'))}.</p>{_skipped_html(experiment)}
+Score: {escape(METRIC_HELP[experiment.metric])}. Trials the collapse verdict judged
+healthy rank first; then the others by score, collapsed ones marked (a trial stopped before the
+verdict's window was never judged). Written {escape(time.strftime('%Y-%m-%d %H:%M'))}.</p>{_skipped_html(experiment)}
 <nav><a href="#ranking">ranking</a> <a href="#samples">samples</a> <a href="#curves">learning curves</a>{study_nav}
 <a href="#config">configuration</a></nav></header>
 {_optional_section(figure_html, 'replay', 'Seed re-runs', _REPLAY_TEXT)}
@@ -302,5 +298,5 @@ def _reason_css() -> str:
 def _classes(experiment: Experiment) -> list[str]:
     from trainable.data import EXPRESSIONS
 
-    count = next((c for c in map(_class_count, experiment.trials) if c is not None), len(EXPRESSIONS))
+    count = experiment.class_count or len(EXPRESSIONS)
     return list(EXPRESSIONS) if count == len(EXPRESSIONS) else [str(i) for i in range(count)]

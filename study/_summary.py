@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from analysis import (WORKING_ACCURACY, first_working, format_factors, get_factors_info, rank, read_experiment,
-                      row_at, short_value)
+from analysis import (WORKING_ACCURACY, first_working, format_factors, get_factors_info, rank, rankable,
+                      read_experiment, row_at, short_value)
 from trainable.config import preset_label
 from trainable.experiment import ARTIFACTS_DIR, COND_ACCURACY, FINAL_CAS, JOURNAL_FILE
 from trainable.space import space_size
@@ -40,12 +40,13 @@ def summary(experiment_dir: Path) -> str:
              f"{_ran_through(experiment)}"]
     counts = Counter(trial.stop_reason for trial in experiment.trials)
     lines.append("stop reasons: " + ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items())))
-    healthy = [t for t in ranked if t.healthy]
-    if healthy:
-        best = healthy[0]
+    scored = [t for t in ranked if rankable(t)]
+    if scored:
+        best = scored[0]
         lines.append(f"best: {best.name} {label} {best.score:.3f}, conditional accuracy "
                      f"{best.last.get(COND_ACCURACY, float('nan')):.3f}{_cas(best)} at iteration "
-                     f"{best.last.get('iteration')}" + (f" ({preset_label(best.baseline)})" if best.baseline else ""))
+                     f"{best.last.get('iteration')}" + (f" ({preset_label(best.baseline)})" if best.baseline else "")
+                     + (f"; {best.stop_reason}: no trial was judged healthy" if best.collapsed else ""))
         searched = experiment.search
         # 4 significant digits to read (g_lr=0.000625, not 0.0006250253762274371): params.json holds them all.
         lines.append("  params: " + ", ".join(f"{k}={short_value(best.params[k], digits=4)}" for k in searched if k in best.params))
@@ -60,10 +61,12 @@ def summary(experiment_dir: Path) -> str:
                              f"accuracy {ours.get(COND_ACCURACY, float('nan')):.3f} vs "
                              f"{theirs.get(COND_ACCURACY, float('nan')):.3f}")
     else:
-        lines.append("best: no healthy trial with a score yet")
+        lines.append("best: no trial with a score yet")
     working = first_working(experiment)
     if working is None:
-        lines.append(f"working: no trial reached conditional accuracy {WORKING_ACCURACY} (chance 1/7 = 0.143)")
+        classes = experiment.class_count or 7
+        lines.append(f"working: no trial reached conditional accuracy {WORKING_ACCURACY} "
+                     f"(chance 1/{classes} = {1 / classes:.3f})")
     else:
         minutes, seconds = divmod(round(working.seconds), 60)
         lines.append(f"working: {working.trial.name} first reached conditional accuracy "

@@ -179,3 +179,53 @@ def test_the_freeze_rule_names_the_rules_that_froze_d():
     both.push(torch.tensor([1.0, 1.0]))
     both.update(config, 502)
     assert [event["rules"] for event in both.take_events()] == [["after", "accuracy"]]
+
+
+def test_where_no_trial_worked_and_most_ran_out_of_iterations_still_improving_it_says_so(tmp_path):
+    base = {"conditioning": "projection", "g_lr": 2e-3, "freeze_after": "off", "normalization": "[0,1]",
+            "iterations": 1200}
+    v0 = {**base, "conditioning": "concat", "g_lr": 2e-4}
+
+    def write(root, curves):
+        """A study of one trial per (params, accuracies at 300, 600, ...), V0 among them as a baseline."""
+        root.mkdir()
+        (root / "study.json").write_text(json.dumps({"spec": {"search": SEARCH}, "baselines": {"V0": v0}}))
+        for index, (params, accuracies) in enumerate(curves):
+            rows = [{"iteration": 300 * (i + 1), "fid_intra": 50.0 - i - index, "cond_accuracy": accuracy}
+                    for i, accuracy in enumerate(accuracies)]
+            make_trial(root, f"trial_{index:02d}", params, rows, stop="completed" if len(rows) == 4 else "asha")
+        return get_factors_info(read_experiment(root))
+
+    rising, flat = [0.30, 0.36, 0.40, 0.45], [0.30, 0.31, 0.30, 0.29]
+    curves = [(base, rising), ({**base, "g_lr": 3e-3}, [0.2, 0.3, 0.4, 0.48]), ({**base, "g_lr": 4e-3}, rising),
+              ({**base, "g_lr": 1e-3}, flat),
+              ({**base, "g_lr": 5e-3}, [0.1]),  # stopped at 300: it did not run all its iterations
+              (v0, [0.12, 0.14, 0.16, 0.19])]  # the paper's V0 rises too, but is no searched trial
+    info = write(tmp_path / "short", curves)
+    assert info.short == ("3 of the 4 searched trials that ran all their 1200 iterations were still improving at "
+                          "their end (conditional accuracy at its highest in their last report: 0.45-0.48): longer "
+                          "trials (a larger iterations) may reach 0.5")
+    assert format_factors(info)[-1] == "too short: " + info.short
+    # Not where a trial worked, nor where fewer than half of those that ran to their end still rose.
+    assert write(tmp_path / "worked", curves + [(base, [0.3, 0.4, 0.5, 0.52])]).short == ""
+    assert write(tmp_path / "flat", curves[:2] + [(base, flat)] * 3).short == ""
+
+
+def test_the_summary_gives_chance_for_the_sets_classes_and_names_a_collapsed_best_as_such(tmp_path):
+    from study._summary import summary
+
+    (tmp_path / "study.json").write_text(json.dumps({"spec": {"search": SEARCH}, "baselines": {}}))
+    window = {"collapse_grace": 600, "collapse_patience": 3, "iterations": 1200}
+
+    def rows(fid, accuracy, count=4):
+        return [{"iteration": 300 * (i + 1), "fid_intra": fid, "cond_accuracy": accuracy, "fid_per_class": [fid] * 8}
+                for i in range(count)]
+
+    make_trial(tmp_path, "trial_a", {**window, "g_lr": 2e-3}, rows(40.0, 0.45), stop="mode-collapse")
+    make_trial(tmp_path, "trial_b", {**window, "g_lr": 3e-3}, rows(80.0, 0.3, count=1), stop="asha")
+    lines = summary(tmp_path).splitlines()
+    # Eight classes: chance is 1/8. The collapsed trial_a is first by its score, said to be collapsed;
+    # trial_b was stopped before the verdict could judge it, and ranks by its score below.
+    assert "working: no trial reached conditional accuracy 0.5 (chance 1/8 = 0.125)" in lines
+    assert ("best: trial_a FD-intra 40.000, conditional accuracy 0.450 at iteration 1200; mode-collapse: no trial "
+            "was judged healthy") in lines

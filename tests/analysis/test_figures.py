@@ -34,16 +34,20 @@ def synthetic(tmp_path_factory):
     return path, truth
 
 
-def test_leaderboard_ranks_healthy_by_score_then_collapsed_with_baselines_marked(synthetic):
+def test_leaderboard_ranks_judged_healthy_first_then_the_rest_by_score_with_baselines_marked(synthetic):
     path, truth = synthetic
     info = get_leaderboard_info(read_experiment(path))
     names = [row.name for row in info.rows]
-    healthy = sorted((n for n, t in truth.items() if t["reason"] not in COLLAPSED), key=lambda n: truth[n]["score"])
-    assert names[:len(healthy)] == healthy
-    assert {row.name for row in info.rows[len(healthy):]} == {n for n, t in truth.items() if t["reason"] in COLLAPSED}
-    # a collapsed trial with a better score than some healthy one still ranks below it
-    worst_healthy = max(truth[n]["score"] for n in healthy)
-    assert any(truth[n]["score"] < worst_healthy for n in names[len(healthy):])
+    # The synthetic study's completed trials report past collapse_grace (400) three times: the
+    # verdict judged them. Its ASHA trials stopped at 300, before the verdict's window.
+    judged = sorted((n for n, t in truth.items() if t["reason"] == "completed"), key=lambda n: truth[n]["score"])
+    others = sorted((n for n in truth if n not in judged), key=lambda n: truth[n]["score"])
+    assert names == judged + others
+    # a collapsed trial with a better score than some judged healthy one still ranks below it ...
+    assert any(truth[n]["score"] < truth[judged[-1]]["score"] for n in others if truth[n]["reason"] in COLLAPSED)
+    # ... and above a trial ASHA stopped before it could be judged, where its score is better
+    first_collapsed = min(names.index(n) for n in others if truth[n]["reason"] in COLLAPSED)
+    assert any(truth[n]["reason"] == "asha" for n in names[first_collapsed:])
     assert {row.name: row.baseline for row in info.rows if row.baseline} == {
         n: t["baseline"] for n, t in truth.items() if t["baseline"]}
     assert info.params == list(DEFAULT_SEARCH)
@@ -407,10 +411,10 @@ def test_a_study_with_metric_fid_is_ranked_summarised_and_drawn_on_fid(synthetic
         for row in rows:
             row["fid"] = 1000.0 - row["fid_intra"]
         (trial_dir / "result.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    healthy = [n for n, t in truth.items() if t["reason"] not in COLLAPSED]
+    judged = [n for n, t in truth.items() if t["reason"] == "completed"]  # judged healthy: rank first
     info = get_leaderboard_info(read_experiment(copy))
-    assert [row.name for row in info.rows[:len(healthy)]] == sorted(healthy, key=lambda n: -truth[n]["score"])
-    assert info.rows[0].score == pytest.approx(1000.0 - max(truth[n]["score"] for n in healthy))
+    assert [row.name for row in info.rows[:len(judged)]] == sorted(judged, key=lambda n: -truth[n]["score"])
+    assert info.rows[0].score == pytest.approx(1000.0 - max(truth[n]["score"] for n in judged))
     assert format_ranking(info).splitlines()[0].split()[4] == "FID"
     text = summary(copy)
     best = info.rows[0]

@@ -1,6 +1,7 @@
 import json
 
 from analysis import rank, read_experiment
+from trainable.config import TrainConfig
 
 
 def make_trial(root, name, params, rows, stop=None, partial_line=False):
@@ -16,21 +17,28 @@ def make_trial(root, name, params, rows, stop=None, partial_line=False):
     return folder
 
 
-def test_study_folder_ranks_collapsed_below_healthy_and_marks_baselines(tmp_path):
+def test_study_folder_ranks_judged_healthy_first_then_by_score_and_marks_baselines(tmp_path):
     baseline = {"latent_size": 100, "d_filters": "32,64,128"}
+    window = {"collapse_grace": 10, "collapse_patience": 1}  # the verdict judges from the report at 10 on
     (tmp_path / "study.json").write_text(json.dumps({"baselines": {"V0": baseline}}))
-    make_trial(tmp_path, "trial_a", {"latent_size": 64, "d_filters": "8,16,32"},
+    make_trial(tmp_path, "trial_a", {"latent_size": 64, "d_filters": "8,16,32", **window},
                [{"iteration": 10, "fid_intra": 1.0}], stop="mode-collapse")
-    make_trial(tmp_path, "trial_b", {**baseline, "g_lr": 2e-4}, [{"iteration": 10, "fid_intra": 9.0}], stop="completed")
-    make_trial(tmp_path, "trial_c", {"latent_size": 80, "d_filters": "8,16,32"},
+    make_trial(tmp_path, "trial_b", {**baseline, "g_lr": 2e-4, **window}, [{"iteration": 10, "fid_intra": 9.0}],
+               stop="completed")
+    make_trial(tmp_path, "trial_c", {"latent_size": 80, "d_filters": "8,16,32", "collapse_grace": 30},
                [{"iteration": 10, "fid_intra": 5.0}, {"iteration": 20, "fid_intra": 4.0}], stop="asha",
                partial_line=True)
     make_trial(tmp_path, "trial_d", {"latent_size": 80}, [])  # started, nothing reported yet
+    make_trial(tmp_path, "trial_f", {"latent_size": 80, **window}, [{"iteration": 10, "fid_intra": 0.5}],
+               stop="error")
     (tmp_path / "trial_e").mkdir()  # created by Ray, no params yet
     experiment = read_experiment(tmp_path)
     ranked = [t.name for t in rank(experiment.trials)]
-    # The collapsed trial has the best last score but ranks below every healthy one.
-    assert ranked == ["trial_c", "trial_b", "trial_a", "trial_d"]
+    # b was judged healthy: first, whatever the others' scores. The collapsed a ranks by its score
+    # beside c, which ASHA stopped before the verdict's window (grace 30): c was never judged. The
+    # errored f and d, with no score, come last.
+    assert ranked == ["trial_b", "trial_a", "trial_c", "trial_f", "trial_d"]
+    assert [t.judged for t in sorted(experiment.trials, key=lambda t: t.name)] == [True, True, False, False, True]
     by_name = {t.name: t for t in experiment.trials}
     assert by_name["trial_b"].baseline == "V0" and by_name["trial_c"].baseline is None
     assert by_name["trial_d"].stop_reason == "running"
@@ -54,6 +62,13 @@ def test_a_baseline_is_the_trial_that_started_as_it_not_one_that_took_its_params
     by_name = {t.name: t.baseline for t in read_experiment(tmp_path).trials}
     # trial_old: a study from before the record, matched by its params as before
     assert by_name == {"trial_v0": "V0", "trial_copy": None, "trial_old": "V0"}
+
+def test_a_trial_whose_params_do_not_name_the_verdicts_window_is_judged_on_the_defaults(tmp_path):
+    grace, patience = TrainConfig().collapse_grace, TrainConfig().collapse_patience
+    rows = [{"iteration": grace + 100 * i, "fid_intra": 3.0} for i in range(patience)]
+    assert read_experiment(make_trial(tmp_path, "whole", {}, rows, stop="completed")).trials[0].judged
+    assert not read_experiment(make_trial(tmp_path, "short", {}, rows[:-1], stop="asha")).trials[0].judged
+
 
 def test_single_local_trial_folder_reads_the_same_way(tmp_path):
     folder = make_trial(tmp_path, "one", {"preset": "V1", "latent_size": 80},
