@@ -175,9 +175,9 @@ def _page(experiment: Experiment, table: tuple[str, str], showcase: str, figures
 </head><body>
 <header><h1>{escape(title)}</h1>
 <p>{kind} <code>{escape(experiment.path)}</code>: {len(experiment.trials)} trials ({summary}).
-Score: {escape(METRIC_HELP[experiment.metric])}. Trials the collapse verdict judged
-healthy rank first; then the others by score, collapsed ones marked (a trial stopped before the
-verdict's window was never judged). Written {escape(time.strftime('%Y-%m-%d %H:%M'))}.</p>{_skipped_html(experiment)}
+Score: {escape(METRIC_HELP[experiment.metric])}. Ranked by score, a collapsed trial
+below every trial the collapse verdict judged healthy (a trial stopped before the verdict's window
+was never judged and takes its place by score). Written {escape(time.strftime('%Y-%m-%d %H:%M'))}.</p>{_skipped_html(experiment)}
 <nav><a href="#ranking">ranking</a> <a href="#samples">samples</a> <a href="#curves">learning curves</a>{study_nav}
 <a href="#config">configuration</a></nav></header>
 {_optional_section(figure_html, 'replay', 'Seed re-runs', _REPLAY_TEXT)}

@@ -34,20 +34,24 @@ def synthetic(tmp_path_factory):
     return path, truth
 
 
-def test_leaderboard_ranks_judged_healthy_first_then_the_rest_by_score_with_baselines_marked(synthetic):
+def test_leaderboard_ranks_by_score_collapsed_below_the_judged_healthy_with_baselines_marked(synthetic):
     path, truth = synthetic
     info = get_leaderboard_info(read_experiment(path))
     names = [row.name for row in info.rows]
     # The synthetic study's completed trials report past collapse_grace (400) three times: the
-    # verdict judged them. Its ASHA trials stopped at 300, before the verdict's window.
-    judged = sorted((n for n, t in truth.items() if t["reason"] == "completed"), key=lambda n: truth[n]["score"])
-    others = sorted((n for n in truth if n not in judged), key=lambda n: truth[n]["score"])
-    assert names == judged + others
-    # a collapsed trial with a better score than some judged healthy one still ranks below it ...
-    assert any(truth[n]["score"] < truth[judged[-1]]["score"] for n in others if truth[n]["reason"] in COLLAPSED)
-    # ... and above a trial ASHA stopped before it could be judged, where its score is better
-    first_collapsed = min(names.index(n) for n in others if truth[n]["reason"] in COLLAPSED)
-    assert any(truth[n]["reason"] == "asha" for n in names[first_collapsed:])
+    # verdict judged them healthy. Its ASHA trials stopped at 300, before the verdict's window.
+    judged = [n for n in names if truth[n]["reason"] == "completed"]
+    collapsed = [n for n in names if truth[n]["reason"] in COLLAPSED]
+    stopped = [n for n in names if truth[n]["reason"] == "asha"]
+    assert judged and collapsed and stopped and len(names) == len(truth)
+    assert max(map(names.index, judged)) < min(map(names.index, collapsed))
+    for group in (judged + stopped, collapsed + stopped):  # each in the ranking's order, by score
+        in_order = [n for n in names if n in group]
+        assert [truth[n]["score"] for n in in_order] == sorted(truth[n]["score"] for n in in_order)
+    # a collapsed trial with a better score than a judged healthy one ranks below it, and above a
+    # stopped one with a worse score
+    assert any(truth[n]["score"] < truth[judged[-1]]["score"] for n in collapsed)
+    assert any(names.index(c) < names.index(s) for c in collapsed for s in stopped)
     assert {row.name: row.baseline for row in info.rows if row.baseline} == {
         n: t["baseline"] for n, t in truth.items() if t["baseline"]}
     assert info.params == list(DEFAULT_SEARCH)
@@ -411,10 +415,10 @@ def test_a_study_with_metric_fid_is_ranked_summarised_and_drawn_on_fid(synthetic
         for row in rows:
             row["fid"] = 1000.0 - row["fid_intra"]
         (trial_dir / "result.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    judged = [n for n, t in truth.items() if t["reason"] == "completed"]  # judged healthy: rank first
+    healthy = [n for n, t in truth.items() if t["reason"] not in COLLAPSED]  # fid reverses their order
     info = get_leaderboard_info(read_experiment(copy))
-    assert [row.name for row in info.rows[:len(judged)]] == sorted(judged, key=lambda n: -truth[n]["score"])
-    assert info.rows[0].score == pytest.approx(1000.0 - max(truth[n]["score"] for n in judged))
+    assert [row.name for row in info.rows if row.name in healthy] == sorted(healthy, key=lambda n: -truth[n]["score"])
+    assert info.rows[0].score == pytest.approx(1000.0 - max(truth[n]["score"] for n in healthy))
     assert format_ranking(info).splitlines()[0].split()[4] == "FID"
     text = summary(copy)
     best = info.rows[0]

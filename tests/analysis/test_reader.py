@@ -17,7 +17,7 @@ def make_trial(root, name, params, rows, stop=None, partial_line=False):
     return folder
 
 
-def test_study_folder_ranks_judged_healthy_first_then_by_score_and_marks_baselines(tmp_path):
+def test_study_folder_ranks_by_score_collapsed_below_the_judged_healthy_and_marks_baselines(tmp_path):
     baseline = {"latent_size": 100, "d_filters": "32,64,128"}
     window = {"collapse_grace": 10, "collapse_patience": 1}  # the verdict judges from the report at 10 on
     (tmp_path / "study.json").write_text(json.dumps({"baselines": {"V0": baseline}}))
@@ -31,14 +31,16 @@ def test_study_folder_ranks_judged_healthy_first_then_by_score_and_marks_baselin
     make_trial(tmp_path, "trial_d", {"latent_size": 80}, [])  # started, nothing reported yet
     make_trial(tmp_path, "trial_f", {"latent_size": 80, **window}, [{"iteration": 10, "fid_intra": 0.5}],
                stop="error")
+    make_trial(tmp_path, "trial_g", {"latent_size": 80, "collapse_grace": 30}, [{"iteration": 10, "fid_intra": 12.0}],
+               stop="asha")
     (tmp_path / "trial_e").mkdir()  # created by Ray, no params yet
     experiment = read_experiment(tmp_path)
     ranked = [t.name for t in rank(experiment.trials)]
-    # b was judged healthy: first, whatever the others' scores. The collapsed a ranks by its score
-    # beside c, which ASHA stopped before the verdict's window (grace 30): c was never judged. The
-    # errored f and d, with no score, come last.
-    assert ranked == ["trial_b", "trial_a", "trial_c", "trial_f", "trial_d"]
-    assert [t.judged for t in sorted(experiment.trials, key=lambda t: t.name)] == [True, True, False, False, True]
+    # The collapsed a has the best score but ranks below b, which the verdict judged healthy; c and g,
+    # stopped before the verdict's window (grace 30), were never judged and rank by their scores: c
+    # above b, g below a. The errored f and d, with no score, come last.
+    assert ranked == ["trial_c", "trial_b", "trial_a", "trial_g", "trial_f", "trial_d"]
+    assert [t.judged for t in sorted(experiment.trials, key=lambda t: t.name)] == [True, True, False, False, True, False]
     by_name = {t.name: t for t in experiment.trials}
     assert by_name["trial_b"].baseline == "V0" and by_name["trial_c"].baseline is None
     assert by_name["trial_d"].stop_reason == "running"
