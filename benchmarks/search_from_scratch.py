@@ -32,14 +32,13 @@ import time
 from pathlib import Path
 
 from study.runner import run_study
-from study.spec import load_spec
+from study.spec import DEFAULT_FIXED, load_spec
 from trainable.config import RECIPE, TrainConfig
 from trainable.experiment import COND_ACCURACY, FID_INTRA, RESULT_FILE, TRIAL_PREFIX, read_json_lines
 from trainable.local import BUILTIN
 
-# The demo's widths and trial length (examples/demo.toml): what "a trial" is here.
-FIXED = {"g_filters": "32,16,8", "iterations": 1200, "eval_every": 300, "eval_samples_per_class": 50,
-         "collapse_grace": 600}
+# The demo's widths and trial length (examples/demo.toml, a study's defaults): what "a trial" is here.
+FIXED = dict(DEFAULT_FIXED)
 WORKING = 0.5
 
 

@@ -184,7 +184,7 @@ def test_a_resumed_population_meets_at_one_time_before_it_is_perturbed(tmp_path)
     """A killed driver leaves its trials at different evaluations (3 and 4 here, interval 2). The
     resumed scheduler must let them all reach 6 before any takes another's weights: Ray's own
     perturbed them where they were, and a trial behind skipped reports by taking weights ahead."""
-    spec = load_spec(write(tmp_path, PBT + 'perturbation_interval = 2\n[fixed]\niterations = 1600\n'))
+    spec = load_spec(write(tmp_path, PBT + 'perturbation_interval = 2\n[fixed]\niterations = 1600\neval_every = 200\n'))
     assert spec.evaluations == 8
     scheduler = make_scheduler(spec, tmp_path)
     population = initial_population(spec)

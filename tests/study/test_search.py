@@ -162,8 +162,9 @@ def test_under_a_budget_a_trial_starts_only_while_the_live_ones_leave_room(tmp_p
     beside what the live trials may still train; once spent, the search ends."""
     from ray.tune.search import Searcher
 
-    spec = load_spec(samples=50, baselines=(), sampler="random", budget=3000)
-    length = spec.base_config().iterations  # 800 at the default widths
+    (tmp_path / "study.toml").write_text("[fixed]\niterations = 800\neval_every = 200\n")
+    spec = load_spec(tmp_path / "study.toml", samples=50, baselines=(), sampler="random", budget=3000)
+    length = spec.base_config().iterations
     searcher, _ = make_searcher(spec, tmp_path)
     assert all(isinstance(searcher.suggest(trial_id), dict) for trial_id in "abcd")  # 2400 live < 3000: d too
     assert searcher.suggest("e") is None  # 3200 may still be trained: e waits, not created
