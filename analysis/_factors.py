@@ -100,7 +100,8 @@ def _too_short(experiment: Experiment) -> str:
     accuracies = [trial.last[COND_ACCURACY] for trial in rising]
     return (f"{len(rising)} of the {len(ended)} searched trials that ran all their {length}iterations were still improving "
             f"at their end (conditional accuracy at its highest in their last report: {min(accuracies):.2f}-"
-            f"{max(accuracies):.2f}): longer trials (a larger iterations) may reach {WORKING_ACCURACY}")
+            f"{max(accuracies):.2f}): longer trials ([fixed] iterations = {2 * lengths[-1]}, say) may reach "
+            f"{WORKING_ACCURACY}")
 
 
 def _effective(field: str, value: Any, trial: TrialRecord) -> Any:

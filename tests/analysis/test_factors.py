@@ -204,7 +204,7 @@ def test_where_no_trial_worked_and_most_ran_out_of_iterations_still_improving_it
     info = write(tmp_path / "short", curves)
     assert info.short == ("3 of the 4 searched trials that ran all their 1200 iterations were still improving at "
                           "their end (conditional accuracy at its highest in their last report: 0.45-0.48): longer "
-                          "trials (a larger iterations) may reach 0.5")
+                          "trials ([fixed] iterations = 2400, say) may reach 0.5")
     assert format_factors(info)[-1] == "too short: " + info.short
     # Not where a trial worked, nor where fewer than half of those that ran to their end still rose.
     assert write(tmp_path / "worked", curves + [(base, [0.3, 0.4, 0.5, 0.52])]).short == ""
