@@ -105,8 +105,18 @@ class Experiment:
         return metric_label(self.metric)
 
     @property
+    def class_names(self) -> list[str] | None:
+        """The data set's class names, label 0 first, as the study recorded them (None: a single
+        trial, or a study started before studies recorded them)."""
+        names = (self.study or {}).get("classes")
+        return [str(name) for name in names] if isinstance(names, list) and names else None
+
+    @property
     def class_count(self) -> int | None:
-        """Classes its trials were trained on (None before any trial reported)."""
+        """Classes its trials were trained on (None before any trial reported, where the study did
+        not record its data set's)."""
+        if self.class_names:
+            return len(self.class_names)
         return next((count for count in (trial.class_count for trial in self.trials) if count is not None), None)
 
     @property

@@ -298,5 +298,7 @@ def _reason_css() -> str:
 def _classes(experiment: Experiment) -> list[str]:
     from trainable.data import EXPRESSIONS
 
+    if experiment.class_names:
+        return experiment.class_names
     count = experiment.class_count or len(EXPRESSIONS)
     return list(EXPRESSIONS) if count == len(EXPRESSIONS) else [str(i) for i in range(count)]

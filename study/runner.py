@@ -73,7 +73,7 @@ def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: s
              "experiment_dir": str(experiment_dir), "data": str(Path(data).resolve()) if data and data != BUILTIN else BUILTIN,
              "judge_steps": judge_steps, "spec": spec.to_dict(),
              "baselines": dict(zip(spec.baselines, spec.baseline_points())), **(extra or {})}
-    load_data(study["data"])  # bad data fails before Ray starts
+    study["classes"] = list(load_data(study["data"]).class_names)  # bad data fails before Ray starts
     warm = _warm_start(spec, storage, experiment_dir)
     if warm is not None:
         study["warm_start"] = warm.to_dict()

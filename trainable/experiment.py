@@ -5,7 +5,7 @@ from here, and the folder is read by the functions here, so a local trial and a 
 are read alike.
 
     STUDY/                       a study (a local trial folder is one TRIAL/ on its own)
-        study.json               what ran: name, storage, data, the spec, the baselines' points (StudyRecord)
+        study.json               what ran: name, storage, data and its classes, the spec, the baselines' points (StudyRecord)
         driver.lock              locked (flock) by the driver running the study, its pid inside
         ray_session.json         while it runs: the pids of its embedded Ray, ended if a killed driver left them
         stop_reasons.jsonl       the driver's ledger: why each trial ended (first decision stands)
@@ -352,6 +352,7 @@ class StudyRecord(TypedDict, total=False):
     storage_uri: str  # Tune's experiment path: storage/name
     experiment_dir: str  # this folder, where the driver writes
     data: str  # a prepared .npz's absolute path, or "builtin:synthetic"
+    classes: list[str]  # the data set's class names, label 0 first (studies started before: absent)
     judge_steps: int
     spec: dict[str, Any]  # StudySpec.to_dict()
     baselines: dict[str, dict[str, Any]]  # baseline name -> its point of the space

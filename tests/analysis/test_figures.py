@@ -38,7 +38,7 @@ def test_leaderboard_ranks_by_score_collapsed_below_the_judged_healthy_with_base
     path, truth = synthetic
     info = get_leaderboard_info(read_experiment(path))
     names = [row.name for row in info.rows]
-    # The synthetic study's completed trials report past collapse_grace (400) three times: the
+    # The synthetic study's completed trials report at or past collapse_grace (400) three times: the
     # verdict judged them healthy. Its ASHA trials stopped at 300, before the verdict's window.
     judged = [n for n in names if truth[n]["reason"] == "completed"]
     collapsed = [n for n in names if truth[n]["reason"] in COLLAPSED]

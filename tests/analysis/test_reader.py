@@ -98,3 +98,17 @@ def test_reports_redone_after_a_restart_are_counted_once(tmp_path):
     folder = make_trial(tmp_path, "trial_x", {"latent_size": 80}, rows + redone, stop="completed")
     trial = read_experiment(folder.parent).trials[0]
     assert [(r["iteration"], r["fid_intra"]) for r in trial.rows] == [(20, 20.0), (40, 40.0), (60, 60.5), (80, 80.5)]
+
+
+def test_class_names_come_from_the_study_and_the_count_else_from_the_per_class_scores(tmp_path):
+    rows = [{"iteration": 10, "fid_intra": 3.0, "fid_per_class": [3.0] * 8}]
+    (tmp_path / "named").mkdir()
+    (tmp_path / "named" / "study.json").write_text(json.dumps({"classes": ["circle", "square", "star"]}))
+    make_trial(tmp_path / "named", "trial_a", {}, rows, stop="completed")
+    named = read_experiment(tmp_path / "named")
+    assert named.class_names == ["circle", "square", "star"] and named.class_count == 3
+    (tmp_path / "older").mkdir()
+    (tmp_path / "older" / "study.json").write_text(json.dumps({"baselines": {}}))  # a study from before
+    make_trial(tmp_path / "older", "trial_a", {}, rows, stop="completed")
+    older = read_experiment(tmp_path / "older")
+    assert older.class_names is None and older.class_count == 8

@@ -145,6 +145,8 @@ def test_study_runs_baselines_records_stop_reasons_and_summary(tmp_path):
     experiment = read_experiment(tmp_path / "studies" / "tiny")
     assert len(experiment.trials) == 5
     assert sorted(t.baseline for t in experiment.trials if t.baseline) == ["V0", "V1", "V2"]
+    from trainable.data import EXPRESSIONS
+    assert experiment.class_names == list(EXPRESSIONS)  # the data set's, as study.json records them
     # A finished trial's worker ran a later trial (5 trials, 2 at a time, fewer workers)...
     entered = [entry for entry in map(json.loads, timings.read_text().splitlines()) if entry["event"] == "entered"]
     assert sorted(entry["trial"] for entry in entered) == sorted(t.name.removeprefix("trial_") for t in experiment.trials)
