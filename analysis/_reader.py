@@ -15,8 +15,8 @@ from typing import Any
 
 from trainable.config import PRESETS, TrainConfig, param_value
 from trainable.errors import UserError
-from trainable.experiment import (COLLAPSES, CONFIG_CHANGE, ERROR, FID_INTRA, FID_PER_CLASS, PARAMS_FILE, TRIAL_PREFIX, StudyRecord,
-                                  matches_point, metric_label, preset_changes, read_results, read_starts,
+from trainable.experiment import (COLLAPSES, CONFIG_CHANGE, ERROR, FID_INTRA, FID_PER_CLASS, PARAMS_FILE, TRIAL_PREFIX,
+                                  StudyRecord, matches_point, metric_label, preset_changes, read_results, read_starts,
                                   read_stop_reason, read_study)
 from trainable.space import Domain, domain_from_dict
 
