@@ -84,9 +84,10 @@ def _improving(trial: TrialRecord) -> bool:
 
 def _too_short(experiment: Experiment) -> str:
     """Where no trial worked and at least half of the searched trials that ran all their iterations
-    (two at least) were still improving at their end: that, as a sentence. On the shapes (docs/search.md)
-    12 of 13 such trials ended at accuracy 0.35-0.49 after 1200 iterations; run to 2400, trials
-    that had ended at 0.46-0.48 reached 0.60-0.72."""
+    (two at least) were still improving at their end: that, as a sentence. On the shapes
+    (docs/search.md) 12 of 13 such trials ended at accuracy 0.35-0.49 after 1200 iterations; run to
+    2400, those that had ended at 0.44-0.48 reached 0.57-0.72, and both studies that had found
+    nothing found a working trial."""
     if any(_worked(trial) for trial in experiment.trials):
         return ""
     ended = [trial for trial in experiment.trials if trial.stop_reason != ERROR and trial.rows and not trial.baseline
