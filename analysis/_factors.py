@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from analysis._common import WORKING_ACCURACY, escape
 from analysis._leaderboard import short_value
-from analysis._reader import Experiment, TrialRecord
+from analysis._reader import Experiment, TrialRecord, rank, rankable
 from trainable.experiment import COND_ACCURACY, ERROR, FREEZE_ACCURACY, FREEZE_EVENTS, FREEZE_RULES
 
 SHOWN = 4  # factors at most
@@ -67,7 +67,7 @@ def _groups(experiment: Experiment) -> tuple[list[TrialRecord], list[TrialRecord
         basis = (f"{_trials(len(good), label)} (conditional accuracy >= {WORKING_ACCURACY} at a report) against "
                  f"the {len(trials) - len(good)} others")
     else:
-        scored = sorted((trial for trial in trials if trial.healthy), key=lambda trial: trial.score)
+        scored = [trial for trial in rank(trials) if rankable(trial)]  # the ranking's, as the summary's best
         good, label = scored[:max(1, len(trials) // 4)], "best"
         basis = (f"no trial worked: the best {len(good)} by {experiment.metric_label} against the "
                  f"{len(trials) - len(good)} others")
@@ -75,10 +75,14 @@ def _groups(experiment: Experiment) -> tuple[list[TrialRecord], list[TrialRecord
     return good, [trial for trial in trials if trial.name not in names], label, basis
 
 
+def _accuracies(trial: TrialRecord) -> list[float]:
+    return [row[COND_ACCURACY] for row in trial.rows if isinstance(row.get(COND_ACCURACY), (int, float))]
+
+
 def _improving(trial: TrialRecord) -> bool:
     """Whether a trial's conditional accuracy was still rising at its end: its last report has its
     highest, above the one two reports before."""
-    accuracies = [row[COND_ACCURACY] for row in trial.rows if isinstance(row.get(COND_ACCURACY), (int, float))]
+    accuracies = _accuracies(trial)
     return len(accuracies) >= 3 and accuracies[-1] == max(accuracies) and accuracies[-1] > accuracies[-3]
 
 
@@ -98,7 +102,7 @@ def _too_short(experiment: Experiment) -> str:
         return ""
     lengths = sorted({trial.params["iterations"] for trial in ended})
     length = f"{lengths[0]} " if len(lengths) == 1 else ""
-    accuracies = [trial.last[COND_ACCURACY] for trial in rising]
+    accuracies = [_accuracies(trial)[-1] for trial in rising]
     return (f"{len(rising)} of the {len(ended)} searched trials that ran all their {length}iterations were still improving "
             f"at their end (conditional accuracy at its highest in their last report: {min(accuracies):.2f}-"
             f"{max(accuracies):.2f}): longer trials ([fixed] iterations = {2 * lengths[-1]}, say) may reach "

@@ -1,4 +1,4 @@
-"""The ranking: every trial with its parameters and scores, healthy ones first (a table, not a plot)."""
+"""The ranking: every trial with its parameters and scores, in analysis._reader.rank's order (a table, not a plot)."""
 
 from __future__ import annotations
 

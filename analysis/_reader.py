@@ -187,24 +187,20 @@ def rankable(trial: TrialRecord) -> bool:
 
 def rank(trials: list[TrialRecord]) -> list[TrialRecord]:
     """By score (lower first), except that a collapsed trial ranks below every trial the collapse
-    verdict judged healthy; a trial stopped before the verdict could judge it takes its place by
-    its score; errored trials and those with no score come last.
+    verdict judged healthy: it takes its place as if its score were no better than the worst of
+    those. A trial stopped before the verdict could judge it takes its place by its score. Errored
+    trials and those with no score come last.
 
     A trial ASHA stopped early was never judged. Ranking every such trial above every collapsed one
     put, where most trials that ran to their end collapsed (textures), weak trials stopped at their
     first evaluation above far better ones judged at the end: docs/search.md, "On other sets"."""
-    def by_score(group: list[TrialRecord]) -> list[TrialRecord]:
-        return sorted(group, key=lambda trial: (trial.score, trial.name))
-
     scored = [trial for trial in trials if rankable(trial)]
-    judged = (by_score([t for t in scored if t.healthy and t.judged])  # then the collapsed, below them
-              + by_score([t for t in scored if t.collapsed]))
-    unjudged = by_score([t for t in scored if not t.collapsed and not t.judged])
-    ranked: list[TrialRecord] = []
-    while judged or unjudged:  # merged by score, each list's own order kept
-        take = unjudged if unjudged and (not judged or (unjudged[0].score, unjudged[0].name)
-                                         < (judged[0].score, judged[0].name)) else judged
-        ranked.append(take.pop(0))
+    worst_judged = max((t.score for t in scored if t.healthy and t.judged), default=-math.inf)
+
+    def key(trial: TrialRecord):
+        place = max(trial.score, worst_judged) if trial.collapsed else trial.score
+        return (place, trial.collapsed, trial.score, trial.name)
+
     rest = sorted((trial for trial in trials if not rankable(trial)),
                   key=lambda trial: (trial.score if trial.score is not None else math.inf, trial.name))
-    return ranked + rest
+    return sorted(scored, key=key) + rest

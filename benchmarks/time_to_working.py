@@ -1,7 +1,7 @@
 """Time to a working configuration: the wall time from a study's start until any of its trials
 first reports judge conditional accuracy >= 0.5 (chance on the built-in set: 1/7).
 
-Runs a study (the built-in defaults: 20 trials of 800 iterations; or a study file, e.g. examples/demo.toml) on an embedded Ray sized to
+Runs a study (the built-in defaults: 20 trials of 1200 iterations; or a study file, e.g. examples/demo.toml) on an embedded Ray sized to
 this machine, then reads the clock time of that first report from the trial folders, as the
 study summary's "working:" line does. The judge is trained (or read from the cache) before the
 clock starts. Prints the figure, or says that no trial got there within the study's budget.

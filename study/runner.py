@@ -80,7 +80,7 @@ def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: s
     with _one_driver(experiment_dir, name):
         if is_study(experiment_dir):
             raise UserError(f"study {name!r} already exists in {storage}; continue it with: cgan-study study resume {name}")
-        _say(warm and warm.describe(study["data"]))
+        _say(warm and warm.describe(study["data"]), spec.unjudged_note())
         _start(spec, study, experiment_dir, address=address, connect_timeout=connect_timeout,
                wait_for_gpus=wait_for_gpus, warm_start=warm.trials if warm else ())
     return study

@@ -247,6 +247,23 @@ class StudySpec:
         config = self.base_config()
         return -(-config.iterations // config.eval_every)
 
+    def unjudged_note(self) -> str | None:
+        """Where the collapse verdict can never judge a trial that runs to its end, though its grace
+        ends within the trial (too few evaluations from collapse_grace on for collapse_patience):
+        that, as a sentence; None where it can, where the grace lies past the trial (the verdict
+        turned off), or where a searched field decides it."""
+        if {"iterations", "eval_every", "collapse_grace", "collapse_patience"} & set(self.search):
+            return None
+        config = self.base_config()
+        reports = {*range(config.eval_every, config.iterations, config.eval_every), config.iterations}
+        judged = sum(1 for iteration in reports if iteration >= config.collapse_grace)
+        if config.collapse_grace > config.iterations or judged >= config.collapse_patience:
+            return None
+        return (f"the collapse verdict never judges a trial: it needs {config.collapse_patience} evaluations from "
+                f"iteration {config.collapse_grace} on (collapse_patience, collapse_grace), and a trial of "
+                f"{config.iterations} iterations evaluated every {config.eval_every} has {judged}; lower "
+                f"[fixed] collapse_grace or eval_every to have collapses stopped")
+
     def distributions(self) -> dict[str, Any]:
         """The search space as Optuna distributions (for trials made outside the searcher)."""
         return {key: domain.distribution() for key, domain in self.search.items()}

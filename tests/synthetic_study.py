@@ -86,9 +86,10 @@ def write_synthetic_study(path: str | Path, *, trials: int = 40, evaluations: in
         trial_dir = path / name
         params = dict(points[number]) if number < len(points) else sampler.sample()
         (trial_dir / GRIDS_DIR).mkdir(parents=True, exist_ok=True)
-        # The collapse verdict's window: a trial that runs to its end reports past collapse_grace
-        # three times (collapse_patience), one ASHA cut at half way never.
-        window = {"collapse_grace": eval_every * (evaluations - 2), "collapse_patience": 3}
+        # The collapse verdict's window: a trial that runs to its end reports at or past
+        # collapse_grace three times (collapse_patience) where it has three reports; one ASHA cut
+        # at half way fewer.
+        window = {"collapse_grace": eval_every * max(1, evaluations - 2), "collapse_patience": 3}
         (trial_dir / PARAMS_FILE).write_text(json.dumps({**spec.fixed, **window, **params}))
         reason = (MODE_COLLAPSE if number >= 5 and number % 5 == 0 else
                   LOSS_COLLAPSE if number >= 7 and number % 7 == 0 else

@@ -229,3 +229,13 @@ def test_the_summary_gives_chance_for_the_sets_classes_and_names_a_collapsed_bes
     assert "working: no trial reached conditional accuracy 0.5 (chance 1/8 = 0.125)" in lines
     assert ("best: trial_a FD-intra 40.000, conditional accuracy 0.450 at iteration 1200; mode-collapse: no trial "
             "was judged healthy") in lines
+
+
+def test_the_summarys_chance_comes_from_the_class_names_the_study_recorded(tmp_path):
+    from study._summary import summary
+
+    shapes = ["circle", "square", "triangle", "plus", "ring", "diamond", "star", "arrow"]
+    (tmp_path / "study.json").write_text(json.dumps({"spec": {"search": SEARCH}, "baselines": {}, "classes": shapes}))
+    make_trial(tmp_path, "trial_a", {"g_lr": 2e-3}, [{"iteration": 300, "fid_intra": 40.0, "cond_accuracy": 0.3}],
+               stop="asha")  # no per-class scores: the count is the recorded names'
+    assert "working: no trial reached conditional accuracy 0.5 (chance 1/8 = 0.125)" in summary(tmp_path).splitlines()

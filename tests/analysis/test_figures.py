@@ -45,12 +45,15 @@ def test_leaderboard_ranks_by_score_collapsed_below_the_judged_healthy_with_base
     stopped = [n for n in names if truth[n]["reason"] == "asha"]
     assert judged and collapsed and stopped and len(names) == len(truth)
     assert max(map(names.index, judged)) < min(map(names.index, collapsed))
-    for group in (judged + stopped, collapsed + stopped):  # each in the ranking's order, by score
-        in_order = [n for n in names if n in group]
-        assert [truth[n]["score"] for n in in_order] == sorted(truth[n]["score"] for n in in_order)
-    # a collapsed trial with a better score than a judged healthy one ranks below it, and above a
-    # stopped one with a worse score
-    assert any(truth[n]["score"] < truth[judged[-1]]["score"] for n in collapsed)
+    in_order = [n for n in names if n in judged + stopped]  # the trials not collapsed: by score
+    assert [truth[n]["score"] for n in in_order] == sorted(truth[n]["score"] for n in in_order)
+    # A stopped trial ranks above a collapsed one exactly where its score beats the collapsed
+    # trial's and the worst judged healthy one's.
+    worst = max(truth[n]["score"] for n in judged)
+    for c in collapsed:
+        for s in stopped:
+            assert (names.index(s) < names.index(c)) == (truth[s]["score"] < max(truth[c]["score"], worst))
+    assert any(truth[n]["score"] < worst for n in collapsed)  # a collapsed one that scored better than some judged
     assert any(names.index(c) < names.index(s) for c in collapsed for s in stopped)
     assert {row.name: row.baseline for row in info.rows if row.baseline} == {
         n: t["baseline"] for n, t in truth.items() if t["baseline"]}

@@ -72,10 +72,15 @@ def test_ranking_of_a_real_study(real_study):
     judged = [r for r in info.rows if r.healthy and by_name[r.name].judged]
     collapsed = [r for r in info.rows if r.stop_reason.endswith("collapse")]
     assert judged and max(position[r.name] for r in judged) < min(position[r.name] for r in collapsed)
-    for group in ([r for r in info.rows if not r.stop_reason.endswith("collapse")],
-                  [r for r in info.rows if not (r.healthy and by_name[r.name].judged)]):
-        scores = [r.score for r in group if r.score is not None and r.stop_reason != "error"]
-        assert scores == sorted(scores)
+    scores = [r.score for r in info.rows
+              if not r.stop_reason.endswith("collapse") and r.score is not None and r.stop_reason != "error"]
+    assert scores == sorted(scores)  # the trials not collapsed: by score
+    worst = max(r.score for r in judged)
+    for c in (r for r in collapsed if r.score is not None):  # a stopped trial above a collapsed one
+        # exactly where its score beats the collapsed one's and the worst judged healthy one's
+        for s in (r for r in info.rows
+                  if r.score is not None and r.stop_reason == "asha" and not by_name[r.name].judged):
+            assert (position[s.name] < position[c.name]) == (s.score < max(c.score, worst))
     for row in info.rows:
         assert row.params == {key: by_name[row.name].params[key] for key in info.params}
         assert row.iteration == by_name[row.name].rows[-1]["iteration"]

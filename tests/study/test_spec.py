@@ -294,3 +294,18 @@ def test_the_space_setting_and_its_refusals(tmp_path):
     both = write(tmp_path, '[study]\nspace = "full"\n[search]\nlatent_size = [32, 100]\n')
     with pytest.raises(ConfigError, match="a \\[search\\] section is the study's space; give one of them"):
         load_spec(both)
+
+
+def test_a_study_whose_trials_the_collapse_verdict_can_never_judge_is_told_so(tmp_path):
+    def note(fixed):
+        (tmp_path / "study.toml").write_text("[fixed]\n" + fixed)
+        return load_spec(tmp_path / "study.toml").unjudged_note()
+
+    # 800 iterations every 300 (the defaults' grace 600, patience 3): reports at 600 and 800 only.
+    assert note("iterations = 800\n") == (
+        "the collapse verdict never judges a trial: it needs 3 evaluations from iteration 600 on "
+        "(collapse_patience, collapse_grace), and a trial of 800 iterations evaluated every 300 has 2; lower "
+        "[fixed] collapse_grace or eval_every to have collapses stopped")
+    assert note("iterations = 1000\n") is None  # 600, 900 and the last report at 1000
+    assert note("iterations = 800\ncollapse_grace = 100000\n") is None  # the verdict turned off: no note
+    assert load_spec().unjudged_note() is None
