@@ -80,7 +80,7 @@ def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: s
     with _one_driver(experiment_dir, name):
         if is_study(experiment_dir):
             raise UserError(f"study {name!r} already exists in {storage}; continue it with: cgan-study study resume {name}")
-        _say(warm and warm.describe(study["data"]), spec.unjudged_note())
+        _say(warm and warm.describe(study["data"]))
         _start(spec, study, experiment_dir, address=address, connect_timeout=connect_timeout,
                wait_for_gpus=wait_for_gpus, warm_start=warm.trials if warm else ())
     return study
@@ -109,7 +109,7 @@ def _start(spec: StudySpec, study: dict[str, Any], experiment_dir: Path, *, addr
 
         resources = plan_resources(spec, ray.nodes(), wait_for_gpus=wait_for_gpus)
         _say(resources.note, storage_note(study["storage"], ray.nodes(), joined=bool(address),
-                                          more_coming=wait_for_gpus))
+                                          more_coming=wait_for_gpus), spec.unjudged_note())
         study["resources"] = dataclasses.asdict(resources)
         tuner = build_tuner(spec, study, resources, restore=False, warm_start=warm_start)
         # Written only now: a study that failed before this point can simply be run again.
