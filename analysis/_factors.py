@@ -87,13 +87,11 @@ def _improving(trial: TrialRecord) -> bool:
 
 
 def _too_short(experiment: Experiment) -> str:
-    """Where no trial worked and at least half of the searched trials that ran all their iterations
-    (two at least) were still improving at their end: that, as a sentence. On the shapes
+    """Where at least half of the searched trials that ran all their iterations (two at least) were
+    still improving at their end: that, as a sentence. On the shapes
     (docs/search.md) 12 of 13 such trials ended at accuracy 0.35-0.49 after 1200 iterations; run to
     2400, those that had ended at 0.44-0.48 reached 0.57-0.72, and both studies that had found
-    nothing found a working trial."""
-    if any(_worked(trial) for trial in experiment.trials):
-        return ""
+    nothing found a working trial. Called only where none worked."""
     ended = [trial for trial in experiment.trials if trial.stop_reason != ERROR and trial.rows and not trial.baseline
              and isinstance(trial.params.get("iterations"), int)
              and trial.last.get("iteration", 0) >= trial.params["iterations"]]
@@ -185,7 +183,7 @@ def get_factors_info(experiment: Experiment) -> FactorsInfo:
         return FactorsInfo("", "", [], [], [], "needs a study (a single trial has nothing to compare)")
     good, rest, label, basis = _groups(experiment)
     names = ([t.name for t in good], [t.name for t in rest])
-    short = _too_short(experiment)
+    short = _too_short(experiment) if label == "best" else ""  # "best": no trial worked (_groups)
     if not good or not rest:
         return FactorsInfo(label, basis, *names, [], "needs trials on both sides to compare", short)
     factors = []

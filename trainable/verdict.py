@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from trainable.experiment import (COVERAGE, D_LOSS, DIVERSITY_LOWEST_CLASS, DIVERSITY_MIN, G_LOSS, LOSS_COLLAPSE,
                                   MODE_COLLAPSE, NONE)
@@ -59,6 +59,13 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def has_window(iterations: Iterable[int], *, grace: int, patience: int) -> bool:
+    """Whether reports at these iterations give the verdict its whole window, ``patience`` of them
+    from iteration ``grace`` on: before that it judges nothing (collapse_verdict, and who asks
+    whether a trial was ever judged: analysis/_reader.py, study/spec.py)."""
+    return sum(1 for iteration in iterations if iteration >= grace) >= patience
+
+
 def collapse_verdict(history: Sequence[Mapping[str, Any]], *, patience: int = 3, grace: int = 2000,
                      diversity: float = 0.35, coverage: float = 0.05, d_loss: float = 0.01,
                      accuracy: float = 1.0, divergence: float = 25.0) -> Verdict:
@@ -67,10 +74,9 @@ def collapse_verdict(history: Sequence[Mapping[str, Any]], *, patience: int = 3,
         if row.get("nonfinite") or not all(_finite(row.get(k)) for k in (D_LOSS, G_LOSS)):
             return Verdict(LOSS_COLLAPSE, f"non-finite loss at iteration {row.get('iteration')} "
                                           f"(D {row.get('d_loss')}, G {row.get('g_loss')})", row.get("iteration"))
-    judged = [row for row in history if row.get("iteration", 0) >= grace]
-    if len(judged) < patience:
+    if not has_window((row.get("iteration", 0) for row in history), grace=grace, patience=patience):
         return Verdict(NONE)
-    recent = judged[-patience:]
+    recent = [row for row in history if row.get("iteration", 0) >= grace][-patience:]
     span = f"iterations {recent[0]['iteration']}-{recent[-1]['iteration']}"
 
     def d_accuracy(row: Mapping[str, Any]) -> float:
