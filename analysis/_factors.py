@@ -88,7 +88,8 @@ def _improving(trial: TrialRecord) -> bool:
 
 def _too_short(experiment: Experiment) -> str:
     """Where at least half of the searched trials that ran all their iterations (two at least) were
-    still improving at their end: that, as a sentence. On the shapes
+    still improving at their end: that, as a sentence, with the command that continues the best of
+    them (``trial --continue``). On the shapes
     (docs/search.md) 12 of 13 such trials ended at accuracy 0.35-0.49 after 1200 iterations; run to
     2400, those that had ended at 0.44-0.48 reached 0.57-0.72, and both studies that had found
     nothing found a working trial. Called only where none worked."""
@@ -101,10 +102,13 @@ def _too_short(experiment: Experiment) -> str:
     lengths = sorted({trial.params["iterations"] for trial in ended})
     length = f"{lengths[0]} " if len(lengths) == 1 else ""
     accuracies = [_accuracies(trial)[-1] for trial in rising]
+    ranked = [trial.name for trial in rank(experiment.trials)]
+    first = min(ranked.index(trial.name) for trial in rising) + 1
     return (f"{len(rising)} of the {len(ended)} searched trials that ran all their {length}iterations were still improving "
             f"at their end (conditional accuracy at its highest in their last report: {min(accuracies):.2f}-"
             f"{max(accuracies):.2f}): longer trials ([fixed] iterations = {2 * lengths[-1]}, say) may reach "
-            f"{WORKING_ACCURACY}")
+            f"{WORKING_ACCURACY}; the best of them goes on from where it ended with: cgan-study trial --from "
+            f"{experiment.path} --rank {first} --continue --set iterations={2 * lengths[-1]}")
 
 
 def _effective(field: str, value: Any, trial: TrialRecord) -> Any:

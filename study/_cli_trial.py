@@ -79,7 +79,8 @@ class Trial(Command):
     epilog = ("examples: cgan-study trial --preset V1 --set iterations=5000 --set eval_every=500\n"
               "          cgan-study trial --resume runs/trial-V1-20261125-101500\n"
               "          cgan-study trial --from demo --set iterations=400000   # a study's best, at full length\n"
-              "          cgan-study trial --from pbt-study --schedule   # replay the best PBT trial's schedule")
+              "          cgan-study trial --from pbt-study --schedule   # replay the best PBT trial's schedule\n"
+              "          cgan-study trial --from shapes --rank 2 --continue --set iterations=2400   # go on past its end")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--preset", choices=list(PRESETS),
@@ -95,6 +96,11 @@ class Trial(Command):
         parser.add_argument("--from", dest="source", metavar="SOURCE",
                             help="start from another trial's exact configuration, data and judge: a trial folder, "
                                  "or a study (folder or name) with --rank; params.json records it under 'from'")
+        parser.add_argument("--continue", dest="go_on", action="store_true",
+                            help="with --from: go on from that trial's last checkpoint (its weights, optimisers and "
+                                 "random state) in a new folder, the trial itself left as it is, to --set "
+                                 "iterations=N (default its own length: a trial ASHA cut short goes on to it)")
+        add_checkpoint(parser, "with --continue: go on from the trial's checkpoint_K folder (default its last)")
         parser.add_argument("--rank", type=int, default=1,
                             help="with --from a study: the trial at this rank of its ranking (default 1)")
         parser.add_argument("--schedule", action="store_true",
@@ -113,11 +119,14 @@ class Trial(Command):
         at_least("--judge-steps", args.judge_steps, 1)
         if args.resume:
             extra = set(overrides) - {"iterations"}
-            if extra or args.data or args.preset or args.source or args.judge_steps or args.schedule:
+            if extra or args.data or args.preset or args.source or args.judge_steps or args.schedule or args.go_on \
+                    or args.checkpoint is not None:
                 raise UserError("--resume continues a trial as it was configured; only --set iterations=N may change")
             iterations = TrainConfig.from_dict({"iterations": overrides["iterations"]}).iterations \
                 if "iterations" in overrides else None
             outcome = run_local_trial(args.resume, resume=True, iterations=iterations, progress=True)
+        elif args.go_on or args.checkpoint is not None:
+            outcome = self._continue_from(args, overrides)
         elif args.source:
             outcome = self._run_from(args, overrides)
         elif args.rank != 1 or args.schedule:
@@ -144,6 +153,31 @@ class Trial(Command):
             print(f"resume with: cgan-study trial --resume {outcome.directory}")
             return 130
         return 0
+
+    @staticmethod
+    def _continue_from(args: argparse.Namespace, overrides: dict[str, str]):
+        """A new trial that goes on from the last checkpoint (or --checkpoint K) of the trial SOURCE and --rank name."""
+        from trainable.config import TrainConfig
+        from trainable.experiment import FROM
+        from trainable.generate import find_checkpoint
+        from trainable.local import continue_trial
+
+        if not args.go_on:
+            raise UserError("--checkpoint picks the checkpoint --continue goes on from; it needs --continue")
+        if not args.source:
+            raise UserError("--continue needs --from: it goes on from the last checkpoint of the trial --from names")
+        if set(overrides) - {"iterations"} or args.data or args.preset or args.judge_steps or args.schedule:
+            raise UserError("--continue goes on with the trial's own configuration, data and judge; only "
+                            "--set iterations=N may change")
+        iterations = TrainConfig.from_dict({"iterations": overrides["iterations"]}).iterations \
+            if "iterations" in overrides else None
+        trial, origin = pick_trial(args)
+        checkpoint = find_checkpoint(trial.path, args.checkpoint)
+        data, judge_steps = _trial_context(trial)
+        print(f"from {describe_pick(trial, origin)}: going on from {checkpoint.name}")
+        out = args.out or Path("runs") / f"trial-from-{trial.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        return continue_trial(trial.path, checkpoint, out, iterations=iterations, data=data, judge_steps=judge_steps,
+                              meta={FROM: origin}, progress=True)
 
     @staticmethod
     def _run_from(args: argparse.Namespace, overrides: dict[str, str]):
@@ -189,9 +223,9 @@ def _replayed_schedule(trial, overrides: dict[str, str]) -> list[dict]:
     return steps
 
 
-def add_checkpoint(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", type=int, metavar="K",
-                        help="use the trial's checkpoint_K folder (default: its last checkpoint)")
+def add_checkpoint(parser: argparse.ArgumentParser,
+                   help: str = "use the trial's checkpoint_K folder (default: its last checkpoint)") -> None:
+    parser.add_argument("--checkpoint", type=int, metavar="K", help=help)
 
 
 class Generate(Command):

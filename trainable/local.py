@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
-from trainable.checkpoint import restore_newest_readable
+from trainable.checkpoint import read_checkpoint, restore_newest_readable
 from trainable.config import TrainConfig, preset
 from trainable.data import PreparedDataset, builtin_dataset, load_prepared
-from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, INTERRUPTED, SCHEDULE, STOP_REASON,
-                                  driver_lock, schedule_configs, split_params, trial_params)
+from trainable.errors import ConfigError, UserError
+from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, GRID, HISTORY_FILE, INTERRUPTED,
+                                  LINEAGE_FILE, SCHEDULE, STOP_REASON, driver_lock, read_results, schedule_configs,
+                                  split_params, thumb_name, trial_dir_name, trial_params)
 from trainable.judge import Judge, load_or_train_judge
 from trainable.loop import train
 from trainable.training import Trainer
@@ -102,3 +107,76 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
         stop_reason = train(trainer, LocalReporter(folder), history=history, progress=progress, describe=describe,
                             schedule=schedule)
         return TrialOutcome(folder.path, stop_reason, folder.results())
+
+
+def continue_trial(source: str | Path, checkpoint: str | Path, directory: str | Path, *, iterations: int | None = None,
+                   data: str | Path | None = None, judge_steps: int = DEFAULT_JUDGE_STEPS, meta: dict | None = None,
+                   progress: bool = False, judge: Judge | None = None) -> TrialOutcome:
+    """A new trial folder ``directory`` that goes on from ``checkpoint`` of the trial folder ``source``
+    (a local trial's or a study trial's, left as it is): its weights, optimisers, random state and
+    the config in force there (a PBT trial's last), to ``iterations`` (default: its own length),
+    trained as that trial would have gone on. The reports up to the checkpoint come along (a study
+    checkpoint's own history: under PBT its weights' lineage), so the collapse verdict and the
+    dashboard see the whole run. Nothing is written where it is refused: the folder is made beside
+    ``directory`` and renamed when whole."""
+    source, checkpoint, directory = Path(source), Path(checkpoint), Path(directory)
+    state = read_checkpoint(checkpoint)  # one line where damaged
+    try:
+        config, reached = TrainConfig.from_dict(state["config"]), int(state["iteration"])
+    except (ConfigError, KeyError, TypeError, ValueError):
+        raise UserError(f"{checkpoint}: a checkpoint from an older version (no config in it): it cannot be "
+                        "continued; `trial --from` trains its configuration anew") from None
+    length = iterations or config.iterations
+    if length <= reached:
+        ended = (f"the end of its {config.iterations} iterations" if reached >= config.iterations
+                 else f"past the {length} asked for")
+        raise UserError(f"{checkpoint}: at iteration {reached}, {ended}: nothing to go on with; "
+                        f"--set iterations=N above {reached} trains on")
+    load_data(data)  # bad data fails before anything is written
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise UserError(f"{directory} already exists; --out names a new folder")
+    rows, grids = _continued_rows(source, checkpoint, reached)
+    staging = directory.with_name(f".{directory.name}.partial-{os.getpid()}")
+    try:
+        staging.mkdir(parents=True)
+        folder = TrialDirectory(staging)
+        folder.create(trial_params(config.replace(iterations=length), data=str(data or BUILTIN),
+                                   judge_steps=judge_steps, **(meta or {})))
+        index = rows[-1]["training_iteration"] - 1 if rows and isinstance(rows[-1].get("training_iteration"), int) else 0
+        shutil.copytree(checkpoint, folder.checkpoint_dir(index))
+        for grid in grids:
+            for name in (grid, thumb_name(grid)):
+                if (source / name).is_file():
+                    (staging / name).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(source / name, staging / name)
+        folder.rewrite(rows)
+        if directory.exists():
+            directory.rmdir()  # empty (checked above)
+        staging.rename(directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return run_local_trial(directory, resume=True, iterations=length, progress=progress, judge=judge)
+
+
+def _continued_rows(source: Path, checkpoint: Path, reached: int) -> tuple[list[dict], list[str]]:
+    """(the reports a continued trial starts with, the grids among them to copy): a study
+    checkpoint's history (the reports of its weights' lineage), else the source's reports up to the
+    checkpoint (a local trial). A grid comes along where the weights are the source trial's own."""
+    own = [row for row in read_results(source) if isinstance(row.get("iteration"), int) and row["iteration"] <= reached]
+    try:
+        history = json.loads((checkpoint / HISTORY_FILE).read_text())
+    except (OSError, ValueError):
+        history = None
+    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+        return own, [row[GRID] for row in own if isinstance(row.get(GRID), str)]
+    try:
+        lineage = json.loads((checkpoint / LINEAGE_FILE).read_text())
+        owners = {step["trial"] for step in lineage["schedule"]} | {lineage["trial"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        owners = set()
+    grids = {row["iteration"]: row[GRID] for row in own if isinstance(row.get(GRID), str)}
+    mine = len(owners) == 1 and source.name == trial_dir_name(next(iter(owners)))  # never took another's weights
+    rows = [{**row, GRID: grids[row["iteration"]]} if mine and row.get("iteration") in grids else row
+            for row in history if isinstance(row.get("iteration"), int) and row["iteration"] <= reached]
+    return rows, [row[GRID] for row in rows if isinstance(row.get(GRID), str)]

@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from analysis import format_factors, get_factors_info, read_experiment
+from analysis import format_factors, get_factors_info, rank, read_experiment
 from tests.analysis.test_reader import make_trial
 
 SEARCH = {
@@ -204,7 +204,12 @@ def test_where_no_trial_worked_and_most_ran_out_of_iterations_still_improving_it
     info = write(tmp_path / "short", curves)
     assert info.short == ("3 of the 4 searched trials that ran all their 1200 iterations were still improving at "
                           "their end (conditional accuracy at its highest in their last report: 0.45-0.48): longer "
-                          "trials ([fixed] iterations = 2400, say) may reach 0.5")
+                          "trials ([fixed] iterations = 2400, say) may reach 0.5; the best of them goes on from "
+                          f"where it ended with: cgan-study trial --from {tmp_path / 'short'} --rank 3 --continue "
+                          "--set iterations=2400")
+    # Rank 3 by FD-intra: V0 (42) and the flat trial_03 (44) rank above the best rising one, trial_02 (45).
+    ranked = [trial.name for trial in rank(read_experiment(tmp_path / "short").trials)]
+    assert ranked[:3] == ["trial_05", "trial_03", "trial_02"]
     assert format_factors(info)[-1] == "too short: " + info.short
     # Not where a trial worked, nor where fewer than half of those that ran to their end still rose.
     assert write(tmp_path / "worked", curves + [(base, [0.3, 0.4, 0.5, 0.52])]).short == ""

@@ -164,3 +164,23 @@ def test_the_best_trial_of_a_real_study_generates_faces_and_runs_again(real_stud
     assert params["data"] == "builtin:synthetic" and params["judge_steps"] == 1500 and params["iterations"] == 20
     source = read_experiment(real_study / best.name).trials[0].params
     assert all(params[key] == value for key, value in source.items() if key != "iterations")
+
+
+def test_a_study_trial_goes_on_from_its_checkpoint_in_a_new_folder(real_study, run_cli, tmp_path):
+    """`trial --continue` on Tune's trial folder: its checkpoint's history and grids come along, the
+    study is left as it was, and training goes on from the checkpoint's iteration."""
+    files = {path: path.read_bytes() for path in sorted(real_study.rglob("*")) if path.is_file() and path.name != "driver.lock"}
+    best = get_leaderboard_info(read_experiment(real_study)).rows[0]
+    source = read_experiment(real_study / best.name).trials[0]
+    reached = source.last["iteration"]
+    code, out, _ = run_cli("trial", "--from", real_study, "--continue", "--set", f"iterations={reached + 40}",
+                           "--out", tmp_path / "on")
+    assert code == 0 and f"{best.name} (rank 1 of study mixed" in out and "going on from checkpoint_" in out, out
+    rows = read_experiment(tmp_path / "on").trials[0].rows
+    assert [row["iteration"] for row in rows] == [row["iteration"] for row in source.rows] + [reached + 20, reached + 40]
+    keys = ("iteration", "fid_intra", "cond_accuracy", "d_loss")
+    assert [[row[k] for k in keys] for row in rows[:len(source.rows)]] == [[row[k] for k in keys] for row in source.rows]
+    assert all((tmp_path / "on" / row["grid"]).is_file() for row in rows)  # the study trial's grids, then its own
+    params = json.loads((tmp_path / "on" / "params.json").read_text())
+    assert params["from"]["rank"] == 1 and params["data"] == "builtin:synthetic" and params["iterations"] == reached + 40
+    assert {path: path.read_bytes() for path in files} == files

@@ -122,3 +122,65 @@ def test_trial_from_copies_the_configuration_and_records_its_source(run_cli, tri
     refused(run_cli, "trial", "--from", trial, "--preset", "V1", "--out", tmp_path / "x", contains="--preset")
     refused(run_cli, "trial", "--rank", 2, "--out", tmp_path / "x", contains="--rank")
     assert not (tmp_path / "x").exists()
+
+
+def _files(folder):
+    return {path.relative_to(folder): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_trial_continue_goes_on_from_a_checkpoint_in_a_new_folder_as_the_trial_would_have(run_cli, trial, tiny_data,
+                                                                                        tmp_path):
+    source = _files(trial)
+    code, out, _ = run_cli("trial", "--from", trial, "--continue", "--set", "iterations=30", "--out", tmp_path / "on")
+    assert code == 0 and "going on from checkpoint_000001" in out, out
+    rows = read_experiment(tmp_path / "on").trials[0].rows
+    assert [row["iteration"] for row in rows] == [10, 20, 30]
+    assert _files(trial) == source  # the trial it went on from is left as it was
+    params = json.loads((tmp_path / "on" / "params.json").read_text())
+    assert params["from"] == {"trial": str(trial.resolve()), "study": None, "rank": None} and params["iterations"] == 30
+    # The reports up to the checkpoint come along, with their grids; the rest is trained on from the
+    # checkpoint's weights, optimisers and random state: a trial of 30 from the start reports the same.
+    whole = tmp_path / "whole"
+    config = TrainConfig.from_dict({**TINY, "iterations": 30, "g_ema": 0.9})
+    run_local_trial(whole, config=config, data=params["data"], judge_steps=60, judge=tiny_data[2])
+    keys = ("iteration", "fid_intra", "cond_accuracy", "d_loss", "g_loss")
+    assert [[row[k] for k in keys] for row in rows] == [[row[k] for k in keys] for row in read_experiment(whole).trials[0].rows]
+    assert all((tmp_path / "on" / row["grid"]).is_file() for row in rows)
+    # From an earlier checkpoint (10), to the trial's own length: its own report at 20 again.
+    code, _, _ = run_cli("trial", "--from", trial, "--continue", "--checkpoint", 0, "--out", tmp_path / "again")
+    again = read_experiment(tmp_path / "again").trials[0].rows
+    assert code == 0 and [[row[k] for k in keys] for row in again] == [[row[k] for k in keys]
+                                                                       for row in read_experiment(trial).trials[0].rows]
+
+
+def test_trial_continue_refuses_in_one_line_and_writes_nothing(run_cli, trial, tmp_path):
+    out = tmp_path / "x"
+    refused(run_cli, "trial", "--continue", "--out", out, contains="--continue needs --from")
+    refused(run_cli, "trial", "--from", trial, "--checkpoint", 0, "--out", out, contains="it needs --continue")
+    refused(run_cli, "trial", "--from", trial, "--continue", "--set", "latent_size=4", "--out", out,
+            contains="only --set iterations=N may change")
+    refused(run_cli, "trial", "--resume", trial, "--continue", contains="only --set iterations=N may change")
+    refused(run_cli, "trial", "--from", trial, "--continue", "--out", out,
+            contains="at iteration 20, the end of its 20 iterations: nothing to go on with")
+    refused(run_cli, "trial", "--from", trial, "--continue", "--set", "iterations=15", "--out", out,
+            contains="nothing to go on with")
+    refused(run_cli, "trial", "--from", trial, "--continue", "--checkpoint", 7, "--set", "iterations=30",
+            "--out", out, contains="no checkpoint 7")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(trial / "params.json", bare)
+    refused(run_cli, "trial", "--from", bare, "--continue", "--set", "iterations=30", "--out", out,
+            contains="no checkpoint")
+    broken = tmp_path / "broken"
+    shutil.copytree(trial, broken)
+    for checkpoint in broken.glob("checkpoint_*"):
+        (checkpoint / "trainer.pt").write_bytes(b"\x00garbage")
+    refused(run_cli, "trial", "--from", broken, "--continue", "--set", "iterations=30", "--out", out,
+            contains="unreadable checkpoint")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    refused(run_cli, "trial", "--from", trial, "--continue", "--set", "iterations=30", "--out", mine,
+            contains="already exists")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bare", "broken", "mine"]
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
