@@ -82,13 +82,19 @@ def _frames_data(experiment: Experiment, max_bytes: float, progress: Progress | 
     return {"frames": frames, "showcase": showcase}, budget
 
 
-def _showcase_html(showcase: list[dict[str, Any]]) -> str:
+def _row_labels(classes: list[str], image: str) -> str:
+    """A grid image with its rows named, a class per row, beside it."""
+    names = "".join(f"<li>{escape(name)}</li>" for name in classes)
+    return f'<div class="labelled"><ol class="rows">{names}</ol>{image}</div>'
+
+
+def _showcase_html(showcase: list[dict[str, Any]], classes: list[str]) -> str:
     if not showcase:
         return "<p>No sample grids yet.</p>"
     cells = []
     for item in showcase:
-        image = (f'<img src="{item["src"]}" alt="last sample grid of {escape(item["label"])}">' if item["src"]
-                 else "<p>no grid yet</p>")
+        image = (_row_labels(classes, f'<img src="{item["src"]}" alt="last sample grid of {escape(item["label"])}">')
+                 if item["src"] else "<p>no grid yet</p>")
         cells.append(f'<figure class="{item["kind"]}">{image}<figcaption>{escape(item["name"])}<br>'
                      f'{escape(item["caption"])}</figcaption></figure>')
     return "".join(cells)
@@ -144,8 +150,8 @@ def build_dashboard(source: str | Path | Experiment, out: str | Path | None = No
     nodes = nodes_html(leaderboard.nodes) if leaderboard.nodes.nodes else ""
     rest = len(_page(experiment, table, "", figures, data, {}, None, nodes=nodes))
     grids, budget = _frames_data(experiment, max_mb * 1e6 - rest - 100_000, bar)
-    page = _page(experiment, table, _showcase_html(grids["showcase"]), figures, data, grids["frames"], budget,
-                 nodes=nodes)
+    showcase = _showcase_html(grids["showcase"], _classes(experiment))
+    page = _page(experiment, table, showcase, figures, data, grids["frames"], budget, nodes=nodes)
     write_text_atomic(out, page)
     bar.close(budget.shown, "grids")
     return DashboardResult(out, out.stat().st_size, len(experiment.trials), budget.shown, budget.total,
@@ -188,13 +194,13 @@ Baselines (the paper's V0/V1/V2) and the reference recipe are marked.</p>
 <div class="scroll">{table}</div>
 <p class="note legend">{legend}</p></section>
 <section id="samples"><h2>Samples</h2>
-<p>Last grids of the best healthy searched trials, of the paper's baselines and of the reference recipe (rows: classes {escape(', '.join(_classes(experiment)))}).</p>
+<p>Last grids of the best healthy searched trials, of the paper's baselines and of the reference recipe: a row per class, named beside it.</p>
 <div class="showcase">{showcase}</div>
 <h3>Timeline of one trial</h3>
 <p class="note">Grids across evaluations ({escape(_frames_note(budget))}): slide to see when a trial collapsed.</p>
 <div class="timeline"><label>trial <select id="timeline-trial"></select></label>
 <label>evaluation <input type="range" id="timeline-slider" min="0" max="0" value="0"></label>
-<span id="timeline-caption"></span><div><img id="timeline-image" alt="sample grid"></div></div></section>
+<span id="timeline-caption"></span>{_row_labels(_classes(experiment), '<img id="timeline-image" alt="sample grid">')}</div></section>
 <section id="curves"><h2>Learning curves</h2>
 <p><span id="compare-list"></span> <button id="compare-reset" type="button">reset to the best</button></p>
 <div class="figure" id="fig-curves"></div></section>

@@ -213,6 +213,22 @@ def test_dashboard_escapes_text_from_trial_folders(synthetic, tmp_path):
     assert "\\u003c/script\\u003e" in script_json("</script>")
 
 
+def test_every_grid_on_the_dashboard_names_its_rows_with_the_data_sets_classes(synthetic, tmp_path):
+    path, _ = synthetic
+    study = tmp_path / "named"
+    shutil.copytree(path, study)
+    record = json.loads((study / "study.json").read_text())
+    names = ["<i>angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    (study / "study.json").write_text(json.dumps({**record, "classes": names}))
+    page = build_dashboard(study, tmp_path / "d.html").path.read_text()
+    rows = '<ol class="rows"><li>&lt;i&gt;angry</li>' + "".join(f"<li>{name}</li>" for name in names[1:]) + "</ol>"
+    showcase = page.split('<div class="showcase">', 1)[1].split("<h3>Timeline", 1)[0]
+    figures = showcase.count("<figure")
+    assert figures >= 3 and showcase.count(rows + "<img") == figures  # each last grid, its rows named in order
+    assert page.count(rows + '<img id="timeline-image"') == 1  # and the timeline's
+    assert "<i>angry" not in page
+
+
 def test_dashboard_stays_in_its_size_budget(synthetic, tmp_path):
     path, truth = synthetic
     result = build_dashboard(path, tmp_path / "small.html", max_mb=7.5)  # full grids would need ~15 MB
