@@ -143,7 +143,13 @@ def continue_trial(source: str | Path, checkpoint: str | Path, directory: str | 
         folder.create(trial_params(config.replace(iterations=length), data=str(data or BUILTIN),
                                    judge_steps=judge_steps, **(meta or {})))
         index = rows[-1]["training_iteration"] - 1 if rows and isinstance(rows[-1].get("training_iteration"), int) else 0
-        shutil.copytree(checkpoint, folder.checkpoint_dir(index))
+        copied = folder.checkpoint_dir(index)
+        copied.mkdir()
+        for path in sorted(checkpoint.rglob("*")):  # file by file: a failure is one OSError, said as it is
+            if path.is_dir():
+                (copied / path.relative_to(checkpoint)).mkdir()
+            else:
+                shutil.copy2(path, copied / path.relative_to(checkpoint))
         for grid in grids:
             for name in (grid, thumb_name(grid)):
                 if (source / name).is_file():
@@ -153,8 +159,10 @@ def continue_trial(source: str | Path, checkpoint: str | Path, directory: str | 
         if directory.exists():
             directory.rmdir()  # empty (checked above)
         staging.rename(directory)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):  # a read-only file system, a full disk, an --out made meanwhile
+            raise UserError(f"{directory}: cannot write there ({exc.strerror or exc})") from None
         raise
     return run_local_trial(directory, resume=True, iterations=length, progress=progress, judge=judge)
 

@@ -184,3 +184,13 @@ def test_trial_continue_refuses_in_one_line_and_writes_nothing(run_cli, trial, t
             contains="already exists")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bare", "broken", "mine"]
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_trial_continue_where_it_cannot_write_is_one_line_and_leaves_nothing(run_cli, trial, small_file_system):
+    read_only = small_file_system(read_only=True)
+    refused(run_cli, "trial", "--from", trial, "--continue", "--set", "iterations=30", "--out", read_only / "on",
+            contains=f"{read_only / 'on'}: cannot write there (Read-only file system)")
+    full = small_file_system(size="12k")  # room for params.json, not for the checkpoint
+    refused(run_cli, "trial", "--from", trial, "--continue", "--set", "iterations=30", "--out", full / "on",
+            contains="cannot write there (No space left on device)")
+    assert list(full.iterdir()) == []
