@@ -38,3 +38,27 @@ def test_a_study_trial_falls_back_to_the_checkpoint_tune_kept_before_a_damaged_o
     (previous / HISTORY_FILE).write_text("null")  # the older one unreadable too: one clear error
     with pytest.raises(UserError, match="trial 1: no readable checkpoint to resume from .*truncated"):
         restore_study_trial(trainer, tune.Checkpoint.from_directory(last), where="trial 1")
+
+
+def test_a_workers_sigterm_exit_inside_a_gc_callback_prints_nothing_else_is_printed():
+    import subprocess
+    import sys
+
+    script = """
+import sys, weakref
+from trainable.tune_adapter import quiet_ray_exit
+if sys.argv[1] == "quiet":
+    sys.unraisablehook = quiet_ray_exit
+class Thing: pass
+def sigterm(ref): raise SystemExit(1)  # what Ray's SIGTERM handler raises, landing in a weakref callback
+thing = Thing(); first = weakref.ref(thing, sigterm); del thing
+def bug(ref): raise ValueError("a real one")
+other = Thing(); second = weakref.ref(other, bug); del other
+print("alive")
+"""
+    runs = {how: subprocess.run([sys.executable, "-c", script, how], capture_output=True, text=True, timeout=120)
+            for how in ("quiet", "python")}
+    assert all(run.returncode == 0 and run.stdout == "alive\n" for run in runs.values())
+    assert runs["python"].stderr.count("Exception ignored") == 2 and "SystemExit: 1" in runs["python"].stderr
+    assert runs["quiet"].stderr.count("Exception ignored") == 1 and "SystemExit" not in runs["quiet"].stderr
+    assert "ValueError: a real one" in runs["quiet"].stderr
