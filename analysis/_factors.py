@@ -86,29 +86,45 @@ def _improving(trial: TrialRecord) -> bool:
     return len(accuracies) >= 3 and accuracies[-1] == max(accuracies) and accuracies[-1] > accuracies[-3]
 
 
-def _too_short(experiment: Experiment) -> str:
-    """Where at least half of the searched trials that ran all their iterations (two at least) were
-    still improving at their end: that, as a sentence, with the command that continues the best of
-    them (``trial --continue``). On the shapes
-    (docs/search.md) 12 of 13 such trials ended at accuracy 0.35-0.49 after 1200 iterations; run to
-    2400, those that had ended at 0.44-0.48 reached 0.57-0.72, and both studies that had found
-    nothing found a working trial. Called only where none worked."""
+class ShortTrials(NamedTuple):
+    ended: list[TrialRecord]  # the searched trials that ran all their iterations
+    rising: list[TrialRecord]  # those of them still improving at their end, best ranked first
+    ranks: list[int]  # the rising ones' ranks in the study's ranking (1 = best)
+    length: int  # the longest of the ended trials' lengths
+
+
+def short_trials(experiment: Experiment) -> ShortTrials | None:
+    """The searched trials still improving at the end of their iterations, where they are at least
+    half of those that ran all their iterations (two at least); else None. Whether any trial worked
+    is the caller's to ask. On the shapes (docs/search.md) 12 of 13 such trials ended at accuracy
+    0.35-0.49 after 1200 iterations; run to 2400, those that had ended at 0.44-0.48 reached
+    0.57-0.72, and both studies that had found nothing found a working trial."""
     ended = [trial for trial in experiment.trials if trial.stop_reason != ERROR and trial.rows and not trial.baseline
              and isinstance(trial.params.get("iterations"), int)
              and trial.last.get("iteration", 0) >= trial.params["iterations"]]
     rising = [trial for trial in ended if _improving(trial)]
     if len(rising) < 2 or 2 * len(rising) < len(ended):
+        return None
+    position = {trial.name: index for index, trial in enumerate(rank(experiment.trials), 1)}
+    rising.sort(key=lambda trial: position[trial.name])
+    return ShortTrials(ended, rising, [position[trial.name] for trial in rising],
+                       max(trial.params["iterations"] for trial in ended))
+
+
+def _too_short(experiment: Experiment) -> str:
+    """``short_trials`` as a sentence, with the command that goes on with the best of them
+    (``trial --continue``). Called only where no trial worked."""
+    short = short_trials(experiment)
+    if short is None:
         return ""
-    lengths = sorted({trial.params["iterations"] for trial in ended})
-    length = f"{lengths[0]} " if len(lengths) == 1 else ""
-    accuracies = [_accuracies(trial)[-1] for trial in rising]
-    ranked = [trial.name for trial in rank(experiment.trials)]
-    first = min(ranked.index(trial.name) for trial in rising) + 1
-    return (f"{len(rising)} of the {len(ended)} searched trials that ran all their {length}iterations were still improving "
-            f"at their end (conditional accuracy at its highest in their last report: {min(accuracies):.2f}-"
-            f"{max(accuracies):.2f}): longer trials ([fixed] iterations = {2 * lengths[-1]}, say) may reach "
-            f"{WORKING_ACCURACY}; the best of them goes on from where it ended with: cgan-study trial --from "
-            f"{experiment.path} --rank {first} --continue --set iterations={2 * lengths[-1]}")
+    lengths = {trial.params["iterations"] for trial in short.ended}
+    length = f"{short.length} " if len(lengths) == 1 else ""
+    accuracies = [_accuracies(trial)[-1] for trial in short.rising]
+    return (f"{len(short.rising)} of the {len(short.ended)} searched trials that ran all their {length}iterations were "
+            f"still improving at their end (conditional accuracy at its highest in their last report: "
+            f"{min(accuracies):.2f}-{max(accuracies):.2f}): longer trials ([fixed] iterations = {2 * short.length}, "
+            f"say) may reach {WORKING_ACCURACY}; the best of them goes on from where it ended with: cgan-study trial "
+            f"--from {experiment.path} --rank {short.ranks[0]} --continue --set iterations={2 * short.length}")
 
 
 def _effective(field: str, value: Any, trial: TrialRecord) -> Any:
