@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import shlex
 import statistics
 from typing import Any, NamedTuple
 
@@ -124,7 +125,7 @@ def _too_short(experiment: Experiment) -> str:
             f"still improving at their end (conditional accuracy at its highest in their last report: "
             f"{min(accuracies):.2f}-{max(accuracies):.2f}): longer trials ([fixed] iterations = {2 * short.length}, "
             f"say) may reach {WORKING_ACCURACY}; the best of them goes on from where it ended with: cgan-study trial "
-            f"--from {experiment.path} --rank {short.ranks[0]} --continue --set iterations={2 * short.length}")
+            f"--from {shlex.quote(str(experiment.path))} --rank {short.ranks[0]} --continue --set iterations={2 * short.length}")
 
 
 def _effective(field: str, value: Any, trial: TrialRecord) -> Any:

@@ -13,6 +13,7 @@ the compute, the study's and the continuations', until the first working report.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 from analysis import WORKING_ACCURACY, read_experiment, short_trials
 from search_from_scratch import figures, reports  # beside this file
 from trainable.experiment import COND_ACCURACY, FID_INTRA, trial_context
+from trainable.checkpoint import read_checkpoint
 from trainable.generate import find_checkpoint
 from trainable.local import BUILTIN, DEFAULT_JUDGE_STEPS, continue_trial
 
@@ -53,14 +55,14 @@ def main() -> None:
             print(f"{study.name}: {spent} iterations, no working trial; {len(short.rising)} of {len(short.ended)} "
                   f"trials still improving at {short.length}; going on to {2 * short.length}:")
             for trial, rank in list(zip(short.rising, short.ranks))[:args.trials]:
-                context = trial_context(trial.path)
-                started, reached = time.perf_counter(), trial.last["iteration"]
-                outcome = continue_trial(trial.path, find_checkpoint(trial.path), out / f"{study.name}-rank{rank}",
+                context, checkpoint = trial_context(trial.path), find_checkpoint(trial.path)
+                started, reached = time.perf_counter(), int(read_checkpoint(checkpoint)["iteration"])
+                outcome = continue_trial(trial.path, checkpoint, out / f"{study.name}-rank{rank}",
                                          iterations=2 * short.length, data=context["data"] or BUILTIN,
                                          judge_steps=int(context["judge_steps"] or DEFAULT_JUDGE_STEPS))
                 rows = [row for row in outcome.rows if row["iteration"] > reached]
-                first = next((row for row in rows if row[COND_ACCURACY] >= WORKING_ACCURACY), None)
-                best = min(outcome.rows, key=lambda row: row[FID_INTRA])
+                first = next((row for row in rows if (row.get(COND_ACCURACY) or 0) >= WORKING_ACCURACY), None)
+                best = min(outcome.rows, key=lambda row: row[FID_INTRA] if row.get(FID_INTRA) is not None else math.inf)
                 if first is not None and working_at is None:
                     working_at = spent + first["iteration"] - reached
                 spent += (rows[-1]["iteration"] if rows else reached) - reached

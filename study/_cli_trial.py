@@ -4,6 +4,7 @@ and how they pick a trial of a study or a folder."""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from study._cli_data import add_source
 from study._command import DEFAULT_STORAGE, PROG, Command, add_storage, at_least
 from trainable.config import PRESETS
 from trainable.errors import UserError
-from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, GRID, INTERRUPTED, JUDGE_ACCURACY, VERDICT_EVIDENCE)
+from trainable.experiment import (COLLAPSES, COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, GRID, INTERRUPTED, JUDGE_ACCURACY,
+                                  VERDICT_EVIDENCE)
 
 
 def pick_trial(args: argparse.Namespace):
@@ -59,6 +61,15 @@ def picked_generator(args: argparse.Namespace):
     print(f"{describe_pick(trial, origin)}: {trained.checkpoint.name} at iteration {trained.iteration}, "
           f"{trained.weights} weights")
     return trial, dataset, judge_steps, trained
+
+
+def _only_iterations(overrides: dict[str, str], what: str) -> int | None:
+    """The one --set a trial that goes on may take, iterations=N (validated), or None."""
+    from trainable.config import TrainConfig
+
+    if set(overrides) - {"iterations"}:
+        raise UserError(f"{what}; only --set iterations=N may change")
+    return TrainConfig.from_dict({"iterations": overrides["iterations"]}).iterations if overrides else None
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, str]:
@@ -112,18 +123,16 @@ class Trial(Command):
                                  "(default 1500, or the --from trial's)")
 
     def run(self, args: argparse.Namespace) -> int:
-        from trainable.config import TrainConfig, preset
+        from trainable.config import preset
         from trainable.local import DEFAULT_JUDGE_STEPS, run_local_trial
 
         overrides = _parse_sets(args.set)
         at_least("--judge-steps", args.judge_steps, 1)
         if args.resume:
-            extra = set(overrides) - {"iterations"}
-            if extra or args.data or args.preset or args.source or args.judge_steps or args.schedule or args.go_on \
+            if args.data or args.preset or args.source or args.judge_steps or args.schedule or args.go_on \
                     or args.checkpoint is not None:
                 raise UserError("--resume continues a trial as it was configured; only --set iterations=N may change")
-            iterations = TrainConfig.from_dict({"iterations": overrides["iterations"]}).iterations \
-                if "iterations" in overrides else None
+            iterations = _only_iterations(overrides, "--resume continues a trial as it was configured")
             outcome = run_local_trial(args.resume, resume=True, iterations=iterations, progress=True)
         elif args.go_on or args.checkpoint is not None:
             outcome = self._continue_from(args, overrides)
@@ -157,7 +166,6 @@ class Trial(Command):
     @staticmethod
     def _continue_from(args: argparse.Namespace, overrides: dict[str, str]):
         """A new trial that goes on from the last checkpoint (or --checkpoint K) of the trial SOURCE and --rank name."""
-        from trainable.config import TrainConfig
         from trainable.experiment import FROM
         from trainable.generate import find_checkpoint
         from trainable.local import continue_trial
@@ -166,15 +174,17 @@ class Trial(Command):
             raise UserError("--checkpoint picks the checkpoint --continue goes on from; it needs --continue")
         if not args.source:
             raise UserError("--continue needs --from: it goes on from the last checkpoint of the trial --from names")
-        if set(overrides) - {"iterations"} or args.data or args.preset or args.judge_steps or args.schedule:
-            raise UserError("--continue goes on with the trial's own configuration, data and judge; only "
-                            "--set iterations=N may change")
-        iterations = TrainConfig.from_dict({"iterations": overrides["iterations"]}).iterations \
-            if "iterations" in overrides else None
+        what = "--continue goes on with the trial's own configuration, data and judge"
+        if args.data or args.preset or args.judge_steps or args.schedule:
+            raise UserError(f"{what}; only --set iterations=N may change")
+        iterations = _only_iterations(overrides, what)
         trial, origin = pick_trial(args)
         checkpoint = find_checkpoint(trial.path, args.checkpoint)
         data, judge_steps = _trial_context(trial)
-        print(f"from {describe_pick(trial, origin)}: going on from {checkpoint.name}")
+        print(f"from {describe_pick(trial, origin)}")
+        if trial.stop_reason in COLLAPSES:
+            print(f"note: {trial.name} ended in {trial.stop_reason}; the verdict judges the trial that goes on from "
+                  "it too, and stops it again while it stays so", file=sys.stderr)
         out = args.out or Path("runs") / f"trial-from-{trial.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         return continue_trial(trial.path, checkpoint, out, iterations=iterations, data=data, judge_steps=judge_steps,
                               meta={FROM: origin}, progress=True)

@@ -188,6 +188,18 @@ def checkpoint_iteration(checkpoint_dir: str | Path) -> int:
         return -1
 
 
+def read_checkpoint_records(checkpoint_dir: str | Path) -> tuple[Any, Any]:
+    """(HISTORY_FILE, LINEAGE_FILE) of a study trial's checkpoint folder, as parsed; None for one
+    absent or unreadable (a local trial's checkpoint has neither). The callers judge their shape."""
+    records = []
+    for name in (HISTORY_FILE, LINEAGE_FILE):
+        try:
+            records.append(json.loads((Path(checkpoint_dir) / name).read_text()))
+        except (OSError, ValueError):
+            records.append(None)
+    return records[0], records[1]
+
+
 def read_schedule(trial_dir: str | Path) -> list[dict[str, Any]] | None:
     """The SCHEDULE of configs a trial's last weights were trained with: a local replay's from its
     params.json, a study trial's from the lineage of its furthest checkpoint (under PBT a trial's

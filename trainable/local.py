@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
+import errno
 import shutil
 import sys
 from pathlib import Path
 
+from trainable._io import atomic_dir
 from trainable.checkpoint import read_checkpoint, restore_newest_readable
 from trainable.config import TrainConfig, preset
 from trainable.data import PreparedDataset, builtin_dataset, load_prepared
 from trainable.errors import ConfigError, UserError
-from trainable.experiment import (COND_ACCURACY, COVERAGE, DIVERSITY_MIN, FID_INTRA, GRID, HISTORY_FILE, INTERRUPTED,
-                                  LINEAGE_FILE, SCHEDULE, STOP_REASON, driver_lock, read_results, schedule_configs,
-                                  split_params, thumb_name, trial_dir_name, trial_params)
+from trainable.experiment import (CHECKPOINT_FILE, COND_ACCURACY, DIGEST_FILE, COVERAGE, DIVERSITY_MIN, FID_INTRA, GRID, INTERRUPTED,
+                                  PARAMS_FILE, SCHEDULE, STOP_REASON, driver_lock, read_checkpoint_records, read_results,
+                                  schedule_configs, split_params, thumb_name, trial_dir_name, trial_params)
 from trainable.judge import Judge, load_or_train_judge
 from trainable.loop import train
 from trainable.training import Trainer
@@ -113,14 +113,21 @@ def continue_trial(source: str | Path, checkpoint: str | Path, directory: str | 
                    data: str | Path | None = None, judge_steps: int = DEFAULT_JUDGE_STEPS, meta: dict | None = None,
                    progress: bool = False, judge: Judge | None = None) -> TrialOutcome:
     """A new trial folder ``directory`` that goes on from ``checkpoint`` of the trial folder ``source``
-    (a local trial's or a study trial's, left as it is): its weights, optimisers, random state and
-    the config in force there (a PBT trial's last), to ``iterations`` (default: its own length),
-    trained as that trial would have gone on. The reports up to the checkpoint come along (a study
-    checkpoint's own history: under PBT its weights' lineage), so the collapse verdict and the
-    dashboard see the whole run. Nothing is written where it is refused: the folder is made beside
-    ``directory`` and renamed when whole."""
-    source, checkpoint, directory = Path(source), Path(checkpoint), Path(directory)
-    state = read_checkpoint(checkpoint)  # one line where damaged
+    (a local trial's or a study trial's, only read): its weights, optimisers, random state and the
+    config in force there (a PBT trial's last; a replayed schedule's steps still to come), to
+    ``iterations`` (default: its own length), trained as that trial would have gone on, on as many
+    threads. The reports up to the checkpoint come along (a study checkpoint's own history: under
+    PBT its weights' lineage), so the collapse verdict and the dashboard see the whole run, with
+    their grids where the weights are the trial's own. Nothing is written where it is refused: the
+    folder is made beside ``directory`` and renamed when whole."""
+    source, checkpoint, directory = Path(source).resolve(), Path(checkpoint), Path(directory).resolve()
+    if directory == source or source in directory.parents:
+        raise UserError(f"--out {directory}: inside the trial it goes on from, which is left as it is; "
+                        "--out names a folder elsewhere")
+    try:
+        state = read_checkpoint(checkpoint)
+    except UserError as exc:
+        raise UserError(f"{exc}; --checkpoint K goes on from an earlier one") from None
     try:
         config, reached = TrainConfig.from_dict(state["config"]), int(state["iteration"])
     except (ConfigError, KeyError, TypeError, ValueError):
@@ -133,37 +140,38 @@ def continue_trial(source: str | Path, checkpoint: str | Path, directory: str | 
         raise UserError(f"{checkpoint}: at iteration {reached}, {ended}: nothing to go on with; "
                         f"--set iterations=N above {reached} trains on")
     load_data(data)  # bad data fails before anything is written
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        raise UserError(f"{directory} already exists; --out names a new folder")
+    if (directory / PARAMS_FILE).exists():
+        raise UserError(f"{directory} already holds a trial; --resume {directory} goes on with it, or --out "
+                        "names a new folder")
     rows, grids = _continued_rows(source, checkpoint, reached)
-    staging = directory.with_name(f".{directory.name}.partial-{os.getpid()}")
+    schedule = split_params(TrialDirectory(source).params())[1].get(SCHEDULE)  # a replay's steps to come
     try:
-        staging.mkdir(parents=True)
-        folder = TrialDirectory(staging)
-        folder.create(trial_params(config.replace(iterations=length), data=str(data or BUILTIN),
-                                   judge_steps=judge_steps, **(meta or {})))
-        index = rows[-1]["training_iteration"] - 1 if rows and isinstance(rows[-1].get("training_iteration"), int) else 0
-        copied = folder.checkpoint_dir(index)
-        copied.mkdir()
-        for path in sorted(checkpoint.rglob("*")):  # file by file: a failure is one OSError, said as it is
-            if path.is_dir():
-                (copied / path.relative_to(checkpoint)).mkdir()
-            else:
-                shutil.copy2(path, copied / path.relative_to(checkpoint))
-        for grid in grids:
-            for name in (grid, thumb_name(grid)):
-                if (source / name).is_file():
-                    (staging / name).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(source / name, staging / name)
-        folder.rewrite(rows)
-        if directory.exists():
-            directory.rmdir()  # empty (checked above)
-        staging.rename(directory)
-    except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError):  # a read-only file system, a full disk, an --out made meanwhile
-            raise UserError(f"{directory}: cannot write there ({exc.strerror or exc})") from None
+        with atomic_dir(directory) as staging:
+            folder = TrialDirectory(staging)
+            folder.create(trial_params(config.replace(iterations=length), data=str(data or BUILTIN),
+                                       judge_steps=judge_steps, **{SCHEDULE: schedule} if schedule else {},
+                                       **(meta or {})))
+            # Only the trainer's state: the local loop names its checkpoints by report and reads no lineage.
+            copied = folder.checkpoint_dir(max(len(rows) - 1, 0))
+            copied.mkdir()
+            for name in (CHECKPOINT_FILE, DIGEST_FILE):
+                if (checkpoint / name).is_file():
+                    shutil.copy2(checkpoint / name, copied / name)
+            for grid in grids:
+                for name in (grid, thumb_name(grid)):
+                    if (source / name).is_file():
+                        (staging / name).parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(source / name, staging / name)
+            folder.rewrite(rows)
+    except FileExistsError:
         raise
+    except OSError as exc:  # a read-only file system, a full disk; or a file of the source unreadable
+        unread = exc.errno not in (errno.ENOSPC, errno.EROFS, errno.EDQUOT) and exc.filename \
+            and source in Path(exc.filename).parents
+        raise UserError(f"{exc.filename}: cannot read ({exc.strerror or exc})" if unread
+                        else f"{directory}: cannot write there ({exc.strerror or exc})") from None
+    if progress:
+        print(f"going on from {checkpoint.name} (iteration {reached}) to {length}", flush=True)
     return run_local_trial(directory, resume=True, iterations=length, progress=progress, judge=judge)
 
 
@@ -172,16 +180,12 @@ def _continued_rows(source: Path, checkpoint: Path, reached: int) -> tuple[list[
     checkpoint's history (the reports of its weights' lineage), else the source's reports up to the
     checkpoint (a local trial). A grid comes along where the weights are the source trial's own."""
     own = [row for row in read_results(source) if isinstance(row.get("iteration"), int) and row["iteration"] <= reached]
-    try:
-        history = json.loads((checkpoint / HISTORY_FILE).read_text())
-    except (OSError, ValueError):
-        history = None
+    history, lineage = read_checkpoint_records(checkpoint)
     if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
         return own, [row[GRID] for row in own if isinstance(row.get(GRID), str)]
     try:
-        lineage = json.loads((checkpoint / LINEAGE_FILE).read_text())
         owners = {step["trial"] for step in lineage["schedule"]} | {lineage["trial"]}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         owners = set()
     grids = {row["iteration"]: row[GRID] for row in own if isinstance(row.get(GRID), str)}
     mine = len(owners) == 1 and source.name == trial_dir_name(next(iter(owners)))  # never took another's weights

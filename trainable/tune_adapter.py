@@ -34,7 +34,7 @@ from trainable.config import TrainConfig
 from trainable.data import PreparedDataset
 from trainable.errors import UserError
 from trainable.experiment import (CHECKPOINT_FILE, CONFIG_CHANGE, FID_INTRA, GRID, HISTORY_FILE, LINEAGE_FILE, NODE_ID,
-                                  SCORE, config_change, grid_file, split_params, trial_params)
+                                  SCORE, config_change, grid_file, read_checkpoint_records, split_params, trial_params)
 from trainable.fusion_server import FusionServer
 from trainable.judge import Judge
 from trainable.loop import train
@@ -78,7 +78,6 @@ def inject_faults(history: list[dict]) -> None:
     checkpoint it has just stored short, then raises once: its retry must fall back."""
     from ray import tune
 
-    sys.unraisablehook = quiet_ray_exit
     trial_id = tune.get_context().get_trial_id()
     fail = os.environ.get("CGAN_STUDY_FAIL_ONCE")
     if fail and not Path(fail).exists():
@@ -115,14 +114,7 @@ def _restore(trainer: Trainer, checkpoint) -> tuple[list[dict], dict | None]:
     with checkpoint.as_directory() as directory:
         trainer.restore(directory)
         path = Path(directory) / HISTORY_FILE
-        try:
-            history = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{path}: unreadable ({exc})") from None
-        try:
-            lineage = json.loads((Path(directory) / LINEAGE_FILE).read_text())
-        except (OSError, ValueError):
-            lineage = None
+        history, lineage = read_checkpoint_records(directory)
     if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
         raise UserError(f"{path}: unreadable (a list of reports expected)")
     return history, lineage if isinstance(lineage, dict) else None
@@ -159,8 +151,9 @@ def quiet_ray_exit(unraisable, default=sys.unraisablehook) -> None:
     """``sys.unraisablehook`` of a trial's worker: Ray ends a trial's actor with SIGTERM, whose handler
     raises SystemExit; where that lands in a garbage-collection callback Python cannot raise it and
     printed "Exception ignored in ... SystemExit: 1" with a traceback, which Ray forwarded to the
-    study's terminal (seen at the end of 2 of about 20 benchmark studies). The worker ends either way;
-    anything else is printed as Python would."""
+    study's terminal (seen at the end of 2 of about 20 benchmark studies). Python drops that
+    SystemExit either way (the actor is ended by Ray as before); this only keeps it off the
+    terminal. Anything else is printed as Python would."""
     if isinstance(unraisable.exc_value, SystemExit):
         return
     default(unraisable)
@@ -263,6 +256,7 @@ class FusionServerActor(FusionServer):
     def __init__(self, dataset: PreparedDataset, judge: Judge | None, cas_steps: int | None) -> None:
         import torch
 
+        sys.unraisablehook = quiet_ray_exit  # ended by SIGTERM as a trial's actor is
         torch.set_num_threads(os.cpu_count() or 1)  # this node's: the trials' CPUs, which wait on it
         on_complete = None if cas_steps is None else functools.partial(final_cas_row, real=dataset, steps=cas_steps)
         super().__init__(dataset, judge, on_complete=on_complete)

@@ -175,7 +175,7 @@ def test_a_study_trial_goes_on_from_its_checkpoint_in_a_new_folder(real_study, r
     reached = source.last["iteration"]
     code, out, _ = run_cli("trial", "--from", real_study, "--continue", "--set", f"iterations={reached + 40}",
                            "--out", tmp_path / "on")
-    assert code == 0 and f"{best.name} (rank 1 of study mixed" in out and "going on from checkpoint_" in out, out
+    assert code == 0 and f"{best.name} (rank 1 of study mixed" in out and f"(iteration {reached}) to {reached + 40}" in out, out
     rows = read_experiment(tmp_path / "on").trials[0].rows
     assert [row["iteration"] for row in rows] == [row["iteration"] for row in source.rows] + [reached + 20, reached + 40]
     keys = ("iteration", "fid_intra", "cond_accuracy", "d_loss")
@@ -183,4 +183,15 @@ def test_a_study_trial_goes_on_from_its_checkpoint_in_a_new_folder(real_study, r
     assert all((tmp_path / "on" / row["grid"]).is_file() for row in rows)  # the study trial's grids, then its own
     params = json.loads((tmp_path / "on" / "params.json").read_text())
     assert params["from"]["rank"] == 1 and params["data"] == "builtin:synthetic" and params["iterations"] == reached + 40
-    assert {path: path.read_bytes() for path in files} == files
+    assert {path: path.read_bytes() for path in sorted(real_study.rglob("*"))
+            if path.is_file() and path.name != "driver.lock"} == files  # the study as it was, nothing added
+    # Only the trainer's state was copied: the new trial's last checkpoint is its own latest, not the study's.
+    from trainable.checkpoint import read_checkpoint
+    from trainable.generate import find_checkpoint
+    assert sorted(p.name for p in (tmp_path / "on").glob("checkpoint_*/*")) == ["trainer.pt"] * 2 + ["trainer.pt.sha256"] * 2
+    assert find_checkpoint(tmp_path / "on").name == f"checkpoint_{len(rows) - 1:06d}"
+    # One report on: the copied checkpoint is still kept beside the new one, which is the last.
+    code, _, _ = run_cli("trial", "--from", real_study, "--continue", "--set", f"iterations={reached + 20}",
+                         "--out", tmp_path / "one")
+    assert code == 0 and len(list((tmp_path / "one").glob("checkpoint_*"))) == 2
+    assert read_checkpoint(find_checkpoint(tmp_path / "one"))["iteration"] == reached + 20

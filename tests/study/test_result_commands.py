@@ -132,7 +132,7 @@ def test_trial_continue_goes_on_from_a_checkpoint_in_a_new_folder_as_the_trial_w
                                                                                         tmp_path):
     source = _files(trial)
     code, out, _ = run_cli("trial", "--from", trial, "--continue", "--set", "iterations=30", "--out", tmp_path / "on")
-    assert code == 0 and "going on from checkpoint_000001" in out, out
+    assert code == 0 and "going on from checkpoint_000001 (iteration 20) to 30" in out, out
     rows = read_experiment(tmp_path / "on").trials[0].rows
     assert [row["iteration"] for row in rows] == [10, 20, 30]
     assert _files(trial) == source  # the trial it went on from is left as it was
@@ -151,6 +151,23 @@ def test_trial_continue_goes_on_from_a_checkpoint_in_a_new_folder_as_the_trial_w
     again = read_experiment(tmp_path / "again").trials[0].rows
     assert code == 0 and [[row[k] for k in keys] for row in again] == [[row[k] for k in keys]
                                                                        for row in read_experiment(trial).trials[0].rows]
+
+
+def test_trial_continue_keeps_the_steps_to_come_of_a_replayed_schedule(run_cli, trial, tmp_path):
+    replay = tmp_path / "replay"
+    shutil.copytree(trial, replay)
+    params = json.loads((replay / "params.json").read_text())
+    config = {key: value for key, value in params.items() if key not in ("preset", "data", "judge_steps")}
+    schedule = [{"iteration": 0, "trial": "a", "config": config},
+                {"iteration": 25, "trial": "b", "config": {**config, "g_lr": config["g_lr"] * 20}}]
+    (replay / "params.json").write_text(json.dumps({**params, "schedule": schedule}))
+    for source, out in ((trial, "plain"), (replay, "replayed")):
+        code, _, _ = run_cli("trial", "--from", source, "--continue", "--set", "iterations=30", "--out", tmp_path / out)
+        assert code == 0
+    assert json.loads((tmp_path / "replayed" / "params.json").read_text())["schedule"] == schedule
+    plain, replayed = (read_experiment(tmp_path / out).trials[0].rows for out in ("plain", "replayed"))
+    assert plain[:2] == replayed[:2] or [r["fid_intra"] for r in plain[:2]] == [r["fid_intra"] for r in replayed[:2]]
+    assert plain[2]["g_loss"] != replayed[2]["g_loss"]  # G's rate changed at 25, as the replay says
 
 
 def test_trial_continue_refuses_in_one_line_and_writes_nothing(run_cli, trial, tmp_path):
@@ -177,6 +194,8 @@ def test_trial_continue_refuses_in_one_line_and_writes_nothing(run_cli, trial, t
         (checkpoint / "trainer.pt").write_bytes(b"\x00garbage")
     refused(run_cli, "trial", "--from", broken, "--continue", "--set", "iterations=30", "--out", out,
             contains="unreadable checkpoint")
+    refused(run_cli, "trial", "--from", trial, "--continue", "--set", "iterations=30", "--out", trial / "inside",
+            contains="inside the trial it goes on from")
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")
