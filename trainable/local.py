@@ -143,26 +143,11 @@ def continue_trial(source: str | Path, checkpoint: str | Path, directory: str | 
     if (directory / PARAMS_FILE).exists():
         raise UserError(f"{directory} already holds a trial; --resume {directory} goes on with it, or --out "
                         "names a new folder")
-    rows, grids = _continued_rows(source, checkpoint, reached)
     schedule = split_params(TrialDirectory(source).params())[1].get(SCHEDULE)  # a replay's steps to come
+    params = trial_params(config.replace(iterations=length), data=str(data or BUILTIN), judge_steps=judge_steps,
+                          **{SCHEDULE: schedule} if schedule else {}, **(meta or {}))
     try:
-        with atomic_dir(directory) as staging:
-            folder = TrialDirectory(staging)
-            folder.create(trial_params(config.replace(iterations=length), data=str(data or BUILTIN),
-                                       judge_steps=judge_steps, **{SCHEDULE: schedule} if schedule else {},
-                                       **(meta or {})))
-            # Only the trainer's state: the local loop names its checkpoints by report and reads no lineage.
-            copied = folder.checkpoint_dir(max(len(rows) - 1, 0))
-            copied.mkdir()
-            for name in (CHECKPOINT_FILE, DIGEST_FILE):
-                if (checkpoint / name).is_file():
-                    shutil.copy2(checkpoint / name, copied / name)
-            for grid in grids:
-                for name in (grid, thumb_name(grid)):
-                    if (source / name).is_file():
-                        (staging / name).parent.mkdir(parents=True, exist_ok=True)
-                        shutil.copy2(source / name, staging / name)
-            folder.rewrite(rows)
+        _write_continued(source, checkpoint, directory, params, *_continued_rows(source, checkpoint, reached))
     except FileExistsError:
         raise
     except OSError as exc:  # a read-only file system, a full disk; or a file of the source unreadable
@@ -173,6 +158,27 @@ def continue_trial(source: str | Path, checkpoint: str | Path, directory: str | 
     if progress:
         print(f"going on from {checkpoint.name} (iteration {reached}) to {length}", flush=True)
     return run_local_trial(directory, resume=True, iterations=length, progress=progress, judge=judge)
+
+
+def _write_continued(source: Path, checkpoint: Path, directory: Path, params: dict, rows: list[dict],
+                     grids: list[str]) -> None:
+    """The continued trial's folder, whole or not at all: its params, the checkpoint's trainer state
+    (only that: the local loop names its checkpoints by report and reads no lineage), its reports
+    and their grids."""
+    with atomic_dir(directory) as staging:
+        folder = TrialDirectory(staging)
+        folder.create(params)
+        copied = folder.checkpoint_dir(max(len(rows) - 1, 0))
+        copied.mkdir()
+        for name in (CHECKPOINT_FILE, DIGEST_FILE):
+            if (checkpoint / name).is_file():
+                shutil.copy2(checkpoint / name, copied / name)
+        for grid in grids:
+            for name in (grid, thumb_name(grid)):
+                if (source / name).is_file():
+                    (staging / name).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(source / name, staging / name)
+        folder.rewrite(rows)
 
 
 def _continued_rows(source: Path, checkpoint: Path, reached: int) -> tuple[list[dict], list[str]]:

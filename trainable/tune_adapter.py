@@ -169,8 +169,7 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
     import torch
     from ray import tune
 
-    sys.unraisablehook = quiet_ray_exit
-    trial_id = tune.get_context().get_trial_id()
+    sys.unraisablehook, trial_id = quiet_ray_exit, tune.get_context().get_trial_id()
     log_timing(trial_id, "entered", at=entered)
     # Use exactly the CPUs this trial was given: two 1-CPU trials must not each start 2 threads.
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
