@@ -19,7 +19,7 @@ from trainable.experiment import (COLLAPSES, CONFIG_CHANGE, ERROR, FID_INTRA, FI
                                   StudyRecord, matches_point, metric_label, preset_changes, read_results, read_starts,
                                   read_stop_reason, read_study)
 from trainable.space import Domain, domain_from_dict
-from trainable.verdict import has_window
+from trainable.verdict import verdict_window
 
 
 _DEFAULTS = TrainConfig()  # the collapse verdict's window where a trial's params do not say
@@ -86,7 +86,7 @@ class TrialRecord:
                            for key in ("collapse_grace", "collapse_patience"))
         if not isinstance(grace, int) or not isinstance(patience, int):
             return False
-        return has_window((row.get("iteration", 0) for row in self.rows), grace=grace, patience=patience)
+        return verdict_window(self.rows, grace=grace, patience=patience) is not None
 
 
 @dataclasses.dataclass

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from trainable.experiment import (COVERAGE, D_LOSS, DIVERSITY_LOWEST_CLASS, DIVERSITY_MIN, G_LOSS, LOSS_COLLAPSE,
                                   MODE_COLLAPSE, NONE)
@@ -59,11 +59,12 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def has_window(iterations: Iterable[int], *, grace: int, patience: int) -> bool:
-    """Whether reports at these iterations give the verdict its whole window, ``patience`` of them
-    from iteration ``grace`` on: before that it judges nothing (collapse_verdict, and who asks
-    whether a trial was ever judged: analysis/_reader.py, study/spec.py)."""
-    return sum(1 for iteration in iterations if iteration >= grace) >= patience
+def verdict_window(history: Sequence[Mapping[str, Any]], *, grace: int, patience: int) -> list[Mapping[str, Any]] | None:
+    """The reports the verdict judges, the last ``patience`` from iteration ``grace`` on; None while
+    there are fewer: before that it judges nothing (collapse_verdict, and who asks whether a trial
+    was ever judged: analysis/_reader.py)."""
+    judged = [row for row in history if row.get("iteration", 0) >= grace]
+    return judged[-patience:] if len(judged) >= patience else None
 
 
 def collapse_verdict(history: Sequence[Mapping[str, Any]], *, patience: int = 3, grace: int = 2000,
@@ -74,9 +75,9 @@ def collapse_verdict(history: Sequence[Mapping[str, Any]], *, patience: int = 3,
         if row.get("nonfinite") or not all(_finite(row.get(k)) for k in (D_LOSS, G_LOSS)):
             return Verdict(LOSS_COLLAPSE, f"non-finite loss at iteration {row.get('iteration')} "
                                           f"(D {row.get('d_loss')}, G {row.get('g_loss')})", row.get("iteration"))
-    if not has_window((row.get("iteration", 0) for row in history), grace=grace, patience=patience):
+    recent = verdict_window(history, grace=grace, patience=patience)
+    if recent is None:
         return Verdict(NONE)
-    recent = [row for row in history if row.get("iteration", 0) >= grace][-patience:]
     span = f"iterations {recent[0]['iteration']}-{recent[-1]['iteration']}"
 
     def d_accuracy(row: Mapping[str, Any]) -> float:
