@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from analysis import WORKING_ACCURACY, read_experiment, short_trials
+from analysis import WORKING_ACCURACY, first_working, read_experiment, short_trials
 from search_from_scratch import figures, reports  # beside this file
 from trainable.experiment import COND_ACCURACY, FID_INTRA, trial_context
 from trainable.checkpoint import read_checkpoint
@@ -41,8 +41,7 @@ def main() -> None:
         out = Path(args.keep or scratch)
         for study in map(Path, args.studies):
             experiment = read_experiment(study)
-            if any(isinstance(row.get(COND_ACCURACY), (int, float)) and row[COND_ACCURACY] >= WORKING_ACCURACY
-                   for trial in experiment.trials for row in trial.rows):
+            if first_working(experiment) is not None:
                 print(f"{study.name}: a trial worked already; nothing to go on with")
                 continue
             short = short_trials(experiment)

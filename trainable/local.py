@@ -58,11 +58,12 @@ class TrialOutcome:
 def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None, preset: str | None = None,
                     data: str | Path | None = None, judge_steps: int = DEFAULT_JUDGE_STEPS,
                     resume: bool = False, iterations: int | None = None, progress: bool = False,
-                    judge: Judge | None = None, meta: dict | None = None) -> TrialOutcome:
+                    judge: Judge | None = None, meta: dict | None = None,
+                    dataset: PreparedDataset | None = None) -> TrialOutcome:
     """Run (or, with ``resume``, continue) one trial writing into ``directory``, holding its lock;
     ``meta``: more params.json keys of its context (trainable.experiment.META_KEYS). With a SCHEDULE
     in ``meta`` (a PBT schedule to replay), ``config`` is its first step's and the trainer switches
-    to each next one at its iteration."""
+    to each next one at its iteration. ``dataset``: the trial's data set, where the caller has loaded it."""
     folder = TrialDirectory(directory)
     if resume:
         values, meta = split_params(folder.params())
@@ -70,7 +71,7 @@ def run_local_trial(directory: str | Path, *, config: TrainConfig | None = None,
         if iterations is not None:
             config = config.replace(iterations=iterations)
         data, judge_steps = meta.get("data", BUILTIN), meta.get("judge_steps", judge_steps)
-    dataset = load_data(data)  # bad data fails before anything is written
+    dataset = dataset if dataset is not None else load_data(data)  # bad data fails before anything is written
     with driver_lock(folder.path, f"trial folder {folder.path}"):  # one driver at a time
         if not resume:
             config = config or TrainConfig()
@@ -139,7 +140,7 @@ def continue_trial(source: str | Path, checkpoint: str | Path, directory: str | 
                  else f"past the {length} asked for")
         raise UserError(f"{checkpoint}: at iteration {reached}, {ended}: nothing to go on with; "
                         f"--set iterations=N above {reached} trains on")
-    load_data(data)  # bad data fails before anything is written
+    dataset = load_data(data)  # bad data fails before anything is written
     if (directory / PARAMS_FILE).exists():
         raise UserError(f"{directory} already holds a trial; --resume {directory} goes on with it, or --out "
                         "names a new folder")
@@ -157,7 +158,7 @@ def continue_trial(source: str | Path, checkpoint: str | Path, directory: str | 
                         else f"{directory}: cannot write there ({exc.strerror or exc})") from None
     if progress:
         print(f"going on from {checkpoint.name} (iteration {reached}) to {length}", flush=True)
-    return run_local_trial(directory, resume=True, iterations=length, progress=progress, judge=judge)
+    return run_local_trial(directory, resume=True, iterations=length, progress=progress, judge=judge, dataset=dataset)
 
 
 def _write_continued(source: Path, checkpoint: Path, directory: Path, params: dict, rows: list[dict],
