@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from analysis._reader import Experiment, TrialRecord, finite
 from trainable.config import preset_label
 from trainable.experiment import (ASHA, COMPLETED, COND_ACCURACY, ERROR, INTERRUPTED, LOSS_COLLAPSE, MODE_COLLAPSE,
-                                  PARAMS_FILE, RUNNING)
+                                  PARAMS_FILE, RUNNING, WORKING_ACCURACY)
 
 # The paper's axes: shown for a single local trial, or a study folder without its study.json.
 PAPER_AXES = ("latent_size", "d_filters", "d_dropout", "normalization", "freeze_accuracy", "freeze_after")
@@ -40,8 +40,6 @@ def start_time(trial: TrialRecord) -> float:
     except OSError:
         return math.inf
 
-
-WORKING_ACCURACY = 0.5  # judge conditional accuracy that counts as a working configuration (chance: 1/classes)
 
 
 class Milestone(NamedTuple):

@@ -26,7 +26,8 @@ from typing import Any, NamedTuple
 from analysis._common import WORKING_ACCURACY, escape
 from analysis._leaderboard import short_value
 from analysis._reader import Experiment, TrialRecord, rank, rankable
-from trainable.experiment import COND_ACCURACY, ERROR, FREEZE_ACCURACY, FREEZE_EVENTS, FREEZE_RULES
+from trainable.experiment import (COND_ACCURACY, ERROR, FREEZE_ACCURACY, FREEZE_EVENTS, FREEZE_RULES, still_rising,
+                                  too_short)
 
 SHOWN = 4  # factors at most
 LEAST_SEPARATION = 0.3  # a factor that separates less is no claim
@@ -80,13 +81,6 @@ def _accuracies(trial: TrialRecord) -> list[float]:
     return [row[COND_ACCURACY] for row in trial.rows if isinstance(row.get(COND_ACCURACY), (int, float))]
 
 
-def _improving(trial: TrialRecord) -> bool:
-    """Whether a trial's conditional accuracy was still rising at its end: its last report has its
-    highest, above the one two reports before."""
-    accuracies = _accuracies(trial)
-    return len(accuracies) >= 3 and accuracies[-1] == max(accuracies) and accuracies[-1] > accuracies[-3]
-
-
 class ShortTrials(NamedTuple):
     ended: list[TrialRecord]  # the searched trials that ran all their iterations
     rising: list[TrialRecord]  # those of them still improving at their end, best ranked first
@@ -95,17 +89,15 @@ class ShortTrials(NamedTuple):
 
 
 def short_trials(experiment: Experiment) -> ShortTrials | None:
-    """The searched trials still improving at the end of their iterations, where they are at least
-    half of those that ran all their iterations (two at least); else None. Whether any trial worked
-    is the caller's to ask. On the shapes (docs/search.md) 12 of 13 such trials ended at accuracy
-    0.35-0.49 after 1200 iterations; run to 2400, those that had ended at 0.44-0.48 reached
-    0.57-0.72, and both studies that had found nothing found a working trial."""
+    """The searched trials still improving at the end of their iterations, where they are too
+    short (``trainable.experiment.too_short``: at least two, and half of those that ran all their
+    iterations); else None. Whether any trial worked is the caller's to ask."""
     ended = [trial for trial in experiment.trials if trial.stop_reason != ERROR and trial.rows and not trial.baseline
              and isinstance(trial.params.get("iterations"), int)
              and trial.last.get("iteration", 0) >= trial.params["iterations"]]
-    rising = [trial for trial in ended if _improving(trial)]
-    if len(rising) < 2 or 2 * len(rising) < len(ended):
+    if not too_short([_accuracies(trial) for trial in ended]):
         return None
+    rising = [trial for trial in ended if still_rising(_accuracies(trial))]
     position = {trial.name: index for index, trial in enumerate(rank(experiment.trials), 1)}
     rising.sort(key=lambda trial: position[trial.name])
     return ShortTrials(ended, rising, [position[trial.name] for trial in rising],

@@ -234,7 +234,9 @@ def make_scheduler(spec: StudySpec, experiment_dir: str | Path) -> TrialSchedule
     return RecordingASHA(experiment_dir, protected=tuple(spec.baseline_points()),
                          time_attr="training_iteration", metric=SCORE, mode="min",
                          max_t=evaluations, grace_period=min(spec.grace_period, evaluations),
-                         reduction_factor=spec.reduction_factor)
+                         reduction_factor=spec.reduction_factor,
+                         # each trial ends at its own length (a lengthened one after max_t: StudySearcher.length)
+                         stop_last_trials=False)
 
 
 def make_stopper(spec: StudySpec, experiment_dir: str | Path) -> Stopper | None:

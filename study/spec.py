@@ -17,6 +17,9 @@
                                # trials the sampler is given before its first draw (study/_warm_start.py)
     early_stopping = true      # the collapse stoppers, and ASHA under scheduler "asha"; false runs
                                # every trial to its end
+    lengthen = true            # where no trial has learnt the label yet and the searched trials that ran
+                               # all their iterations were mostly still improving at their end, the
+                               # trials started from then on run twice as long (once; not under PBT)
     scheduler = "asha"         # or "pbt" (Population Based Training), "pb2" (needs GPy, scikit-learn)
     grace_period = 1           # ASHA: evaluations before a trial may be stopped (the score at the first
                                # predicts the last: docs/search.md)
@@ -168,6 +171,7 @@ class StudySpec:
     warm_start: str = ""  # an earlier study whose finished trials the sampler starts from ("" none)
     space: str = "default"  # the space searched without a [search] section: one of SPACES
     early_stopping: bool = True  # ASHA and the collapse stoppers; false runs every trial to the end
+    lengthen: bool = True  # trials too short for the data: those started after run 2x (StudySearcher.length)
     points: tuple[dict[str, Any], ...] = ()  # further points run first, after the baselines (seed re-runs)
     final_cas: bool = False  # CAS at each completed trial's last evaluation (one classifier training each)
     fused_trials: bool = False  # one process trains the trials, those of one architecture fused (trainable/fused.py)
@@ -279,7 +283,8 @@ class StudySpec:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "StudySpec":
         search = {key: domain_from_dict(value) for key, value in raw["search"].items()}
-        return cls(**{**raw, "search": search, "baselines": tuple(raw["baselines"]),
+        # (a study saved before ``lengthen`` ran without it, and resumes so)
+        return cls(**{"lengthen": False, **raw, "search": search, "baselines": tuple(raw["baselines"]),
                       "points": tuple(raw.get("points", ())), "mutate": tuple(raw.get("mutate", ()))})
 
 
@@ -452,6 +457,9 @@ def _check_scheduler(spec: StudySpec, settings: dict[str, Any]) -> None:
         if given:
             raise ConfigError(f"[study].{given[0]}: a PBT setting; it needs scheduler = \"pbt\" (or \"pb2\")")
         return
+    if settings.get("lengthen"):
+        raise ConfigError(f"[study].lengthen: {spec.scheduler} trains one population of one length; set "
+                          "lengthen = false, or lengthen a population's trials with [fixed] iterations")
     if spec.budget:
         raise ConfigError(f"[study].budget: {spec.scheduler} trains one population, started at once; size it with "
                           "samples instead")

@@ -37,7 +37,7 @@ import fcntl
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator, TypedDict
+from typing import Any, Iterator, Sequence, TypedDict
 
 from trainable._io import append_whole, write_bytes_atomic, write_text_atomic  # public here: writers of experiment folders use them
 from trainable.config import TrainConfig, param_value, preset
@@ -84,6 +84,7 @@ FID = "fid"  # judge-feature Frechet distance over all classes
 FID_INTRA = "fid_intra"  # its mean over classes: the primary quality score, lower is better
 METRIC_LABELS = {FID_INTRA: "FD-intra", FID: "FID"}  # how a study's metric is named in its output
 COND_ACCURACY = "cond_accuracy"  # share of samples the judge assigns to the intended class
+WORKING_ACCURACY = 0.5  # judge conditional accuracy that counts as a working configuration (chance: 1/classes)
 DIVERSITY_MIN = "diversity_min"  # lowest per-class diversity ratio (generated / real spread)
 DIVERSITY_MEAN = "diversity_mean"
 COVERAGE = "coverage"
@@ -472,3 +473,18 @@ def _same_file(fd: int, path: Path) -> bool:
         return os.path.samestat(os.fstat(fd), os.stat(path))
     except FileNotFoundError:
         return False
+
+
+def still_rising(accuracies: Sequence[float]) -> bool:
+    """Whether a trial's conditional accuracy (by report) was still rising at its end: its last
+    report has its highest, above the one two reports before."""
+    return len(accuracies) >= 3 and accuracies[-1] == max(accuracies) and accuracies[-1] > accuracies[-3]
+
+
+def too_short(ended: Sequence[Sequence[float]]) -> bool:
+    """Whether trials that ran all their iterations (their accuracies by report) were too short for
+    the data: at least two, and at least half of them, still rising at their end. On the shapes
+    (docs/search.md) 12 of 13 such trials ended at accuracy 0.35-0.49 after 1200 iterations; run to
+    2400, those that had ended at 0.44-0.48 reached 0.57-0.72."""
+    rising = sum(1 for accuracies in ended if still_rising(accuracies))
+    return rising >= 2 and 2 * rising >= len(ended)

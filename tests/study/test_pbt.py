@@ -36,6 +36,7 @@ def write(tmp_path, text):
     (PBT + "perturbation_interval = 0\n", "[study].perturbation_interval: 0 is below the least allowed, 1"),
     (PBT + "quantile_fraction = 0.6\n", "[study].quantile_fraction: 0.6 must be above 0 and at most 0.5"),
     (PBT + "multi_objective = true\n", "[study].multi_objective: pbt ranks a population by one score"),
+    (PBT + "lengthen = true\n", "[study].lengthen: pbt trains one population of one length; set lengthen = false"),
     ('[study]\nscheduler = "pbt"\nbaselines = []\n[search]\nlatent_size = [32, 100]\n',
      "[study].scheduler pbt: no searched field may change mid-training"),
     ('[study]\nscheduler = "pb2"\n', "[study].scheduler pb2 mutates ranges only; [search].g_beta2 is a choice list"),

@@ -289,3 +289,54 @@ def test_a_draw_of_several_values_is_drawn_among_them_only(tmp_path, sampler):
         searcher.on_trial_complete(f"t{number}", result={SCORE: 1.0 if number == 0 else 20.0 - point["g_lr"] * 1e3,
                                                          "training_iteration": 4})
     assert drawn[0] == "32,64,128" and set(drawn[1:]) == {"8,16,32", "16,32,64"}, drawn
+
+
+def _run(searcher, trial_id, accuracies, scores=None):
+    """Suggest ``trial_id`` and report it to its end with these accuracies (and scores) by report."""
+    from trainable.experiment import COND_ACCURACY
+
+    params = searcher.suggest(trial_id)
+    assert isinstance(params, dict)
+    results = [{SCORE: (scores or [20.0] * len(accuracies))[step - 1], COND_ACCURACY: accuracy,
+                "training_iteration": step, "iteration": 300 * step} for step, accuracy in enumerate(accuracies, 1)]
+    for result in results:
+        searcher.on_trial_result(trial_id, result)
+    searcher.on_trial_complete(trial_id, result=results[-1])
+    return params
+
+
+def test_trials_too_short_for_the_data_are_lengthened_once_from_the_next_draw_on(tmp_path, capsys):
+    """No trial worked and the searched trials that ran to their end were still rising: the next
+    trials run twice as long (the shapes' remedy, docs/search.md), a resumed searcher keeps it, and
+    the sampler weighs a lengthened trial at the fixed length, as it weighs every other."""
+    spec = load_spec(samples=20, baselines=("V0",), sampler="random")
+    searcher, _ = make_searcher(spec, tmp_path)
+    assert _run(searcher, "v0", [0.1, 0.12, 0.14, 0.16])["iterations"] == 1200  # a baseline: not counted
+    StopLedger(tmp_path).record("cut", ASHA, "below the cut", 300)
+    assert _run(searcher, "cut", [0.1])["iterations"] == 1200  # stopped early: did not run its iterations
+    assert _run(searcher, "a", [0.1, 0.2, 0.3, 0.4])["iterations"] == 1200
+    assert "run 2400" not in capsys.readouterr().err
+    assert _run(searcher, "b", [0.1, 0.3, 0.2, 0.45])["iterations"] == 1200  # two of two rising: too short
+    assert searcher.length is None
+    scores = [30.0, 25.0, 20.0, 18.0, 15.0, 12.0, 10.0, 9.0]
+    assert _run(searcher, "c", [0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.62], scores)["iterations"] == 2400
+    assert searcher.length == 2400
+    assert "the trials started from now on run 2400" in capsys.readouterr().err
+    assert searcher._ot_study.get_trials()[-1].value == 18.0  # its score at 1200, not 9.0 at 2400
+    searcher.save(tmp_path / "searcher.pkl")
+    resumed, _ = make_searcher(spec, tmp_path)
+    resumed.restore(tmp_path / "searcher.pkl")
+    assert resumed.suggest("d")["iterations"] == 2400 and resumed.spent == 1200 * 3 + 300 + 2400
+
+
+@pytest.mark.parametrize("case", ["a trial worked", "lengthen off", "two of five rising"])
+def test_trials_are_not_lengthened_where_one_worked_or_the_study_says_no_or_most_ended_flat(tmp_path, case):
+    spec = load_spec(samples=20, baselines=(), sampler="random", lengthen=case != "lengthen off")
+    searcher, _ = make_searcher(spec, tmp_path)
+    if case == "two of five rising":
+        _run(searcher, "c", [0.3, 0.3, 0.3, 0.2])
+        _run(searcher, "d", [0.3, 0.4, 0.3, 0.3])
+        _run(searcher, "e", [0.1, 0.4, 0.4, 0.4])  # its highest, but not above the one two reports before: flat
+    _run(searcher, "a", [0.1, 0.5 if case == "a trial worked" else 0.2, 0.3, 0.4])
+    _run(searcher, "b", [0.1, 0.2, 0.3, 0.45])
+    assert searcher.suggest("z")["iterations"] == 1200 and searcher.length is None

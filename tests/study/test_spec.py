@@ -309,3 +309,10 @@ def test_a_study_whose_trials_the_collapse_verdict_can_never_judge_is_told_so(tm
     assert note("iterations = 1000\n") is None  # 600, 900 and the last report at 1000
     assert note("iterations = 800\ncollapse_grace = 100000\n") is None  # the verdict turned off: no note
     assert load_spec().unjudged_note() is None
+
+
+def test_a_study_saved_before_lengthen_resumes_without_it():
+    raw = load_spec().to_dict()
+    assert raw["lengthen"] is True and StudySpec.from_dict(raw).lengthen
+    del raw["lengthen"]  # study.json of a study run before the setting: its trials kept their length
+    assert StudySpec.from_dict(raw).lengthen is False

@@ -59,3 +59,24 @@ def test_asha_never_stops_a_baseline_but_counts_its_score(tmp_path):
     assert report(v0, 9.0) == TrialScheduler.CONTINUE  # below the cut, but the paper's V0 runs to its end
     assert report(bad, 8.0) == TrialScheduler.STOP  # a searched trial below the cut still stops
     assert set(StopLedger(tmp_path).entries()) == {"bad"}
+
+
+def test_asha_lets_a_lengthened_trial_run_past_the_fixed_length_and_still_cuts_at_its_rungs(tmp_path):
+    """The study's ASHA rungs lie at the fixed length's evaluations; a trial the study lengthened
+    (StudySearcher.length) reports past them and ends at its own length, not at ASHA's max_t."""
+    from ray.tune.schedulers import TrialScheduler
+
+    from trainable.experiment import SCORE
+
+    asha = make_scheduler(load_spec(baselines=()), tmp_path)
+    good, long, bad = _Trial("good", {}), _Trial("long", {"iterations": 2400}), _Trial("bad", {})
+    for trial in (good, long, bad):
+        asha.on_trial_add(None, trial)
+
+    def report(trial, step, score):
+        return asha.on_trial_result(None, trial, {"training_iteration": step, SCORE: score, "iteration": 300 * step})
+
+    assert report(good, 1, 10.0) == report(long, 1, 9.0) == TrialScheduler.CONTINUE
+    assert report(bad, 1, 30.0) == TrialScheduler.STOP  # the rungs cut as before
+    assert all(report(long, step, 8.0) == TrialScheduler.CONTINUE for step in range(2, 9))  # 4 = max_t and on
+    assert set(StopLedger(tmp_path).entries()) == {"bad"}
