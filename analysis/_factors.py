@@ -50,6 +50,7 @@ class FactorsInfo(NamedTuple):
     factors: list[Factor]  # least likely by chance first
     note: str  # why there are none, where there are none
     short: str = ""  # that most trials ran out of iterations still improving, where no trial worked
+    lengthened: str = ""  # which trials the study lengthened (StudySearcher.length), where it did
 
 
 def _trials(count: int, label: str) -> str:
@@ -118,6 +119,23 @@ def _too_short(experiment: Experiment) -> str:
             f"{min(accuracies):.2f}-{max(accuracies):.2f}): longer trials ([fixed] iterations = {2 * short.length}, "
             f"say) may reach {WORKING_ACCURACY}; the best of them goes on from where it ended with: cgan-study trial "
             f"--from {shlex.quote(str(experiment.path))} --rank {short.ranks[0]} --continue --set iterations={2 * short.length}")
+
+
+def _lengthened(experiment: Experiment) -> str:
+    """The searched trials that ran longer than the study's fixed length (the study lengthened them:
+    [study] lengthen), as a sentence; "" where none did."""
+    fixed = ((experiment.study or {}).get("spec") or {}).get("fixed", {}).get("iterations")
+    if not isinstance(fixed, int) or "iterations" in experiment.search:
+        return ""
+    longer = [trial for trial in experiment.trials if not trial.baseline
+              and isinstance(trial.params.get("iterations"), int) and trial.params["iterations"] > fixed]
+    if not longer:
+        return ""
+    lengths = "/".join(str(length) for length in sorted({trial.params["iterations"] for trial in longer}))
+    return (f"{len(longer)} searched trial{'s' if len(longer) > 1 else ''} ran {lengths} iterations, not {fixed}: the "
+            f"study lengthened the trials it started once none had worked and those that had run all their {fixed} "
+            f"were mostly still improving ([study] lengthen); {sum(map(_worked, longer))} of them worked. The fields "
+            f"compared here do not count the length")
 
 
 def _effective(field: str, value: Any, trial: TrialRecord) -> Any:
@@ -197,8 +215,9 @@ def get_factors_info(experiment: Experiment) -> FactorsInfo:
     good, rest, label, basis = _groups(experiment)
     names = ([t.name for t in good], [t.name for t in rest])
     short = _too_short(experiment) if label == "best" else ""  # "best": no trial worked (_groups)
+    lengthened = _lengthened(experiment)
     if not good or not rest:
-        return FactorsInfo(label, basis, *names, [], "needs trials on both sides to compare", short)
+        return FactorsInfo(label, basis, *names, [], "needs trials on both sides to compare", short, lengthened)
     factors = []
     for field, domain in search.items():
         good_values = [_effective(field, t.params[field], t) for t in good if field in t.params]
@@ -213,13 +232,14 @@ def get_factors_info(experiment: Experiment) -> FactorsInfo:
              if factor.separation >= LEAST_SEPARATION and factor.chance <= MOST_CHANCE][:SHOWN]
     note = "" if shown else (f"no searched field separates the {label} trials from the others more than "
                              f"dealing its values at random would ({len(good) + len(rest)} trials)")
-    return FactorsInfo(label, basis, *names, shown, note, short)
+    return FactorsInfo(label, basis, *names, shown, note, short, lengthened)
 
 
 def format_factors(info: FactorsInfo) -> list[str]:
     """The summary's lines: the groups, then a line per factor; that the trials were too short, where
     they were."""
-    short = [f"too short: {info.short}"] if info.short else []
+    short = ([f"too short: {info.short}"] if info.short else []) + ([f"lengthened: {info.lengthened}"]
+                                                                   if info.lengthened else [])
     if not info.factors:
         return [f"why: {info.note}" + (f" ({info.basis})" if info.basis else "")] + short
     return ([f"why ({info.basis}; chance: how often dealing the values at random splits as wide):"]
@@ -227,7 +247,8 @@ def format_factors(info: FactorsInfo) -> list[str]:
 
 
 def factors_html(info: FactorsInfo) -> str:
-    short = f"<p><b>Too short:</b> {escape(info.short)}.</p>" if info.short else ""
+    short = ((f"<p><b>Too short:</b> {escape(info.short)}.</p>" if info.short else "")
+             + (f"<p><b>Lengthened:</b> {escape(info.lengthened)}.</p>" if info.lengthened else ""))
     if not info.factors:
         return (f'<p class="note">{escape(info.note)}{" (" + escape(info.basis) + ")" if info.basis else ""}</p>'
                 + short)

@@ -2,8 +2,9 @@
 set, at equal compute: the same total training iterations, over seeds.
 
 PBT trains a population of P trials for N iterations each (P x N iterations; its exploits copy
-weights, they train nothing). TPE + ASHA runs 2P trials of N iterations, whose reports are counted
-in the order they were made until P x N iterations were spent. Both search the default space
+weights, they train nothing). TPE + ASHA runs 2P trials of N iterations (2N for those it lengthens:
+[study] lengthen), whose reports are counted in the order they were made until P x N iterations
+were spent. Both search the default space
 (the paper's knobs and the remedies) with no baselines; PBT mutates its mutable fields. For each
 method and seed it prints the best report within the budget (lowest fid_intra) and that report's
 cond_accuracy, then the median and range over seeds.

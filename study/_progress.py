@@ -57,6 +57,9 @@ class ProgressLines(Callback):
         name = self.spec.baseline_of(trial.config) or "searched"
         params = ", ".join(f"{key} {_number(trial.config[key]) if isinstance(trial.config[key], float) else trial.config[key]}"
                            for key in self.spec.search if key in trial.config)
+        length = trial.config.get("iterations")
+        if "iterations" not in self.spec.search and length not in (None, self.spec.base_config().iterations):
+            name += f" ({length} iterations)"  # lengthened by the study (StudySearcher.length)
         line = f"{trial_dir_name(trial.trial_id)} started   {name}: {params}"
         self._say(line if len(line) <= WIDTH else line[:WIDTH - 3] + "...")
 

@@ -75,11 +75,12 @@ class StudySearcher(OptunaSearch):
         """The trial's curves of scores and of conditional accuracy by report (Tune's
         training_iteration), and its training iteration."""
         result = result or {}
-        step = result.get("training_iteration")
-        for key, curves in ((SCORE, "_curves"), (COND_ACCURACY, "_accuracies")):
+        step, iteration = result.get("training_iteration"), result.get("iteration")
+        for key, at, curves in ((SCORE, step, "_curves"), (COND_ACCURACY, step, "_accuracies"),
+                                (SCORE, iteration, "_scores")):  # _scores: by training iteration
             value = result.get(key)
-            if isinstance(step, int) and isinstance(value, (int, float)) and math.isfinite(value):
-                self.__dict__.setdefault(curves, {}).setdefault(trial_id, {})[step] = float(value)
+            if isinstance(at, int) and isinstance(value, (int, float)) and math.isfinite(value):
+                self.__dict__.setdefault(curves, {}).setdefault(trial_id, {})[at] = float(value)
         self._reach(trial_id, result)
 
     def _reach(self, trial_id: str, result: dict | None) -> None:
@@ -148,9 +149,10 @@ class StudySearcher(OptunaSearch):
         shapes, studies of 1200-iteration trials found no working trial in 3 seeds of 5 (12 of 13 such
         trials ended rising at 0.35-0.49); with 2400-iteration trials the same seeds found one at 4,200
         and 4,500 iterations (docs/search.md). Once: trials that stay too short at twice the length are
-        the "too short" line's to tell. Not where ``lengthen`` is off or the length is searched."""
+        the "too short" line's to tell. Not where ``lengthen`` is off, the length is searched, or the
+        study is multi-objective (its sampler is told both objectives at a trial's end)."""
         spec = self._space.spec
-        if self.length is None and spec.lengthen and "iterations" not in spec.search:
+        if self.length is None and spec.lengthen and not spec.multi_objective and "iterations" not in spec.search:
             accuracies = self.__dict__.get("_accuracies", {})
             ended = [[curve[step] for step in sorted(curve)]
                      for curve in (accuracies.get(trial_id, {}) for trial_id in self.__dict__.get("_ended", ()))]
@@ -199,15 +201,16 @@ class StudySearcher(OptunaSearch):
         entry = StopLedger(self._experiment_dir).get(trial_id)
         collapsed = entry is not None and entry[STOP_REASON] in COLLAPSES
         stopped = entry is not None and entry[STOP_REASON] in EARLY
-        curves, final = self.__dict__.get("_curves", {}), self._space.spec.evaluations
-        curve = curves.get(trial_id, {})
-        if not error and stopped and not self._space.spec.multi_objective:
-            score = None if collapsed else projected_score(curve, curves.values(), final)
+        curves, spec = self.__dict__.get("_curves", {}), self._space.spec
+        if not error and stopped and not spec.multi_objective:
+            score = None if collapsed else projected_score(curves.get(trial_id, {}), curves.values(), spec.evaluations)
             result = None if score is None else {**(result or {}), SCORE: score}
-        elif not error and not self._space.spec.multi_objective and final in curve and max(curve) > final:
+        elif not error and length and length > spec.base_config().iterations:
             # A lengthened trial is weighed at the fixed length, as every other trial is: its last score
-            # would rank its (longer) training, not its point.
-            result = {**(result or {}), SCORE: curve[final]}
+            # would rank its (longer) training, not its point. (One the verdict stopped after the fixed
+            # length stays a collapse: the study trains its trials that long now.)
+            score = score_at_length(self.__dict__.get("_scores", {}).get(trial_id, {}), spec.base_config().iterations)
+            result = result if score is None else {**(result or {}), SCORE: score}
         if trial_id in self._ot_trials:
             self._ot_trials[trial_id].set_constraint(COLLAPSE_CONSTRAINT, 1.0 if collapsed else -1.0)
         super().on_trial_complete(trial_id, result=result, error=error)
@@ -227,6 +230,13 @@ def projected_score(curve: dict[int, float], curves: Any, final: int) -> float |
     ratios = [other[final] / other[step] for other in curves
               if final in other and step in other and other[step] > 0 and other is not curve]
     return curve[step] * (statistics.median(ratios) if ratios and step < final else 1.0)
+
+
+def score_at_length(scores: dict[int, float], length: int) -> float | None:
+    """A trial's score (``scores`` by training iteration) as a trial of ``length`` iterations would
+    have ended with it: its last report at or before ``length``; None where it has none."""
+    before = [iteration for iteration in scores if iteration <= length]
+    return scores[max(before)] if before else None
 
 
 def fresh_draw(spec: StudySpec, ran: list[dict[str, Any]], params: dict[str, Any], redraw: Callable[[], dict],

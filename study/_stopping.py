@@ -81,12 +81,21 @@ class RecordingASHA(ASHAScheduler):
         decision = super().on_trial_result(tune_controller, trial, result)
         if decision == TrialScheduler.STOP and any(matches_point(trial.config, point) for point in self.protected):
             return TrialScheduler.CONTINUE
-        finished = result.get(STOP_REASON) == COMPLETED or result.get("training_iteration", 0) >= self._max_t
+        # (a trial the study lengthened has reports past max_t: ASHA's last rung may lie at max_t)
+        reports = _evaluations(trial.config) or self._max_t
+        finished = result.get(STOP_REASON) == COMPLETED or result.get("training_iteration", 0) >= reports
         if decision == TrialScheduler.STOP and not finished:
             self.ledger.record(trial.trial_id, ASHA, f"below the ASHA cut at training_iteration "
                                                      f"{result.get('training_iteration')} (score {result.get('score'):.4g})",
                                result.get("iteration"))
         return decision
+
+
+def _evaluations(config: dict[str, Any]) -> int | None:
+    """The reports of a trial with this config that runs to its end; None where it does not say."""
+    iterations, every = config.get("iterations"), config.get("eval_every")
+    ok = all(isinstance(value, int) and value > 0 for value in (iterations, every))
+    return -(-iterations // every) if ok else None
 
 
 class _SparesBaselines:

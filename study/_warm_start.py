@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from study._search import COLLAPSE_CONSTRAINT, WARM_START, projected_score
+from study._search import COLLAPSE_CONSTRAINT, WARM_START, projected_score, score_at_length
 from study.spec import StudySpec
 from trainable.config import TrainConfig
 from trainable.errors import UserError
@@ -63,6 +63,14 @@ def _curve(record, metric: str) -> dict[int, float]:
             for index, row in enumerate(record.rows, start=1) if isinstance(row.get("iteration"), int)}
 
 
+def _told(rows: list[dict[str, Any]], length: Any, metric: str) -> float:
+    """A finished trial's score as its study's searcher told it: at the study's fixed length where the
+    study lengthened it (``score_at_length``), else its last."""
+    longer = isinstance(length, int) and rows[-1]["iteration"] > length
+    at_length = score_at_length({row["iteration"]: score_of(row, metric) for row in rows}, length) if longer else None
+    return score_of(rows[-1], metric) if at_length is None else at_length
+
+
 def _fixed_differently(params: dict[str, Any], spec: StudySpec) -> str | None:
     """The first field of the GAN that the new study fixes and the earlier trial had otherwise."""
     base = spec.base_config()
@@ -92,7 +100,13 @@ def warm_start_trials(source_dir: Path, spec: StudySpec) -> WarmStart:
     distributions = spec.distributions()
     trials, left_out, example = [], Counter(), ""
     curves = {record.name: _curve(record, spec.metric) for record in experiment.trials}
-    final = max((max(curve) for curve in curves.values() if curve), default=0)  # a whole trial's reports
+    # The trials the earlier study lengthened ([study] lengthen) are told at its fixed length, as its
+    # searcher told them, and a whole trial's reports are those of the others.
+    earlier = study.get("spec") or {}
+    length = (earlier.get("fixed") or {}).get("iterations") if "iterations" not in (earlier.get("search") or {}) else None
+    lengthened = {record.name for record in experiment.trials if isinstance(length, int)
+                  and isinstance(record.params.get("iterations"), int) and record.params["iterations"] > length}
+    final = max((max(curve) for name, curve in curves.items() if curve and name not in lengthened), default=0)
     for record in experiment.trials:
         rows = [row for row in record.rows if isinstance(row.get("iteration"), int)]
         if record.stop_reason not in (COMPLETED, *EARLY) or not rows:
@@ -122,7 +136,7 @@ def warm_start_trials(source_dir: Path, spec: StudySpec) -> WarmStart:
             intermediate = curves[record.name]
             values = None if record.stop_reason in COLLAPSES else [
                 projected_score(intermediate, curves.values(), final) if record.stop_reason in EARLY
-                else score_of(rows[-1], spec.metric)]
+                else _told(rows, length, spec.metric)]
         state = optuna.trial.TrialState.COMPLETE if values is not None else optuna.trial.TrialState.PRUNED
         trials.append(optuna.trial.create_trial(
             state=state, values=values, params={key: record.params[key] for key in spec.search},

@@ -181,6 +181,10 @@ class StudySpec:
     resample_probability: float = 0.25
     mutate: tuple[str, ...] = ()  # PBT: the fields it changes; () = every searched mutable field
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A spec pickled (with a study's searcher) before ``lengthen`` existed: that study ran without it.
+        self.__dict__.update({"lengthen": False, **state})
+
     @property
     def population_based(self) -> bool:
         return self.scheduler in ("pbt", "pb2")

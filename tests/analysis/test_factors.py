@@ -244,3 +244,26 @@ def test_the_summarys_chance_comes_from_the_class_names_the_study_recorded(tmp_p
     make_trial(tmp_path, "trial_a", {"g_lr": 2e-3}, [{"iteration": 300, "fid_intra": 40.0, "cond_accuracy": 0.3}],
                stop="asha")  # no per-class scores: the count is the recorded names'
     assert "working: no trial reached conditional accuracy 0.5 (chance 1/8 = 0.125)" in summary(tmp_path).splitlines()
+
+
+def test_the_summary_says_which_trials_the_study_lengthened(tmp_path):
+    """Trials that ran longer than the study's fixed length were lengthened by the study: the
+    summary says how many, how long, and how many of them worked."""
+    def trials(root, lengths):
+        root.mkdir()
+        (root / "study.json").write_text(json.dumps({"spec": {"search": SEARCH, "fixed": {"iterations": 1200}},
+                                                     "baselines": {}}))
+        for index, (length, accuracy) in enumerate(lengths):
+            rows = [{"iteration": it, "fid_intra": 50.0 - it / 100, "cond_accuracy": accuracy * it / length}
+                    for it in range(300, length + 1, 300)]
+            make_trial(root, f"trial_{index}", {"g_lr": 2e-3 + index * 1e-4, "iterations": length}, rows,
+                       stop="completed")
+        return get_factors_info(read_experiment(root))
+
+    info = trials(tmp_path / "long", [(1200, 0.45), (1200, 0.4), (2400, 0.6), (2400, 0.45)])
+    assert info.lengthened == ("2 searched trials ran 2400 iterations, not 1200: the study lengthened the trials it "
+                               "started once none had worked and those that had run all their 1200 were mostly still "
+                               "improving ([study] lengthen); 1 of them worked. The fields compared here do not count "
+                               "the length")
+    assert format_factors(info)[-1] == "lengthened: " + info.lengthened
+    assert trials(tmp_path / "fixed", [(1200, 0.45), (1200, 0.6)]).lengthened == ""

@@ -31,6 +31,8 @@ def test_a_trial_s_start_reports_and_end_are_one_line_each(tmp_path, capsys):
     assert len(lines) == 4 and all(re.match(r"\[ *0:\d\d\] trial_", line) for line in lines), lines
     assert "trial_aaaa0000 started   V0: latent_size 100" in lines[0]
     assert "trial_bbbb1111 started   searched: latent_size 33" in lines[1]
+    view.on_trial_start(0, [], _trial("dddd3333", {**searched, "iterations": 2400}))  # lengthened by the study
+    assert "trial_dddd3333 started   searched (2400 iterations): latent_size 33" in capsys.readouterr().out
     assert all(len(line) <= 130 for line in lines[:2])
     assert "iter 300" in lines[2] and "FD-intra 41.2" in lines[2] and "acc 0.19" in lines[2]
     assert "mode-collapse at 600: FD-intra 99" in lines[3] and "1 of 4 trials, ETA" in lines[3]

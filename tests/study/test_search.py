@@ -329,9 +329,10 @@ def test_trials_too_short_for_the_data_are_lengthened_once_from_the_next_draw_on
     assert resumed.suggest("d")["iterations"] == 2400 and resumed.spent == 1200 * 3 + 300 + 2400
 
 
-@pytest.mark.parametrize("case", ["a trial worked", "lengthen off", "two of five rising"])
+@pytest.mark.parametrize("case", ["a trial worked", "lengthen off", "two of five rising", "multi-objective"])
 def test_trials_are_not_lengthened_where_one_worked_or_the_study_says_no_or_most_ended_flat(tmp_path, case):
-    spec = load_spec(samples=20, baselines=(), sampler="random", lengthen=case != "lengthen off")
+    spec = load_spec(samples=20, baselines=(), sampler="random", lengthen=case != "lengthen off",
+                     multi_objective=case == "multi-objective")
     searcher, _ = make_searcher(spec, tmp_path)
     if case == "two of five rising":
         _run(searcher, "c", [0.3, 0.3, 0.3, 0.2])

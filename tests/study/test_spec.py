@@ -1,4 +1,5 @@
 import json
+import pickle
 import re
 from pathlib import Path
 
@@ -316,3 +317,6 @@ def test_a_study_saved_before_lengthen_resumes_without_it():
     assert raw["lengthen"] is True and StudySpec.from_dict(raw).lengthen
     del raw["lengthen"]  # study.json of a study run before the setting: its trials kept their length
     assert StudySpec.from_dict(raw).lengthen is False
+    pickled = load_spec()  # a study's searcher is pickled with its spec: one pickled before the setting
+    del pickled.__dict__["lengthen"]
+    assert pickle.loads(pickle.dumps(pickled)).lengthen is False

@@ -80,3 +80,24 @@ def test_asha_lets_a_lengthened_trial_run_past_the_fixed_length_and_still_cuts_a
     assert report(bad, 1, 30.0) == TrialScheduler.STOP  # the rungs cut as before
     assert all(report(long, step, 8.0) == TrialScheduler.CONTINUE for step in range(2, 9))  # 4 = max_t and on
     assert set(StopLedger(tmp_path).entries()) == {"bad"}
+
+
+def test_a_lengthened_trial_cut_at_a_rung_at_max_t_has_its_stop_recorded(tmp_path):
+    """Trials of 900 iterations evaluated every 300: ASHA's last rung lies at max_t (3 reports). A
+    lengthened trial below the cut there is stopped by ASHA, and the ledger says so."""
+    from ray.tune.schedulers import TrialScheduler
+
+    from trainable.experiment import SCORE
+
+    (tmp_path / "study.toml").write_text("[fixed]\niterations = 900\neval_every = 300\n")
+    asha = make_scheduler(load_spec(tmp_path / "study.toml", baselines=()), tmp_path)
+    trials = [_Trial(name, {"iterations": 1800, "eval_every": 300}) for name in "abc"]
+    for trial in trials:
+        asha.on_trial_add(None, trial)
+    for trial, score in zip(trials, (1.0, 2.0, 3.0)):
+        asha.on_trial_result(None, trial, {"training_iteration": 1, SCORE: score, "iteration": 300})
+    for trial, score in zip(trials, (1.0, 2.0)):
+        asha.on_trial_result(None, trial, {"training_iteration": 3, SCORE: score, "iteration": 900})
+    assert asha.on_trial_result(None, trials[2], {"training_iteration": 3, SCORE: 9.0,
+                                                  "iteration": 900}) == TrialScheduler.STOP
+    assert StopLedger(tmp_path).get("c")["stop_reason"] == "asha"

@@ -148,3 +148,18 @@ def test_a_bad_warm_start_is_refused_in_one_line_with_nothing_written(tmp_path, 
                              "--warm-start", source)
     assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in storage.iterdir()) == before
+
+
+def test_trials_the_earlier_study_lengthened_are_told_as_its_searcher_told_them(tmp_path):
+    """A trial the earlier study lengthened ([study] lengthen) is told its score at that study's
+    fixed length, and a trial ASHA stopped is projected to the fixed length by the curves there (the
+    lengthened trial's included: 20/40 and 24/40, median 0.55), not to the lengthened one's end."""
+    spec = _spec(tmp_path)
+    assert spec.base_config().iterations == 1200
+    trials = [({"conditioning": "projection", "g_lr": 1e-3}, COMPLETED, [40.0, 30.0, 25.0, 20.0]),
+              ({"conditioning": "projection", "g_lr": 2e-3, "iterations": 2400}, COMPLETED,
+               [40.0, 30.0, 25.0, 24.0, 15.0, 9.0, 5.0, 4.0]),
+              ({"conditioning": "concat", "g_lr": 1e-3}, ASHA, [50.0])]
+    _source_study(tmp_path / "earlier", spec, trials)
+    warm = warm_start_trials(tmp_path / "earlier", spec)
+    assert [trial.value for trial in warm.trials] == [20.0, 24.0, pytest.approx(50.0 * 0.55)]
