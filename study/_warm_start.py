@@ -63,6 +63,17 @@ def _curve(record, metric: str) -> dict[int, float]:
             for index, row in enumerate(record.rows, start=1) if isinstance(row.get("iteration"), int)}
 
 
+def _whole_trial(study: dict[str, Any], records: list, curves: dict[str, dict[int, float]]) -> tuple[Any, int]:
+    """(the earlier study's fixed length where it was not searched, else None; a whole trial's
+    reports). The trials it lengthened ([study] lengthen) are told at its fixed length, as its searcher
+    told them, and a whole trial's reports are those of the others."""
+    earlier = study.get("spec") or {}
+    length = (earlier.get("fixed") or {}).get("iterations") if "iterations" not in (earlier.get("search") or {}) else None
+    lengthened = {record.name for record in records if isinstance(length, int)
+                  and isinstance(record.params.get("iterations"), int) and record.params["iterations"] > length}
+    return length, max((max(curve) for name, curve in curves.items() if curve and name not in lengthened), default=0)
+
+
 def _told(rows: list[dict[str, Any]], length: Any, metric: str) -> float:
     """A finished trial's score as its study's searcher told it: at the study's fixed length where the
     study lengthened it (``score_at_length``), else its last."""
@@ -100,13 +111,7 @@ def warm_start_trials(source_dir: Path, spec: StudySpec) -> WarmStart:
     distributions = spec.distributions()
     trials, left_out, example = [], Counter(), ""
     curves = {record.name: _curve(record, spec.metric) for record in experiment.trials}
-    # The trials the earlier study lengthened ([study] lengthen) are told at its fixed length, as its
-    # searcher told them, and a whole trial's reports are those of the others.
-    earlier = study.get("spec") or {}
-    length = (earlier.get("fixed") or {}).get("iterations") if "iterations" not in (earlier.get("search") or {}) else None
-    lengthened = {record.name for record in experiment.trials if isinstance(length, int)
-                  and isinstance(record.params.get("iterations"), int) and record.params["iterations"] > length}
-    final = max((max(curve) for name, curve in curves.items() if curve and name not in lengthened), default=0)
+    length, final = _whole_trial(study, experiment.trials, curves)
     for record in experiment.trials:
         rows = [row for row in record.rows if isinstance(row.get("iteration"), int)]
         if record.stop_reason not in (COMPLETED, *EARLY) or not rows:
