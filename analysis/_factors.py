@@ -134,7 +134,8 @@ def _lengthened(experiment: Experiment) -> str:
     lengths = "/".join(str(length) for length in sorted({trial.params["iterations"] for trial in longer}))
     return (f"{len(longer)} searched trial{'s' if len(longer) > 1 else ''} ran {lengths} iterations, not {fixed}: the "
             f"study lengthened the trials it started once none had worked and those that had run all their {fixed} "
-            f"were mostly still improving ([study] lengthen); {sum(map(_worked, longer))} of them worked. The fields "
+            f"were mostly still improving ([study] lengthen; the collapse verdict's grace in proportion); "
+            f"{sum(map(_worked, longer))} of them worked. The fields "
             f"compared here do not count the length")
 
 

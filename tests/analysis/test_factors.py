@@ -263,7 +263,8 @@ def test_the_summary_says_which_trials_the_study_lengthened(tmp_path):
     info = trials(tmp_path / "long", [(1200, 0.45), (1200, 0.4), (2400, 0.6), (2400, 0.45)])
     assert info.lengthened == ("2 searched trials ran 2400 iterations, not 1200: the study lengthened the trials it "
                                "started once none had worked and those that had run all their 1200 were mostly still "
-                               "improving ([study] lengthen); 1 of them worked. The fields compared here do not count "
+                               "improving ([study] lengthen; the collapse verdict's grace in proportion); 1 of them "
+                               "worked. The fields compared here do not count "
                                "the length")
     assert format_factors(info)[-1] == "lengthened: " + info.lengthened
     assert trials(tmp_path / "fixed", [(1200, 0.45), (1200, 0.6)]).lengthened == ""

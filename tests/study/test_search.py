@@ -319,7 +319,8 @@ def test_trials_too_short_for_the_data_are_lengthened_once_from_the_next_draw_on
     assert _run(searcher, "b", [0.1, 0.3, 0.2, 0.45])["iterations"] == 1200  # two of two rising: too short
     assert searcher.length is None
     scores = [30.0, 25.0, 20.0, 18.0, 15.0, 12.0, 10.0, 9.0]
-    assert _run(searcher, "c", [0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.62], scores)["iterations"] == 2400
+    lengthened = _run(searcher, "c", [0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.62], scores)
+    assert (lengthened["iterations"], lengthened["collapse_grace"]) == (2400, 1200)  # the verdict's grace in proportion
     assert searcher.length == 2400
     assert "the trials started from now on run 2400" in capsys.readouterr().err
     assert searcher._ot_study.get_trials()[-1].value == 18.0  # its score at 1200, not 9.0 at 2400
