@@ -121,14 +121,20 @@ def _too_short(experiment: Experiment) -> str:
             f"--from {shlex.quote(str(experiment.path))} --rank {short.ranks[0]} --continue --set iterations={2 * short.length}")
 
 
+def lengthened_trials(experiment: Experiment) -> tuple[int | None, list[TrialRecord]]:
+    """(the study's fixed trial length where it is not searched, else None; the searched trials that
+    ran longer than it: the study lengthened them, [study] lengthen)."""
+    study = (experiment.study or {}).get("spec") or {}
+    fixed = (study.get("fixed") or {}).get("iterations") if "iterations" not in (study.get("search") or {}) else None
+    if not isinstance(fixed, int):
+        return None, []
+    return fixed, [trial for trial in experiment.trials if not trial.baseline
+                   and isinstance(trial.params.get("iterations"), int) and trial.params["iterations"] > fixed]
+
+
 def _lengthened(experiment: Experiment) -> str:
-    """The searched trials that ran longer than the study's fixed length (the study lengthened them:
-    [study] lengthen), as a sentence; "" where none did."""
-    fixed = ((experiment.study or {}).get("spec") or {}).get("fixed", {}).get("iterations")
-    if not isinstance(fixed, int) or "iterations" in experiment.search:
-        return ""
-    longer = [trial for trial in experiment.trials if not trial.baseline
-              and isinstance(trial.params.get("iterations"), int) and trial.params["iterations"] > fixed]
+    """``lengthened_trials`` as a sentence; "" where none ran longer."""
+    fixed, longer = lengthened_trials(experiment)
     if not longer:
         return ""
     lengths = "/".join(str(length) for length in sorted({trial.params["iterations"] for trial in longer}))

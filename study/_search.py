@@ -158,12 +158,11 @@ class StudySearcher(OptunaSearch):
                      for curve in (accuracies.get(trial_id, {}) for trial_id in self.__dict__.get("_ended", ()))]
             working = any(value >= WORKING_ACCURACY for curve in accuracies.values() for value in curve.values())
             if not working and too_short(ended):
-                base = spec.base_config().iterations
-                self._length = 2 * base
+                self._length = 2 * spec.base_config().iterations
                 print(f"note: no trial has reached conditional accuracy {WORKING_ACCURACY} and the searched trials that "
-                      f"ran all their {base} iterations were mostly still improving at their end: the trials started "
-                      f"from now on run {self._length} ([study] lengthen = false keeps them at {base})",
-                      file=sys.stderr, flush=True)
+                      f"ran all their {self._length // 2} iterations were mostly still improving at their end: the "
+                      f"trials started from now on run {self._length} ([study] lengthen = false keeps them at "
+                      f"{self._length // 2})", file=sys.stderr, flush=True)
         if self.length is None:
             return params
         base = spec.base_config()
@@ -213,11 +212,11 @@ class StudySearcher(OptunaSearch):
         if not error and stopped and not spec.multi_objective:
             score = None if collapsed else projected_score(curves.get(trial_id, {}), curves.values(), spec.evaluations)
             result = None if score is None else {**(result or {}), SCORE: score}
-        elif not error and length and length > spec.base_config().iterations:
+        elif not error and length and length > (fixed := spec.base_config().iterations):
             # A lengthened trial is weighed at the fixed length, as every other trial is: its last score
             # would rank its (longer) training, not its point. (One the verdict stopped after the fixed
             # length stays a collapse: the study trains its trials that long now.)
-            score = score_at_length(self.__dict__.get("_scores", {}).get(trial_id, {}), spec.base_config().iterations)
+            score = score_at_length(self.__dict__.get("_scores", {}).get(trial_id, {}), fixed)
             result = result if score is None else {**(result or {}), SCORE: score}
         if trial_id in self._ot_trials:
             self._ot_trials[trial_id].set_constraint(COLLAPSE_CONSTRAINT, 1.0 if collapsed else -1.0)

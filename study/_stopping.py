@@ -18,6 +18,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTra
 from ray.tune.schedulers.pb2 import PB2  # its GP's packages (GPy, scikit-learn) are imported only when it runs
 
 from study.spec import StudySpec
+from trainable.config import TrainConfig
 from trainable.experiment import (ASHA, COMPLETED, LEDGER_FILE, NONE, SCORE, STOP_REASON, VERDICT, VERDICT_EVIDENCE,
                                   append_whole, matches_point, read_json_lines)
 from trainable.space import Domain, Range
@@ -93,9 +94,9 @@ class RecordingASHA(ASHAScheduler):
 
 def _evaluations(config: dict[str, Any]) -> int | None:
     """The reports of a trial with this config that runs to its end; None where it does not say."""
-    iterations, every = config.get("iterations"), config.get("eval_every")
-    ok = all(isinstance(value, int) and value > 0 for value in (iterations, every))
-    return -(-iterations // every) if ok else None
+    if not {"iterations", "eval_every"} <= config.keys():
+        return None
+    return TrainConfig.from_dict({key: config[key] for key in ("iterations", "eval_every")}).evaluations
 
 
 class _SparesBaselines:

@@ -63,14 +63,14 @@ def _curve(record, metric: str) -> dict[int, float]:
             for index, row in enumerate(record.rows, start=1) if isinstance(row.get("iteration"), int)}
 
 
-def _whole_trial(study: dict[str, Any], records: list, curves: dict[str, dict[int, float]]) -> tuple[Any, int]:
+def _whole_trial(experiment: Any, curves: dict[str, dict[int, float]]) -> tuple[int | None, int]:
     """(the earlier study's fixed length where it was not searched, else None; a whole trial's
     reports). The trials it lengthened ([study] lengthen) are told at its fixed length, as its searcher
     told them, and a whole trial's reports are those of the others."""
-    earlier = study.get("spec") or {}
-    length = (earlier.get("fixed") or {}).get("iterations") if "iterations" not in (earlier.get("search") or {}) else None
-    lengthened = {record.name for record in records if isinstance(length, int)
-                  and isinstance(record.params.get("iterations"), int) and record.params["iterations"] > length}
+    from analysis import lengthened_trials
+
+    length, longer = lengthened_trials(experiment)
+    lengthened = {record.name for record in longer}
     return length, max((max(curve) for name, curve in curves.items() if curve and name not in lengthened), default=0)
 
 
@@ -111,7 +111,7 @@ def warm_start_trials(source_dir: Path, spec: StudySpec) -> WarmStart:
     distributions = spec.distributions()
     trials, left_out, example = [], Counter(), ""
     curves = {record.name: _curve(record, spec.metric) for record in experiment.trials}
-    length, final = _whole_trial(study, experiment.trials, curves)
+    length, final = _whole_trial(experiment, curves)
     for record in experiment.trials:
         rows = [row for row in record.rows if isinstance(row.get("iteration"), int)]
         if record.stop_reason not in (COMPLETED, *EARLY) or not rows:

@@ -252,8 +252,7 @@ class StudySpec:
     @property
     def evaluations(self) -> int:
         """Reports of a trial that runs to its end."""
-        config = self.base_config()
-        return -(-config.iterations // config.eval_every)
+        return self.base_config().evaluations
 
     def unjudged_note(self) -> str | None:
         """Where the collapse verdict can never judge a trial that runs to its end, though its grace

@@ -175,6 +175,11 @@ class TrainConfig:
         return {name: list(value) if isinstance(value, tuple) else value
                 for name, value in dataclasses.asdict(self).items()}
 
+    @property
+    def evaluations(self) -> int:
+        """Reports of a trial with this config that runs to its end (the last iteration is reported too)."""
+        return -(-self.iterations // self.eval_every)
+
     def replace(self, **changes: Any) -> "TrainConfig":
         return TrainConfig.from_dict(changes, base=self)
 
