@@ -63,8 +63,11 @@ def _worked(trial: TrialRecord) -> bool:
 
 
 def _groups(experiment: Experiment) -> tuple[list[TrialRecord], list[TrialRecord], str, str]:
-    trials = [trial for trial in experiment.trials if trial.rows]
-    good = [trial for trial in trials if _worked(trial)]
+    # A trial that went on from another's end ([study] lengthen) is that trial's point trained on: the
+    # point counts once, as working where either did.
+    trials = [trial for trial in experiment.trials if trial.rows and trial.continues is None]
+    went_on = {trial.continues for trial in experiment.trials if trial.continues is not None and _worked(trial)}
+    good = [trial for trial in trials if _worked(trial) or trial.name in went_on]
     label = "working"
     if good:
         basis = (f"{_trials(len(good), label)} (conditional accuracy >= {WORKING_ACCURACY} at a report) against "
@@ -138,7 +141,9 @@ def _lengthened(experiment: Experiment) -> str:
     if not longer:
         return ""
     lengths = "/".join(str(length) for length in sorted({trial.params["iterations"] for trial in longer}))
-    return (f"{len(longer)} searched trial{'s' if len(longer) > 1 else ''} ran {lengths} iterations, not {fixed}: the "
+    going_on = [trial for trial in longer if trial.continues is not None]
+    went = "".join(f" ({trial.name} going on from the end of {trial.continues})" for trial in going_on[:1])
+    return (f"{len(longer)} searched trial{'s' if len(longer) > 1 else ''}{went} ran {lengths} iterations, not {fixed}: the "
             f"study lengthened the trials it started once none had worked and those that had run all their {fixed} "
             f"were mostly still improving ([study] lengthen; the collapse verdict's grace in proportion); "
             f"{sum(map(_worked, longer))} of them worked. The fields "

@@ -15,9 +15,9 @@ from typing import Any
 
 from trainable.config import PRESETS, TrainConfig, param_value
 from trainable.errors import UserError
-from trainable.experiment import (COLLAPSES, CONFIG_CHANGE, ERROR, FID_INTRA, FID_PER_CLASS, PARAMS_FILE, TRIAL_PREFIX,
-                                  StudyRecord, matches_point, metric_label, preset_changes, read_results, read_starts,
-                                  read_stop_reason, read_study)
+from trainable.experiment import (COLLAPSES, CONFIG_CHANGE, CONTINUES, ERROR, FID_INTRA, FID_PER_CLASS, PARAMS_FILE,
+                                  TRIAL_PREFIX, StudyRecord, matches_point, metric_label, preset_changes, read_results,
+                                  read_starts, read_stop_reason, read_study, trial_dir_name)
 from trainable.space import Domain, domain_from_dict
 from trainable.verdict import verdict_window
 
@@ -51,6 +51,13 @@ class TrialRecord:
     @property
     def last(self) -> dict[str, Any]:
         return self.rows[-1] if self.rows else {}
+
+    @property
+    def continues(self) -> str | None:
+        """The folder name of the trial of its study this one went on from at its end ([study]
+        lengthen; its point is that trial's), else None."""
+        source = self.params.get(CONTINUES)
+        return trial_dir_name(source["trial"]) if isinstance(source, dict) and isinstance(source.get("trial"), str) else None
 
     @property
     def score(self) -> float | None:

@@ -34,7 +34,8 @@ from pathlib import Path
 from study.runner import run_study
 from study.spec import DEFAULT_FIXED, load_spec
 from trainable.config import RECIPE, TrainConfig
-from trainable.experiment import COND_ACCURACY, FID_INTRA, RESULT_FILE, TRIAL_PREFIX, read_json_lines
+from trainable.experiment import (COND_ACCURACY, FID_INTRA, PARAMS_FILE, RESULT_FILE, TRIAL_PREFIX, read_json_lines,
+                                  start_iteration)
 from trainable.local import BUILTIN
 
 # The demo's widths and trial length (examples/demo.toml, a study's defaults): what "a trial" is here.
@@ -55,7 +56,10 @@ def reports(experiment_dir: Path) -> list[Report]:
     trial) count: their compute was spent."""
     made = []
     for result in experiment_dir.glob(f"{TRIAL_PREFIX}*/{RESULT_FILE}"):
-        previous = 0
+        try:  # a trial that went on from another's end ([study] lengthen) trained from there
+            previous = start_iteration(json.loads((result.parent / PARAMS_FILE).read_text()))
+        except (OSError, ValueError):
+            previous = 0
         for row in read_json_lines(result):
             iteration = row.get("iteration")
             if not isinstance(iteration, int):

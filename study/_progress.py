@@ -17,7 +17,8 @@ from ray.tune import Callback
 
 from study._stopping import StopLedger
 from study.spec import StudySpec
-from trainable.experiment import COND_ACCURACY, DIVERSITY_MIN, ERROR, STOP_REASON, metric_label, trial_dir_name
+from trainable.experiment import (COND_ACCURACY, CONTINUES, DIVERSITY_MIN, ERROR, STOP_REASON, metric_label, start_iteration,
+                                  trial_dir_name)
 
 TABLE_EVERY_S = 300  # Tune's status table: every five minutes, beside these lines
 WIDTH = 118  # a start line's parameters are cut here
@@ -43,6 +44,7 @@ class ProgressLines(Callback):
         self._began = time.monotonic()
         self._reached: dict[str, int] = {}  # trial id -> its last reported iteration
         self._ended_ids: set[str] = set()
+        self._began_at: dict[str, int] = {}  # trial id -> the iteration it started at, where not 0
 
     def __setstate__(self, state: dict[str, Any]) -> None:  # restored with the study's state: the clock is this driver's
         self.__dict__.update(state, _began=time.monotonic())
@@ -60,6 +62,9 @@ class ProgressLines(Callback):
         length = trial.config.get("iterations")
         if "iterations" not in self.spec.search and length not in (None, self.spec.base_config().iterations):
             name += f" ({length} iterations)"  # lengthened by the study (StudySearcher.length)
+        if began := start_iteration(trial.config):  # it goes on from another trial's end
+            name += f", going on from {trial_dir_name(trial.config[CONTINUES]['trial'])} at {began}"
+            self.__dict__.setdefault("_began_at", {})[trial.trial_id] = self._reached[trial.trial_id] = began
         line = f"{trial_dir_name(trial.trial_id)} started   {name}: {params}"
         self._say(line if len(line) <= WIDTH else line[:WIDTH - 3] + "...")
 
@@ -95,7 +100,7 @@ class ProgressLines(Callback):
         elapsed = time.monotonic() - self._began
         ended = len(self._ended_ids)
         if self.spec.budget:
-            spent = sum(self._reached.values())
+            spent = sum(self._reached.values()) - sum(self.__dict__.get("_began_at", {}).values())
             done, total, text = spent, self.spec.budget, f"{spent} of {self.spec.budget} iterations"
         else:
             done, total, text = ended, self.spec.samples, f"{ended} of {self.spec.samples} trials"

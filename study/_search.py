@@ -13,8 +13,8 @@ from ray.tune.search.optuna import OptunaSearch
 
 from study._stopping import StopLedger, _mutation
 from study.spec import StudySpec, define_by_run
-from trainable.experiment import (COLLAPSES, COND_ACCURACY, DIVERSITY_MEAN, EARLY, SCORE, STOP_REASON, WORKING_ACCURACY,
-                                  too_short, trial_params)
+from trainable.experiment import (COLLAPSES, COND_ACCURACY, CONTINUES, DIVERSITY_MEAN, EARLY, SCORE, STOP_REASON,
+                                  WORKING_ACCURACY, still_rising, too_short, trial_dir_name, trial_params)
 from trainable.space import Choice, Domain, Range
 
 # An Optuna constraint (Trial.set_constraint; > 0 is infeasible): a collapse is no bad score to
@@ -36,9 +36,11 @@ class StudySearcher(OptunaSearch):
     the sampler learn from a truncated or collapsed run as if it had finished.
     """
 
-    def __init__(self, *args, experiment_dir: str | Path, warm_start: tuple[Any, ...] = (), **kwargs) -> None:
+    def __init__(self, *args, experiment_dir: str | Path, warm_start: tuple[Any, ...] = (), storage_uri: str = "",
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._experiment_dir = str(experiment_dir)
+        self._storage_uri = storage_uri or self._experiment_dir  # where the trials' checkpoints are
         # Every point suggested, saved with the searcher; None until the first suggestion, and in a
         # searcher saved before it kept them (rebuilt from its Optuna study then).
         self._points: list[dict[str, Any]] | None = None
@@ -50,8 +52,9 @@ class StudySearcher(OptunaSearch):
 
     @property
     def spent(self) -> int:
-        """Training iterations the study's trials have reached so far (the budget's measure)."""
-        return sum(self.__dict__.get("_reached", {}).values())
+        """Training iterations the study's trials have trained so far (the budget's measure): a trial that
+        goes on from another's end counts from there."""
+        return sum(self.__dict__.get("_reached", {}).values()) - sum(self.__dict__.get("_began", {}).values())
 
     def _may_still_train(self) -> int:
         """Iterations the live trials (suggested, not ended) may still train, each to its full length."""
@@ -68,7 +71,8 @@ class StudySearcher(OptunaSearch):
         return bool(budget) and bool(self.__dict__.get("_live")) and self.spent + self._may_still_train() >= budget
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        super().on_trial_result(trial_id, result)
+        if trial_id not in self.__dict__.get("_began", {}):  # (one going on from another's end has no Optuna trial)
+            super().on_trial_result(trial_id, result)
         self._record(trial_id, result)
 
     def _record(self, trial_id: str, result: dict | None) -> None:
@@ -76,7 +80,10 @@ class StudySearcher(OptunaSearch):
         training_iteration), and its training iteration."""
         result = result or {}
         step, iteration = result.get("training_iteration"), result.get("iteration")
-        for key, at, curves in ((SCORE, step, "_curves"), (COND_ACCURACY, step, "_accuracies"),
+        # (_curves, a whole trial's scores by report, projects the early-stopped: not from a trial that
+        # goes on from another's end, whose reports begin there)
+        going_on = trial_id in self.__dict__.get("_began", {})
+        for key, at, curves in ((SCORE, None if going_on else step, "_curves"), (COND_ACCURACY, step, "_accuracies"),
                                 (SCORE, iteration, "_scores")):  # _scores: by training iteration
             value = result.get(key)
             if isinstance(at, int) and isinstance(value, (int, float)) and math.isfinite(value):
@@ -106,6 +113,9 @@ class StudySearcher(OptunaSearch):
             return Searcher.FINISHED
         if self._waits_for_startup() or self._budget_waits():
             return None  # Tune asks again when a trial has finished
+        self._decide_length()
+        if (going_on := self._going_on(trial_id)) is not None:
+            return going_on
         params = super().suggest(trial_id)
         if not isinstance(params, dict):
             return params
@@ -132,6 +142,7 @@ class StudySearcher(OptunaSearch):
         points.append(params)
         if searched:
             self.__dict__.setdefault("_searched", set()).add(trial_id)
+            self.__dict__.setdefault("_params", {})[trial_id] = params
             params = self._lengthened(params)
         length = params.get("iterations", spec.base_config().iterations)
         self.__dict__.setdefault("_live", {})[trial_id] = int(length)
@@ -142,27 +153,58 @@ class StudySearcher(OptunaSearch):
         """The iterations of the trials drawn from now on, where the study has lengthened them; else None."""
         return self.__dict__.get("_length")
 
-    def _lengthened(self, params: dict[str, Any]) -> dict[str, Any]:
-        """``params`` with the study's trial length: twice the fixed one from the first draw after no
-        trial had reached WORKING_ACCURACY while the searched trials that ran all their iterations were
-        too short (``too_short``: at least two, and half of them, still rising at their end). On the
-        shapes, studies of 1200-iteration trials found no working trial in 3 seeds of 5 (12 of 13 such
-        trials ended rising at 0.35-0.49); with 2400-iteration trials the same seeds found one at 4,200
-        and 4,500 iterations (docs/search.md). Once: trials that stay too short at twice the length are
-        the "too short" line's to tell. Not where ``lengthen`` is off, the length is searched, or the
-        study is multi-objective (its sampler is told both objectives at a trial's end)."""
+    def _decide_length(self) -> None:
+        """Twice the fixed trial length from now on, once no trial has reached WORKING_ACCURACY while the
+        searched trials that ran all their iterations were too short (``too_short``: at least two, and
+        half of them, still rising at their end); and the next trial goes on from the end of the one of
+        them with the highest accuracy (``_going_on``). On the shapes, studies of 1200-iteration
+        trials found no working trial in 3 seeds of 5 (12 of 13 such trials ended rising at 0.35-0.49);
+        with 2400-iteration trials the same seeds found one at 4,200 and 4,500 iterations, and the best
+        of such trials, continued by hand, worked 300 iterations later in 3 seeds of 3 (docs/search.md).
+        Once: trials that stay too short at twice the length are the "too short" line's to tell. Not
+        where ``lengthen`` is off, the length is searched, or the study is multi-objective (its sampler
+        is told both objectives at a trial's end)."""
         spec = self._space.spec
-        if self.length is None and spec.lengthen and not spec.multi_objective and "iterations" not in spec.search:
-            accuracies = self.__dict__.get("_accuracies", {})
-            ended = [[curve[step] for step in sorted(curve)]
-                     for curve in (accuracies.get(trial_id, {}) for trial_id in self.__dict__.get("_ended", ()))]
-            working = any(value >= WORKING_ACCURACY for curve in accuracies.values() for value in curve.values())
-            if not working and too_short(ended):
-                self._length = 2 * spec.base_config().iterations
-                print(f"note: no trial has reached conditional accuracy {WORKING_ACCURACY} and the searched trials that "
-                      f"ran all their {self._length // 2} iterations were mostly still improving at their end: the "
-                      f"trials started from now on run {self._length} ([study] lengthen = false keeps them at "
-                      f"{self._length // 2})", file=sys.stderr, flush=True)
+        if self.length is not None or not spec.lengthen or spec.multi_objective or "iterations" in spec.search:
+            return
+        accuracies = self.__dict__.get("_accuracies", {})
+        ended = {trial_id: [curve[step] for step in sorted(curve)]
+                 for trial_id, curve in ((trial_id, accuracies.get(trial_id, {})) for trial_id in self.__dict__.get("_ended", ()))}
+        working = any(value >= WORKING_ACCURACY for curve in accuracies.values() for value in curve.values())
+        if working or not too_short(list(ended.values())):
+            return
+        self._length = 2 * spec.base_config().iterations
+        rising = [trial_id for trial_id, curve in ended.items()
+                  if still_rising(curve) and trial_id in self.__dict__.get("_params", {})]
+        best = max(rising, key=lambda trial_id: ended[trial_id][-1], default=None)
+        self._continue = best
+        going_on = (f"; the next goes on from the end of {trial_dir_name(best)} (accuracy {ended[best][-1]:.2f}, "
+                    "still rising)") if best is not None else ""
+        print(f"note: no trial has reached conditional accuracy {WORKING_ACCURACY} and the searched trials that "
+              f"ran all their {self._length // 2} iterations were mostly still improving at their end: the "
+              f"trials started from now on run {self._length}{going_on} ([study] lengthen = false keeps them at "
+              f"{self._length // 2})", file=sys.stderr, flush=True)
+
+    def _going_on(self, trial_id: str) -> dict[str, Any] | None:
+        """Where the study has just lengthened its trials: the config of a trial that goes on from the
+        end of the best still-rising one (CONTINUES; its checkpoint, weights and optimisers), to the
+        new length. Its point is that trial's, which the sampler has been told: no Optuna trial of its
+        own. Else None."""
+        source = self.__dict__.pop("_continue", None)
+        if source is None:
+            return None
+        reached = self.__dict__.get("_reached", {}).get(source, 0)
+        uri = self.__dict__.get("_storage_uri", self._experiment_dir)
+        params = {**self._lengthened(self._params[source]),
+                  CONTINUES: {"trial": source, "uri": f"{uri.rstrip('/')}/{trial_dir_name(source)}", "iteration": reached}}
+        self.__dict__.setdefault("_began", {})[trial_id] = reached
+        self.__dict__.setdefault("_reached", {})[trial_id] = reached
+        self.__dict__.setdefault("_live", {})[trial_id] = int(params["iterations"])
+        return params
+
+    def _lengthened(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` with the study's trial length (``_decide_length``), where it has lengthened them."""
+        spec = self._space.spec
         if self.length is None:
             return params
         base = spec.base_config()
@@ -202,6 +244,8 @@ class StudySearcher(OptunaSearch):
         the built-in set drew near the paper's V0 for 10 trials in a row)."""
         self._record(trial_id, result)  # the last result: Tune gives the searcher none it stopped a trial on
         length = self.__dict__.get("_live", {}).pop(trial_id, None)
+        if trial_id in self.__dict__.get("_began", {}):
+            return  # it goes on from another trial's end: its point was told with that trial
         if (not error and trial_id in self.__dict__.get("_searched", ()) and length
                 and self.__dict__.get("_reached", {}).get(trial_id, 0) >= length):
             self.__dict__.setdefault("_ended", []).append(trial_id)
@@ -432,8 +476,8 @@ def initial_population(spec: StudySpec, warm_start: tuple[Any, ...] = ()) -> lis
     return [{**fixed, **point} for point in points]
 
 
-def make_searcher(spec: StudySpec, experiment_dir: str | Path,
-                  warm_start: tuple[Any, ...] = ()) -> tuple[Any, dict[str, Any]]:
+def make_searcher(spec: StudySpec, experiment_dir: str | Path, warm_start: tuple[Any, ...] = (),
+                  storage_uri: str = "") -> tuple[Any, dict[str, Any]]:
     """(search algorithm, Tune's param_space). The study's sampler over its define-by-run space, told
     of an earlier study's trials (``warm_start``: Optuna FrozenTrials), the baselines and given
     points first; with ``multi_objective``, the score is minimised and the
@@ -462,4 +506,4 @@ def make_searcher(spec: StudySpec, experiment_dir: str | Path,
         points += space_filling_design(spec, max(0, spec.startup_trials - len(points) - len(warm_start)))
     return StudySearcher(space=define_by_run(spec), metric=metric, mode=mode,
                          points_to_evaluate=points or None, sampler=make_sampler(spec),
-                         experiment_dir=experiment_dir, warm_start=warm_start), {}
+                         experiment_dir=experiment_dir, warm_start=warm_start, storage_uri=storage_uri), {}

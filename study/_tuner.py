@@ -58,7 +58,7 @@ def build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *,
         return tune.Tuner.restore(study["storage_uri"], trainable=trainable, resume_unfinished=True,
                                   resume_errored=True)
     experiment_dir = Path(study["experiment_dir"])
-    search_alg, param_space = make_searcher(spec, experiment_dir, warm_start)
+    search_alg, param_space = make_searcher(spec, experiment_dir, warm_start, storage_uri=study["storage_uri"])
     return tune.Tuner(
         trainable, param_space=param_space,
         tune_config=tune.TuneConfig(search_alg=search_alg,

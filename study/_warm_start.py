@@ -117,6 +117,9 @@ def warm_start_trials(source_dir: Path, spec: StudySpec) -> WarmStart:
         if record.stop_reason not in (COMPLETED, *EARLY) or not rows:
             left_out["unfinished or failed"] += 1
             continue
+        if record.continues is not None:  # its point is that of the trial it went on from, told once
+            left_out["going on from another trial's end"] += 1
+            continue
         outside = [key for key, domain in spec.search.items()
                    if key not in record.params or not domain.contains(record.params[key])]
         if outside:

@@ -133,7 +133,17 @@ FROM = "from"
 # SCHEDULE: a PBT schedule a local trial replays: [{"iteration": I, "trial": id, "config": params}, ...],
 # the first at iteration 0; each config (study form) is in force from its iteration on.
 SCHEDULE = "schedule"
-META_KEYS = ("preset", "data", "judge_steps", FROM, SCHEDULE)
+# CONTINUES: the trial of its own study a study trial goes on from, at that trial's end ([study]
+# lengthen): {"trial": its Tune trial id, "uri": its folder in the study's storage, "iteration": I}.
+CONTINUES = "continues"
+META_KEYS = ("preset", "data", "judge_steps", FROM, SCHEDULE, CONTINUES)
+
+
+def start_iteration(params: dict[str, Any]) -> int:
+    """The iteration a study trial started training at: its source's where it goes on from one
+    (CONTINUES), else 0. Its compute is its iterations past this."""
+    source = params.get(CONTINUES)
+    return int(source["iteration"]) if isinstance(source, dict) and isinstance(source.get("iteration"), int) else 0
 
 
 def trial_params(config: TrainConfig, **meta: Any) -> dict[str, Any]:

@@ -33,8 +33,9 @@ from trainable.checkpoint import checkpoint_bytes, restore_newest_readable, writ
 from trainable.config import TrainConfig
 from trainable.data import PreparedDataset
 from trainable.errors import UserError
-from trainable.experiment import (CHECKPOINT_FILE, CONFIG_CHANGE, FID_INTRA, GRID, HISTORY_FILE, LINEAGE_FILE, NODE_ID,
-                                  SCORE, config_change, grid_file, read_checkpoint_records, split_params, trial_params)
+from trainable.experiment import (CHECKPOINT_FILE, CONFIG_CHANGE, CONTINUES, FID_INTRA, GRID, HISTORY_FILE, LINEAGE_FILE,
+                                  NODE_ID, SCORE, config_change, grid_file, read_checkpoint_records, split_params,
+                                  trial_dir_name, trial_params)
 from trainable.fusion_server import FusionServer
 from trainable.judge import Judge
 from trainable.loop import train
@@ -129,6 +130,29 @@ def restore_study_trial(trainer: Trainer, checkpoint, *, where: str) -> tuple[li
                                    name=lambda candidate: posixpath.basename(candidate.path), where=where)
 
 
+def restore_continued(trainer: Trainer, source: dict, *, where: str) -> tuple[list[dict], dict | None]:
+    """Restore a trial that goes on from another trial of its study ([study] lengthen; ``source``:
+    the CONTINUES entry of its params) from that trial's newest checkpoint at or before the iteration
+    it goes on from (an older one where that does not load); returns the history and the lineage."""
+    from pyarrow.fs import FileSelector, FileSystem, FileType
+    from ray import tune
+
+    filesystem, path = FileSystem.from_uri(source["uri"])
+    found = filesystem.get_file_info(FileSelector(path, allow_not_found=True))
+    names = sorted((info.base_name for info in found if info.type == FileType.Directory
+                    and info.base_name.startswith("checkpoint_")), reverse=True)
+    candidates = [tune.Checkpoint(path=posixpath.join(path, name), filesystem=filesystem) for name in names]
+
+    def restore(checkpoint) -> tuple[list[dict], dict | None]:
+        history, lineage = _restore(trainer, checkpoint)
+        if trainer.iteration > source["iteration"]:
+            raise UserError(f"{checkpoint.path}: at iteration {trainer.iteration}, past {source['iteration']}")
+        return history, lineage
+
+    return restore_newest_readable(trainer, candidates, restore, name=lambda candidate: posixpath.basename(candidate.path),
+                                   where=where)
+
+
 def _after_restore(trainer: Trainer, lineage: dict | None, trial_id: str) -> tuple[dict | None, list[dict]]:
     """(CONFIG_CHANGE entry or None, the schedule of the restored weights from here on). The trainer
     has applied its config; this says how it differs from the one the checkpoint trained with, and
@@ -179,9 +203,11 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
     history: list[dict] = []
     schedule = [{"iteration": 0, "trial": trial_id, "config": trial_params(train_config)}]
     change = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        history, lineage = restore_study_trial(trainer, checkpoint, where=f"trial {trial_id}")
+    checkpoint, source = tune.get_checkpoint(), split_params(config)[1].get(CONTINUES)
+    if checkpoint is not None or source:
+        history, lineage = (restore_study_trial(trainer, checkpoint, where=f"trial {trial_id}") if checkpoint is not None
+                            else restore_continued(trainer, source, where=f"trial {trial_id}, going on from "
+                                                                          f"{trial_dir_name(source['trial'])}"))
         change, schedule = _after_restore(trainer, lineage, trial_id)
     log_timing(trial_id, "ready")
     trial_dir = Path(os.getcwd())  # Ray runs the function in the trial's working folder

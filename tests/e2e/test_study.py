@@ -377,3 +377,39 @@ def test_a_study_with_a_budget_starts_no_trial_once_it_is_spent(tmp_path, tiny_d
     # train: the last one started may pass it, by less than its own 60 iterations, no more.
     assert 150 <= spent < 150 + 60 and len(experiment.trials) < 50, (spent, len(experiment.trials))
     assert "budget of 150 training iterations is spent" in done.stderr
+
+
+def test_a_study_that_lengthens_its_trials_goes_on_from_the_best_ones_end(tmp_path, tiny_data, monkeypatch):
+    """On a real Ray, the study's rule made to fire after its first two trials (every ended trial
+    counted still rising, none working): the next trial restores the best one's last checkpoint from
+    the study's storage and trains it on to twice the length, its reports beginning past it; the
+    trial after it is a fresh draw at twice the length; the trial it went on from is left as it was."""
+    import study._search as search
+    from study.runner import run_study
+    from study.spec import load_spec
+    from trainable.experiment import CONFIG_CHANGE, CONTINUES, HISTORY_FILE, start_iteration
+
+    monkeypatch.setattr(search, "WORKING_ACCURACY", 2.0)
+    monkeypatch.setattr(search, "still_rising", lambda accuracies: True)
+    monkeypatch.setattr(search, "too_short", lambda ended: len(ended) >= 2)
+    config = write_study(tmp_path, samples=4, iterations=60,
+                         study="baselines = []\nstartup_trials = 2\nearly_stopping = false")
+    run_study(load_spec(config), name="longer", data=str(tiny_data[0]), storage=str(tmp_path / "studies"),
+              judge_steps=60)
+    experiment = read_experiment(tmp_path / "studies" / "longer")
+    trials = {trial.name: trial for trial in experiment.trials}
+    going_on = [trial for trial in experiment.trials if trial.continues]
+    assert len(trials) == 4 and len(going_on) == 1, sorted(trials)
+    trial = going_on[0]
+    source = trials[trial.continues]
+    assert [row["iteration"] for row in source.rows] == [20, 40, 60] and source.params["iterations"] == 60
+    assert [row["iteration"] for row in trial.rows] == [80, 100, 120] and trial.params["iterations"] == 120
+    assert start_iteration(trial.params) == 60 and trial.params[CONTINUES]["uri"] == str(source.path)
+    assert {key: trial.params[key] for key in experiment.search} == {key: source.params[key] for key in experiment.search}
+    assert trial.rows[0][CONFIG_CHANGE]["from_trial"] == source.name.removeprefix("trial_")
+    newest = sorted(trial.path.glob("checkpoint_*"))[-1]
+    assert [row["iteration"] for row in json.loads((newest / HISTORY_FILE).read_text())] == [20, 40, 60, 80, 100, 120]
+    drawn = [t for t in experiment.trials if t.name not in (trial.name, source.name) and t.params["iterations"] == 120]
+    assert len(drawn) == 1 and all(row["iteration"] <= 120 for row in drawn[0].rows)
+    assert all(t.stop_reason == "completed" for t in experiment.trials)
+    check_optuna_agrees(experiment)

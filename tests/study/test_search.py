@@ -305,10 +305,14 @@ def _run(searcher, trial_id, accuracies, scores=None):
     return params
 
 
-def test_trials_too_short_for_the_data_are_lengthened_once_from_the_next_draw_on(tmp_path, capsys):
-    """No trial worked and the searched trials that ran to their end were still rising: the next
-    trials run twice as long (the shapes' remedy, docs/search.md), a resumed searcher keeps it, and
-    the sampler weighs a lengthened trial at the fixed length, as it weighs every other."""
+def test_trials_too_short_for_the_data_are_lengthened_once_and_the_best_goes_on_from_its_end(tmp_path, capsys):
+    """No trial worked and the searched trials that ran to their end were still rising: the next trial
+    goes on from the end of the one with the highest accuracy, to twice the length, with no Optuna
+    trial of its own (its point was told), counting only what it trains; the trials drawn after it
+    run twice as long (the shapes' remedy, docs/search.md); a resumed searcher keeps both, and the
+    sampler weighs a lengthened trial at the fixed length, as it weighs every other."""
+    from trainable.experiment import COND_ACCURACY, CONTINUES
+
     spec = load_spec(samples=20, baselines=("V0",), sampler="random")
     searcher, _ = make_searcher(spec, tmp_path)
     assert _run(searcher, "v0", [0.1, 0.12, 0.14, 0.16])["iterations"] == 1200  # a baseline: not counted
@@ -316,18 +320,32 @@ def test_trials_too_short_for_the_data_are_lengthened_once_from_the_next_draw_on
     assert _run(searcher, "cut", [0.1])["iterations"] == 1200  # stopped early: did not run its iterations
     assert _run(searcher, "a", [0.1, 0.2, 0.3, 0.4])["iterations"] == 1200
     assert "run 2400" not in capsys.readouterr().err
-    assert _run(searcher, "b", [0.1, 0.3, 0.2, 0.45])["iterations"] == 1200  # two of two rising: too short
-    assert searcher.length is None
-    scores = [30.0, 25.0, 20.0, 18.0, 15.0, 12.0, 10.0, 9.0]
-    lengthened = _run(searcher, "c", [0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.62], scores)
-    assert (lengthened["iterations"], lengthened["collapse_grace"]) == (2400, 1200)  # the verdict's grace in proportion
+    b = _run(searcher, "b", [0.1, 0.3, 0.2, 0.45])  # two of two rising: too short; b the higher
+    assert b["iterations"] == 1200 and searcher.length is None
+    told = len(searcher._ot_study.get_trials())
+    going_on = searcher.suggest("c")
+    assert going_on[CONTINUES] == {"trial": "b", "uri": f"{tmp_path}/trial_b", "iteration": 1200}
+    assert {key: going_on[key] for key in spec.search} == {key: b[key] for key in spec.search}
+    assert (going_on["iterations"], going_on["collapse_grace"]) == (2400, 1200)  # the verdict's grace in proportion
     assert searcher.length == 2400
-    assert "the trials started from now on run 2400" in capsys.readouterr().err
+    assert "the trials started from now on run 2400; the next goes on from the end of trial_b (accuracy 0.45" \
+        in capsys.readouterr().err
+    for step, iteration in enumerate((1500, 1800, 2100, 2400), 1):
+        result = {SCORE: 10.0, COND_ACCURACY: 0.5, "training_iteration": step, "iteration": iteration}
+        searcher.on_trial_result("c", result)
+    searcher.on_trial_complete("c", result=result)
+    assert len(searcher._ot_study.get_trials()) == told and "c" not in searcher._curves  # b's point, told once
+    assert searcher.spent == 1200 + 300 + 1200 * 2 + 1200  # c trained 1200 of its 2400
+    scores = [30.0, 25.0, 20.0, 18.0, 15.0, 12.0, 10.0, 9.0]
+    lengthened = _run(searcher, "d", [0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.62], scores)  # a draw, at 2400
+    assert lengthened["iterations"] == 2400 and CONTINUES not in lengthened
     assert searcher._ot_study.get_trials()[-1].value == 18.0  # its score at 1200, not 9.0 at 2400
     searcher.save(tmp_path / "searcher.pkl")
     resumed, _ = make_searcher(spec, tmp_path)
     resumed.restore(tmp_path / "searcher.pkl")
-    assert resumed.suggest("d")["iterations"] == 2400 and resumed.spent == 1200 * 3 + 300 + 2400
+    again = resumed.suggest("e")
+    assert again["iterations"] == 2400 and CONTINUES not in again  # once
+    assert resumed.spent == 1200 + 300 + 1200 * 2 + 1200 + 2400
 
 
 @pytest.mark.parametrize("case", ["a trial worked", "lengthen off", "two of five rising", "multi-objective"])
