@@ -62,12 +62,16 @@ def _worked(trial: TrialRecord) -> bool:
                for row in trial.rows)
 
 
+def _points(experiment: Experiment) -> list[TrialRecord]:
+    """The trials with reports, each point once: a trial another went on from at its end ([study]
+    lengthen) is that one's start, which stands for the point trained on."""
+    went_on = {trial.continues for trial in experiment.trials if trial.continues is not None}
+    return [trial for trial in experiment.trials if trial.rows and trial.name not in went_on]
+
+
 def _groups(experiment: Experiment) -> tuple[list[TrialRecord], list[TrialRecord], str, str]:
-    # A trial that went on from another's end ([study] lengthen) is that trial's point trained on: the
-    # point counts once, as working where either did.
-    trials = [trial for trial in experiment.trials if trial.rows and trial.continues is None]
-    went_on = {trial.continues for trial in experiment.trials if trial.continues is not None and _worked(trial)}
-    good = [trial for trial in trials if _worked(trial) or trial.name in went_on]
+    trials = _points(experiment)
+    good = [trial for trial in trials if _worked(trial)]
     label = "working"
     if good:
         basis = (f"{_trials(len(good), label)} (conditional accuracy >= {WORKING_ACCURACY} at a report) against "
@@ -96,7 +100,7 @@ def short_trials(experiment: Experiment) -> ShortTrials | None:
     """The searched trials still improving at the end of their iterations, where they are too
     short (``trainable.experiment.too_short``: at least two, and half of those that ran all their
     iterations); else None. Whether any trial worked is the caller's to ask."""
-    ended = [trial for trial in experiment.trials if trial.stop_reason != ERROR and trial.rows and not trial.baseline
+    ended = [trial for trial in _points(experiment) if trial.stop_reason != ERROR and not trial.baseline
              and isinstance(trial.params.get("iterations"), int)
              and trial.last.get("iteration", 0) >= trial.params["iterations"]]
     if not too_short([_accuracies(trial) for trial in ended]):

@@ -7,7 +7,8 @@ trial folders: a journal (``optuna.log``) and a file-system artifact store (``op
 
 How a Tune trial appears there:
 - created RUNNING when Tune starts it, with its searched parameters, its real start time, and
-  whether it is one of the paper's baselines or a reference point (user attributes);
+  whether it is one of the paper's baselines or a reference point (user attributes); a trial that
+  goes on from another's end ([study] lengthen) has that trial's Tune id as ``continues``;
 - one intermediate value per report, at the report's training iteration, of the study's metric
   (named: ``study.metric_names``); single-objective studies only, as Optuna allows;
 - each report's sample grid as an artifact of the trial (optuna-dashboard shows the faces);
@@ -45,7 +46,7 @@ from study._stopping import StopLedger
 from study.spec import StudySpec
 from trainable.config import PAPER_PRESETS
 from trainable.errors import UserError
-from trainable.experiment import (ARTIFACTS_DIR, COMPLETED, CONFIG_CHANGE, DIVERSITY_MEAN, EARLY, ERROR, GRID,
+from trainable.experiment import (ARTIFACTS_DIR, COMPLETED, CONFIG_CHANGE, CONTINUES, DIVERSITY_MEAN, EARLY, ERROR, GRID,
                                   INTERRUPTED, JOURNAL_FILE, PROGRESS_FILE, RESULT_FILE, SCORE, STOP_REASON,
                                   append_whole, read_starts, record_start, write_stop,
                                   write_text_atomic)
@@ -123,6 +124,8 @@ class OptunaStore:
         baseline = self.baseline(config)
         if baseline is not None:
             attrs.update(baseline=baseline, reference="paper" if baseline in PAPER_PRESETS else "remedy recipe")
+        if isinstance(config.get(CONTINUES), dict):  # it goes on from that trial's end ([study] lengthen)
+            attrs[CONTINUES] = config[CONTINUES].get("trial")
         template = optuna.trial.create_trial(
             state=TrialState.RUNNING, params=params, user_attrs=attrs,
             distributions={key: dist for key, dist in self.distributions.items() if key in params})

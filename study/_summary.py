@@ -8,7 +8,7 @@ from pathlib import Path
 from analysis import (WORKING_ACCURACY, first_working, format_factors, get_factors_info, rank, rankable,
                       read_experiment, row_at, short_value)
 from trainable.config import preset_label
-from trainable.experiment import ARTIFACTS_DIR, COND_ACCURACY, FINAL_CAS, JOURNAL_FILE
+from trainable.experiment import ARTIFACTS_DIR, COND_ACCURACY, FINAL_CAS, JOURNAL_FILE, start_iteration
 from trainable.space import space_size
 
 
@@ -30,6 +30,25 @@ def _ran_through(experiment) -> str:
         if size <= count < asked else ""
 
 
+def _went_on(trial) -> str:
+    """" (going on from trial_X's end at iteration 1200)" where the study lengthened its trials and this
+    one went on from another's end ([study] lengthen), else ""."""
+    return f" (going on from {trial.continues}'s end at iteration {start_iteration(trial.params)})" \
+        if trial.continues else ""
+
+
+def _working(experiment) -> str:
+    """The line that says when a trial first reached WORKING_ACCURACY, or that none did (against chance)."""
+    working = first_working(experiment)
+    if working is None:
+        classes = experiment.class_count or 7
+        return f"working: no trial reached conditional accuracy {WORKING_ACCURACY} (chance 1/{classes} = {1 / classes:.3f})"
+    minutes, seconds = divmod(round(working.seconds), 60)
+    return (f"working: {working.trial.name} first reached conditional accuracy {working.row[COND_ACCURACY]:.3f} >= "
+            f"{WORKING_ACCURACY} at iteration {working.row.get('iteration')}{_went_on(working.trial)}, "
+            f"{minutes} min {seconds:02d} s into the study")
+
+
 def summary(experiment_dir: Path) -> str:
     """The best trial against the paper's baselines and the reference recipe (and against V0 at
     the same iteration), when a configuration first worked, stop reasons, where the results are."""
@@ -45,7 +64,8 @@ def summary(experiment_dir: Path) -> str:
         best = scored[0]
         lines.append(f"best: {best.name} {label} {best.score:.3f}, conditional accuracy "
                      f"{best.last.get(COND_ACCURACY, float('nan')):.3f}{_cas(best)} at iteration "
-                     f"{best.last.get('iteration')}" + (f" ({preset_label(best.baseline)})" if best.baseline else "")
+                     f"{best.last.get('iteration')}{_went_on(best)}"
+                     + (f" ({preset_label(best.baseline)})" if best.baseline else "")
                      + (f"; {best.stop_reason}: no trial was judged healthy" if best.collapsed else ""))
         searched = experiment.search
         # 4 significant digits to read (g_lr=0.000625, not 0.0006250253762274371): params.json holds them all.
@@ -62,16 +82,7 @@ def summary(experiment_dir: Path) -> str:
                              f"{theirs.get(COND_ACCURACY, float('nan')):.3f}")
     else:
         lines.append("best: no trial with a score yet")
-    working = first_working(experiment)
-    if working is None:
-        classes = experiment.class_count or 7
-        lines.append(f"working: no trial reached conditional accuracy {WORKING_ACCURACY} "
-                     f"(chance 1/{classes} = {1 / classes:.3f})")
-    else:
-        minutes, seconds = divmod(round(working.seconds), 60)
-        lines.append(f"working: {working.trial.name} first reached conditional accuracy "
-                     f"{working.row[COND_ACCURACY]:.3f} >= {WORKING_ACCURACY} at iteration {working.row.get('iteration')}, "
-                     f"{minutes} min {seconds:02d} s into the study")
+    lines.append(_working(experiment))
     for trial in experiment.trials:
         if trial.baseline:
             score = f"{label} {trial.score:.3f}" if trial.score is not None else "no score"

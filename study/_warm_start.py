@@ -110,7 +110,8 @@ def warm_start_trials(source_dir: Path, spec: StudySpec) -> WarmStart:
     experiment = read_experiment(source_dir)
     distributions = spec.distributions()
     trials, left_out, example = [], Counter(), ""
-    curves = {record.name: _curve(record, spec.metric) for record in experiment.trials}
+    # (by report: not of a trial that went on from another's end, whose reports begin there, as its searcher)
+    curves = {record.name: _curve(record, spec.metric) for record in experiment.trials if record.continues is None}
     length, final = _whole_trial(experiment, curves)
     for record in experiment.trials:
         rows = [row for row in record.rows if isinstance(row.get("iteration"), int)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from analysis import Experiment, rank, read_experiment
+from analysis import Experiment, lengthened_trials, rank, read_experiment
 from study.runner import DEFAULT_CONNECT_TIMEOUT, check_name, run_study, study_dir
 from study.spec import StudySpec
 from trainable.errors import UserError
@@ -36,7 +36,7 @@ def replay_spec(experiment: Experiment, *, top: int, seeds: int):
     new_seeds = [seed for seed in range(1, seeds + len(used) + 1) if seed not in used][:seeds]
     points = [{**searched[trial.name], "seed": seed} for trial in best for seed in new_seeds]
     search = {key: Choice(tuple(dict.fromkeys(point[key] for point in points))) for key in [*keys, "seed"]}
-    fixed = {key: value for key, value in spec.fixed.items() if key != "seed"}
+    fixed = {key: value for key, value in spec.fixed.items() if key != "seed"} | _lengthened(experiment, spec, best)
     # A PBT study's trials re-run with the config each ended with (params.json), not their schedule:
     # `trial --from TRIAL --schedule` replays a schedule.
     replay = dataclasses.replace(spec, search=search, fixed=fixed, samples=len(points), baselines=(),
@@ -52,6 +52,18 @@ def replay_spec(experiment: Experiment, *, top: int, seeds: int):
         "baselines": {trial.baseline: searched[trial.name] for trial in best if trial.baseline},
     }
     return replay, extra
+
+
+def _lengthened(experiment: Experiment, spec: StudySpec, best: list) -> dict:
+    """Where the study lengthened trials among ``best`` ([study] lengthen): the fixed fields that
+    re-run them all at that length (the collapse verdict's grace in proportion, as the study ran
+    them), so each is re-run as long as it ran and all alike; else nothing."""
+    chosen = [trial.params["iterations"] for trial in lengthened_trials(experiment)[1] if trial in best]
+    if not chosen:
+        return {}
+    base, most = spec.base_config(), max(chosen)
+    grace = {} if "collapse_grace" in spec.search else {"collapse_grace": base.collapse_grace * most // base.iterations}
+    return {"iterations": most, **grace}
 
 
 def replay_name(source: str | Path) -> str:

@@ -171,6 +171,18 @@ def _after_restore(trainer: Trainer, lineage: dict | None, trial_id: str) -> tup
     return config_change(trainer.iteration, changes, from_trial), schedule
 
 
+def _start(trainer: Trainer, checkpoint, source: dict | None, trial_id: str) -> tuple[list[dict], dict | None, list[dict]]:
+    """(history, CONFIG_CHANGE entry or None, schedule) of a trial starting: from Tune's checkpoint of
+    it (a retry, a resumed study, PBT's exploit), else from the end of the trial it goes on from
+    (``source``, [study] lengthen), else afresh."""
+    if checkpoint is None and not source:
+        return [], None, [{"iteration": 0, "trial": trial_id, "config": trial_params(trainer.config)}]
+    history, lineage = (restore_study_trial(trainer, checkpoint, where=f"trial {trial_id}") if checkpoint is not None
+                        else restore_continued(trainer, source, where=f"trial {trial_id}, going on from "
+                                                                      f"{trial_dir_name(source['trial'])}"))
+    return history, *_after_restore(trainer, lineage, trial_id)
+
+
 def quiet_ray_exit(unraisable, default=sys.unraisablehook) -> None:
     """``sys.unraisablehook`` of a trial's worker: Ray ends a trial's actor with SIGTERM, whose handler
     raises SystemExit; where that lands in a garbage-collection callback Python cannot raise it and
@@ -200,15 +212,7 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
     torch.set_num_threads(max(1, int(cpus)))
     train_config = TrainConfig.from_dict(split_params(config)[0])
     trainer = Trainer(train_config, dataset, judge)
-    history: list[dict] = []
-    schedule = [{"iteration": 0, "trial": trial_id, "config": trial_params(train_config)}]
-    change = None
-    checkpoint, source = tune.get_checkpoint(), split_params(config)[1].get(CONTINUES)
-    if checkpoint is not None or source:
-        history, lineage = (restore_study_trial(trainer, checkpoint, where=f"trial {trial_id}") if checkpoint is not None
-                            else restore_continued(trainer, source, where=f"trial {trial_id}, going on from "
-                                                                          f"{trial_dir_name(source['trial'])}"))
-        change, schedule = _after_restore(trainer, lineage, trial_id)
+    history, change, schedule = _start(trainer, tune.get_checkpoint(), split_params(config)[1].get(CONTINUES), trial_id)
     log_timing(trial_id, "ready")
     trial_dir = Path(os.getcwd())  # Ray runs the function in the trial's working folder
     node_id = ray.get_runtime_context().get_node_id()  # hostname and IP cannot tell two nodes of one host apart

@@ -268,3 +268,34 @@ def test_the_summary_says_which_trials_the_study_lengthened(tmp_path):
                                "the length")
     assert format_factors(info)[-1] == "lengthened: " + info.lengthened
     assert trials(tmp_path / "fixed", [(1200, 0.45), (1200, 0.6)]).lengthened == ""
+
+
+def test_a_trial_that_went_on_from_anothers_end_counts_its_point_once_and_is_named(tmp_path):
+    """The study went on from trial_1's end (params "continues"): the two are one point, which
+    worked when trained on; the factors compare it once, on the working side, and the summary's
+    lines name the trial that went on, with where it began."""
+    from study._summary import summary
+
+    (tmp_path / "study.json").write_text(json.dumps({"spec": {"search": SEARCH, "fixed": {"iterations": 1200}},
+                                                     "baselines": {}}))
+
+    def rows(accuracies, first=300):
+        return [{"iteration": first + 300 * i, "fid_intra": 50.0 - 10 * accuracy, "cond_accuracy": accuracy,
+                 "timestamp": 1_000 + first + 300 * i} for i, accuracy in enumerate(accuracies)]
+
+    projection = {"conditioning": "projection", "iterations": 1200}
+    for index in range(3):  # concat: none worked
+        make_trial(tmp_path, f"trial_c{index}", {"conditioning": "concat", "iterations": 1200},
+                   rows([0.1, 0.15, 0.2, 0.25]), stop="completed")
+    make_trial(tmp_path, "trial_1", projection, rows([0.2, 0.3, 0.4, 0.45]), stop="completed")
+    make_trial(tmp_path, "trial_2", {**projection, "iterations": 2400,
+                                     "continues": {"trial": "1", "uri": str(tmp_path / "trial_1"), "iteration": 1200}},
+               rows([0.48, 0.52, 0.55, 0.6], first=1500), stop="completed")
+    experiment = read_experiment(tmp_path)
+    assert [trial.continues for trial in experiment.trials if trial.continues] == ["trial_1"]
+    info = get_factors_info(experiment)
+    assert (info.good, sorted(info.rest)) == (["trial_2"], ["trial_c0", "trial_c1", "trial_c2"])
+    assert info.lengthened.startswith("1 searched trial (trial_2 going on from the end of trial_1) ran 2400 iterations")
+    text = summary(tmp_path)
+    assert ("working: trial_2 first reached conditional accuracy 0.520 >= 0.5 at iteration 1800 (going on from "
+            "trial_1's end at iteration 1200)") in text, text

@@ -407,9 +407,15 @@ def test_a_study_that_lengthens_its_trials_goes_on_from_the_best_ones_end(tmp_pa
     assert start_iteration(trial.params) == 60 and trial.params[CONTINUES]["uri"] == str(source.path)
     assert {key: trial.params[key] for key in experiment.search} == {key: source.params[key] for key in experiment.search}
     assert trial.rows[0][CONFIG_CHANGE]["from_trial"] == source.name.removeprefix("trial_")
+    from analysis._leaderboard import describe_config_changes
+    assert describe_config_changes(trial.config_changes).startswith(f"it 60 from {source.name}: "), trial.config_changes
     newest = sorted(trial.path.glob("checkpoint_*"))[-1]
     assert [row["iteration"] for row in json.loads((newest / HISTORY_FILE).read_text())] == [20, 40, 60, 80, 100, 120]
     drawn = [t for t in experiment.trials if t.name not in (trial.name, source.name) and t.params["iterations"] == 120]
     assert len(drawn) == 1 and all(row["iteration"] <= 120 for row in drawn[0].rows)
     assert all(t.stop_reason == "completed" for t in experiment.trials)
-    check_optuna_agrees(experiment)
+    journal = check_optuna_agrees(experiment)
+    assert journal[trial.name.removeprefix("trial_")].user_attrs[CONTINUES] == source.name.removeprefix("trial_")
+    from study._summary import summary
+    text = summary(experiment.path)
+    assert f"{trial.name} going on from the end of {source.name}) ran 120 iterations, not 60" in text, text

@@ -46,6 +46,13 @@ def test_under_a_budget_progress_counts_iterations(tmp_path, capsys):
     view.on_trial_complete(0, [], trial)
     assert "completed at 1200" in capsys.readouterr().out.splitlines()[-1]
     assert "1200 of 3000 iterations" in view._progress()
+    # A trial that goes on from another's end ([study] lengthen) counts what it trains from there.
+    going_on = _trial("eeee4444", {**spec.fixed, **spec.baseline_points()[0], "latent_size": 33, "iterations": 2400,
+                                   "continues": {"trial": "cccc2222", "uri": "x", "iteration": 1200}})
+    view.on_trial_start(0, [], going_on)
+    assert "searched (2400 iterations), going on from trial_cccc2222 at 1200" in capsys.readouterr().out
+    view.on_trial_result(0, [], going_on, {"iteration": 1500})
+    assert "1500 of 3000 iterations" in view._progress()
 
 
 def test_clock():

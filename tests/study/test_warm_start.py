@@ -159,7 +159,31 @@ def test_trials_the_earlier_study_lengthened_are_told_as_its_searcher_told_them(
     trials = [({"conditioning": "projection", "g_lr": 1e-3}, COMPLETED, [40.0, 30.0, 25.0, 20.0]),
               ({"conditioning": "projection", "g_lr": 2e-3, "iterations": 2400}, COMPLETED,
                [40.0, 30.0, 25.0, 24.0, 15.0, 9.0, 5.0, 4.0]),
-              ({"conditioning": "concat", "g_lr": 1e-3}, ASHA, [50.0])]
+              ({"conditioning": "concat", "g_lr": 1e-3}, ASHA, [50.0]),
+              # the first trial gone on from its end: the same point, told once (as its searcher told it)
+              ({"conditioning": "projection", "g_lr": 1e-3, "iterations": 2400,
+                "continues": {"trial": "00000", "uri": str(tmp_path / "earlier" / "trial_00000"), "iteration": 1200}},
+               COMPLETED, [15.0, 12.0, 10.0, 8.0])]
     _source_study(tmp_path / "earlier", spec, trials)
     warm = warm_start_trials(tmp_path / "earlier", spec)
     assert [trial.value for trial in warm.trials] == [20.0, 24.0, pytest.approx(50.0 * 0.55)]
+    assert warm.left_out == {"going on from another trial's end": 1}
+
+
+def test_a_seed_rerun_of_lengthened_trials_runs_them_as_long_as_they_ran(tmp_path):
+    """`analyze replay` of a study that lengthened its best trials ([study] lengthen) re-runs them at
+    that length, the verdict's grace in proportion, all alike; one that lengthened none, at its own."""
+    from analysis import read_experiment
+    from study.replay import replay_spec
+
+    spec = _spec(tmp_path)
+    trials = [({"conditioning": "projection", "g_lr": 1e-3}, COMPLETED, [40.0, 30.0, 25.0, 20.0]),
+              ({"conditioning": "projection", "g_lr": 2e-3, "iterations": 2400}, COMPLETED,
+               [40.0, 30.0, 25.0, 24.0, 15.0, 9.0, 5.0, 4.0])]
+    _source_study(tmp_path / "longer", spec, trials)
+    replay, _ = replay_spec(read_experiment(tmp_path / "longer"), top=2, seeds=1)
+    base = spec.base_config()
+    assert (replay.base_config().iterations, replay.base_config().collapse_grace) == (2400, 2 * base.collapse_grace)
+    _source_study(tmp_path / "fixed", spec, trials[:1])
+    replay, _ = replay_spec(read_experiment(tmp_path / "fixed"), top=1, seeds=1)
+    assert (replay.base_config().iterations, replay.base_config().collapse_grace) == (1200, base.collapse_grace)
