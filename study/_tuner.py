@@ -3,6 +3,7 @@ callbacks and storage, put together (or restored from the experiment's saved sta
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -58,7 +59,10 @@ def build_tuner(spec: StudySpec, study: dict[str, Any], resources: Resources, *,
         return tune.Tuner.restore(study["storage_uri"], trainable=trainable, resume_unfinished=True,
                                   resume_errored=True)
     experiment_dir = Path(study["experiment_dir"])
-    search_alg, param_space = make_searcher(spec, experiment_dir, warm_start, storage_uri=study["storage_uri"])
+    # (a fused trial holds CPUs only: the fusion server takes the GPU)
+    per_trial = dataclasses.replace(resources, gpus=0 if spec.fused_trials else resources.gpus)
+    search_alg, param_space = make_searcher(spec, experiment_dir, warm_start, storage_uri=study["storage_uri"],
+                                            trial_resources=per_trial)
     return tune.Tuner(
         trainable, param_space=param_space,
         tune_config=tune.TuneConfig(search_alg=search_alg,

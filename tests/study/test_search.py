@@ -360,3 +360,25 @@ def test_trials_are_not_lengthened_where_one_worked_or_the_study_says_no_or_most
     _run(searcher, "a", [0.1, 0.5 if case == "a trial worked" else 0.2, 0.3, 0.4])
     _run(searcher, "b", [0.1, 0.2, 0.3, 0.45])
     assert searcher.suggest("z")["iterations"] == 1200 and searcher.length is None
+
+
+def test_while_the_study_may_still_lengthen_no_trial_is_drawn_ahead_of_a_free_slot(tmp_path, monkeypatch):
+    """Tune asks for a trial ahead of the free slots; while no trial has worked and the study may still
+    lengthen its trials, the searcher waits for a slot (a trial drawn ahead ran at the old length and
+    kept the trial going on from the best one's end waiting); once lengthened, it draws ahead again."""
+    import ray
+
+    from study._session import Resources
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray, "nodes", lambda: [{"Alive": True, "Resources": {"CPU": 2.0}}])
+    spec = load_spec(samples=20, baselines=(), sampler="random")
+    searcher, _ = make_searcher(spec, tmp_path, trial_resources=Resources(cpus=1, gpus=0))
+    assert isinstance(searcher.suggest("a"), dict) and isinstance(searcher.suggest("b"), dict)
+    assert searcher.suggest("c") is None  # two slots, both busy
+    searcher.on_trial_complete("a", result={SCORE: 20.0, "training_iteration": 1, "iteration": 300})
+    assert isinstance(searcher.suggest("c"), dict)
+    searcher._length = 2400  # lengthened: nothing left to wait for
+    assert isinstance(searcher.suggest("d"), dict)
+    unplanned, _ = make_searcher(spec, tmp_path / "other")  # no resources given: never waits
+    assert all(isinstance(unplanned.suggest(name), dict) for name in "abc")
