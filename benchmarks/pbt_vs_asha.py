@@ -24,7 +24,7 @@ from pathlib import Path
 
 from study.runner import run_study
 from study.spec import load_spec
-from trainable.experiment import COND_ACCURACY, FID_INTRA, RESULT_FILE, TRIAL_PREFIX, read_json_lines
+from trainable.experiment import COND_ACCURACY, FID_INTRA, reports_made
 
 
 def reports(experiment_dir: Path) -> list[tuple[float, int, float, float]]:
@@ -32,15 +32,11 @@ def reports(experiment_dir: Path) -> list[tuple[float, int, float, float]]:
     order they were made. Under synchronous PBT a trial takes another's weights at the iteration it
     stopped at, so iterations since its previous report are what it trained."""
     found = []
-    for result in experiment_dir.glob(f"{TRIAL_PREFIX}*/{RESULT_FILE}"):
-        previous = 0
-        for row in read_json_lines(result):
-            score, accuracy = row.get(FID_INTRA), row.get(COND_ACCURACY)
-            found.append((row["timestamp"], row["iteration"] - previous,
-                          score if isinstance(score, (int, float)) else math.inf,
-                          accuracy if isinstance(accuracy, (int, float)) else 0.0))
-            previous = row["iteration"]
-    return sorted(found)
+    for when, trained, row in reports_made(experiment_dir):
+        score, accuracy = row.get(FID_INTRA), row.get(COND_ACCURACY)
+        found.append((when, trained, score if isinstance(score, (int, float)) else math.inf,
+                      accuracy if isinstance(accuracy, (int, float)) else 0.0))
+    return found
 
 
 def best_within(found, budget: int) -> tuple[float, float, int]:

@@ -17,25 +17,17 @@ from pathlib import Path
 
 from study.runner import run_study
 from study.spec import load_spec
-from trainable.experiment import FID_INTRA, RESULT_FILE, TRIAL_PREFIX, read_json_lines
+from trainable.experiment import FID_INTRA, reports_made
 
 
 def curve(experiment_dir: Path) -> list[tuple[int, float]]:
     """(iterations spent so far, best score so far), in the order reports were made (every
     report, redone ones too: their compute was spent)."""
-    reports = []
-    for result in experiment_dir.glob(f"{TRIAL_PREFIX}*/{RESULT_FILE}"):
-        previous = 0
-        for row in read_json_lines(result):
-            spent = row["iteration"] - previous
-            previous = row["iteration"]
-            score = row.get(FID_INTRA)
-            reports.append((row["timestamp"], spent, score if isinstance(score, (int, float)) else math.inf))
-    reports.sort()
     points, total, best = [], 0, math.inf
-    for _, spent, score in reports:
+    for _, spent, row in reports_made(experiment_dir):
+        score = row.get(FID_INTRA)
         total += spent
-        best = min(best, score)
+        best = min(best, score if isinstance(score, (int, float)) else math.inf)
         points.append((total, best))
     return points
 

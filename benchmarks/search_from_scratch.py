@@ -34,8 +34,7 @@ from pathlib import Path
 from study.runner import run_study
 from study.spec import DEFAULT_FIXED, load_spec
 from trainable.config import RECIPE, TrainConfig
-from trainable.experiment import (COND_ACCURACY, FID_INTRA, PARAMS_FILE, RESULT_FILE, TRIAL_PREFIX, read_json_lines,
-                                  start_iteration)
+from trainable.experiment import COND_ACCURACY, FID_INTRA, TRIAL_PREFIX, reports_made
 from trainable.local import BUILTIN
 
 # The demo's widths and trial length (examples/demo.toml, a study's defaults): what "a trial" is here.
@@ -55,24 +54,11 @@ def reports(experiment_dir: Path) -> list[Report]:
     """Every report of the study's trials, in the order they were made; redone reports (a retried
     trial) count: their compute was spent."""
     made = []
-    for result in experiment_dir.glob(f"{TRIAL_PREFIX}*/{RESULT_FILE}"):
-        try:  # a trial that went on from another's end ([study] lengthen) trained from there
-            previous = start_iteration(json.loads((result.parent / PARAMS_FILE).read_text()))
-        except (OSError, ValueError):
-            previous = 0
-        for row in read_json_lines(result):
-            iteration = row.get("iteration")
-            if not isinstance(iteration, int):
-                continue
-            # A report at or behind the previous one was made again from a checkpoint: one interval redone.
-            spent = iteration - previous if iteration > previous else FIXED["eval_every"]
-            previous = iteration
-            fid = row.get(FID_INTRA)
-            accuracy = row.get(COND_ACCURACY)
-            made.append(Report(row.get("timestamp", 0), max(spent, 0),
-                               fid if isinstance(fid, (int, float)) and math.isfinite(fid) else math.inf,
-                               accuracy if isinstance(accuracy, (int, float)) else 0.0))
-    return sorted(made, key=lambda report: report.made)
+    for when, spent, row in reports_made(experiment_dir):
+        fid, accuracy = row.get(FID_INTRA), row.get(COND_ACCURACY)
+        made.append(Report(when, spent, fid if isinstance(fid, (int, float)) and math.isfinite(fid) else math.inf,
+                           accuracy if isinstance(accuracy, (int, float)) else 0.0))
+    return made
 
 
 def figures(made: list[Report], marks: list[int]) -> dict:

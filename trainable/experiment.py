@@ -315,6 +315,26 @@ def read_json_lines(path: str | Path, skipped: list[str] | None = None) -> list[
     return rows
 
 
+def reports_made(experiment_dir: str | Path) -> list[tuple[float, int, dict[str, Any]]]:
+    """Every report of a study's trials in the order they were made: (its time, the training
+    iterations made for it, the row). What compute a study spent, whatever the machine: a report made
+    again from a checkpoint (a retried trial) counts its trial's interval again, and a trial that went
+    on from another's end (CONTINUES) counts from there (the benchmarks count compute so)."""
+    made = []
+    for result in Path(experiment_dir).glob(f"{TRIAL_PREFIX}*/{RESULT_FILE}"):
+        try:
+            params = json.loads((result.parent / PARAMS_FILE).read_text())
+        except (OSError, ValueError):
+            params = {}
+        previous, every = start_iteration(params), params.get("eval_every", TrainConfig().eval_every)
+        for row in read_json_lines(result):
+            if is_report(row):
+                made.append((row.get("timestamp") or 0, row["iteration"] - previous if row["iteration"] > previous
+                             else every, row))
+                previous = row["iteration"]
+    return sorted(made, key=lambda report: report[0])
+
+
 # Keys of a report that, when present, hold a number (or null): a row where one holds anything else
 # is not a report of ours, and the readers would trip over it.
 NUMERIC_KEYS = ("iteration", "training_iteration", "time_total_s", FID, FID_INTRA, COND_ACCURACY, DIVERSITY_MIN,

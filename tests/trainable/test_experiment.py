@@ -60,3 +60,24 @@ def test_valid_json_that_is_not_a_report_is_skipped_and_named(tmp_path):
     assert [r["iteration"] for r in read_results(folder, skipped)] == [10, 20]
     assert len(skipped) == 6, skipped
     assert "line 2: a JSON NoneType, not a record" in skipped[0] and "iteration '30'" in skipped[3]
+
+
+def test_reports_made_count_what_each_report_trained_in_the_order_they_were_made(tmp_path):
+    """The benchmarks' measure of compute: a report made again from a checkpoint counts its trial's
+    interval again; a trial that went on from another's end counts from there, not from 0."""
+    from trainable.experiment import reports_made
+
+    def trial(name, params, rows):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "params.json").write_text(json.dumps(params))
+        (folder / "result.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    trial("trial_a", {"eval_every": 300}, [{"iteration": 300, "timestamp": 1}, {"iteration": 600, "timestamp": 3},
+                                          {"iteration": 600, "timestamp": 5}])  # redone after a retry
+    trial("trial_b", {"eval_every": 300, "continues": {"trial": "a", "uri": "x", "iteration": 600}},
+          [{"iteration": 900, "timestamp": 6}, {"iteration": 1200, "timestamp": 7}])
+    trial("trial_c", {"eval_every": 150}, [{"iteration": 150, "timestamp": 2}, {"iteration": "?", "timestamp": 4}])
+    made = reports_made(tmp_path)
+    assert [(when, spent, row["iteration"]) for when, spent, row in made] == [
+        (1, 300, 300), (2, 150, 150), (3, 300, 600), (5, 300, 600), (6, 300, 900), (7, 300, 1200)]
