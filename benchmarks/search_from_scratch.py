@@ -3,8 +3,9 @@ on its own (no recipe, no hand-picked points; the paper's V0 runs as the baselin
 random search and Optuna's TPE with its default settings over the same space and with the same
 early stopping.
 
-Compute is counted in training iterations over all trials, every report made (a redone one too),
-so the figures do not depend on the machine's speed. Each method runs one study per seed with a
+Compute is counted in training iterations over all trials, every report made (a redone one too; a
+trial that went on from another's end from there: ``trainable.experiment.reports_made``), so the
+figures do not depend on the machine's speed. Each method runs one study per seed with a
 budget (``[study] budget``); the trials' reports are then put in the order they were made. Per
 seed and as median [range] over seeds it prints:
 - the iterations until a trial first reported judge conditional accuracy >= 0.5 ("working");
