@@ -145,8 +145,8 @@ def _lengthened(experiment: Experiment) -> str:
     if not longer:
         return ""
     lengths = "/".join(str(length) for length in sorted({trial.params["iterations"] for trial in longer}))
-    going_on = [trial for trial in longer if trial.continues is not None]
-    went = "".join(f" ({trial.name} going on from the end of {trial.continues})" for trial in going_on[:1])
+    going_on = next((trial for trial in longer if trial.continues is not None), None)
+    went = f" ({going_on.name} going on from the end of {going_on.continues})" if going_on else ""
     return (f"{len(longer)} searched trial{'s' if len(longer) > 1 else ''}{went} ran {lengths} iterations, not {fixed}: the "
             f"study lengthened the trials it started once none had worked and those that had run all their {fixed} "
             f"were mostly still improving ([study] lengthen; the collapse verdict's grace in proportion); "

@@ -96,17 +96,23 @@ def inject_faults(history: list[dict]) -> None:
         raise RuntimeError("injected failure (CGAN_STUDY_DAMAGE_ONCE): the retry must fall back a checkpoint")
 
 
-def older_checkpoints(checkpoint) -> list:
-    """The trial's earlier checkpoints beside ``checkpoint`` in the study's storage, newest first
+def trial_checkpoints(filesystem, folder: str) -> list:
+    """A study trial's checkpoints in its ``folder`` of the study's storage, newest first
     (CheckpointConfig keeps the last two), on whatever file system the storage is."""
     from pyarrow.fs import FileSelector, FileType
     from ray import tune
 
+    found = filesystem.get_file_info(FileSelector(folder, allow_not_found=True))
+    names = sorted((info.base_name for info in found if info.type == FileType.Directory
+                    and info.base_name.startswith("checkpoint_")), reverse=True)
+    return [tune.Checkpoint(path=posixpath.join(folder, name), filesystem=filesystem) for name in names]
+
+
+def older_checkpoints(checkpoint) -> list:
+    """The trial's earlier checkpoints beside ``checkpoint`` in the study's storage, newest first."""
     parent, name = posixpath.split(checkpoint.path.rstrip("/"))
-    found = checkpoint.filesystem.get_file_info(FileSelector(parent, allow_not_found=True))
-    older = sorted(info.path for info in found if info.type == FileType.Directory
-                   and info.base_name.startswith("checkpoint_") and info.base_name < name)
-    return [tune.Checkpoint(path=path, filesystem=checkpoint.filesystem) for path in reversed(older)]
+    return [older for older in trial_checkpoints(checkpoint.filesystem, parent)
+            if posixpath.basename(older.path) < name]
 
 
 def _restore(trainer: Trainer, checkpoint) -> tuple[list[dict], dict | None]:
@@ -134,14 +140,9 @@ def restore_continued(trainer: Trainer, source: dict, *, where: str) -> tuple[li
     """Restore a trial that goes on from another trial of its study ([study] lengthen; ``source``:
     the CONTINUES entry of its params) from that trial's newest checkpoint at or before the iteration
     it goes on from (an older one where that does not load); returns the history and the lineage."""
-    from pyarrow.fs import FileSelector, FileSystem, FileType
-    from ray import tune
+    from pyarrow.fs import FileSystem
 
-    filesystem, path = FileSystem.from_uri(source["uri"])
-    found = filesystem.get_file_info(FileSelector(path, allow_not_found=True))
-    names = sorted((info.base_name for info in found if info.type == FileType.Directory
-                    and info.base_name.startswith("checkpoint_")), reverse=True)
-    candidates = [tune.Checkpoint(path=posixpath.join(path, name), filesystem=filesystem) for name in names]
+    candidates = trial_checkpoints(*FileSystem.from_uri(source["uri"]))
 
     def restore(checkpoint) -> tuple[list[dict], dict | None]:
         history, lineage = _restore(trainer, checkpoint)
@@ -210,9 +211,9 @@ def cgan_trainable(config: dict, dataset: PreparedDataset | None = None, judge: 
     # Use exactly the CPUs this trial was given: two 1-CPU trials must not each start 2 threads.
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
-    train_config = TrainConfig.from_dict(split_params(config)[0])
-    trainer = Trainer(train_config, dataset, judge)
-    history, change, schedule = _start(trainer, tune.get_checkpoint(), split_params(config)[1].get(CONTINUES), trial_id)
+    params, meta = split_params(config)
+    trainer = Trainer(TrainConfig.from_dict(params), dataset, judge)
+    history, change, schedule = _start(trainer, tune.get_checkpoint(), meta.get(CONTINUES), trial_id)
     log_timing(trial_id, "ready")
     trial_dir = Path(os.getcwd())  # Ray runs the function in the trial's working folder
     node_id = ray.get_runtime_context().get_node_id()  # hostname and IP cannot tell two nodes of one host apart
