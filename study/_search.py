@@ -91,6 +91,8 @@ class StudySearcher(OptunaSearch):
             value = result.get(key)
             if isinstance(at, int) and isinstance(value, (int, float)) and math.isfinite(value):
                 self.__dict__.setdefault(curves, {}).setdefault(trial_id, {})[at] = float(value)
+        if isinstance(value := result.get(COND_ACCURACY), (int, float)) and value >= WORKING_ACCURACY:
+            self._worked = True
         self._reach(trial_id, result)
 
     def _reach(self, trial_id: str, result: dict | None) -> None:
@@ -191,8 +193,15 @@ class StudySearcher(OptunaSearch):
         """Whether ``_decide_length`` may still lengthen the study's trials: on, not yet, none worked."""
         spec = self._space.spec
         return (self.length is None and spec.lengthen and not spec.multi_objective and "iterations" not in spec.search
-                and not any(value >= WORKING_ACCURACY for curve in self.__dict__.get("_accuracies", {}).values()
-                            for value in curve.values()))
+                and not self._has_worked())
+
+    def _has_worked(self) -> bool:
+        """Whether a trial has reported WORKING_ACCURACY (set by ``_record``; asked on each of Tune's polls
+        while the study holds back). A searcher saved before the flag: from its accuracy curves, once."""
+        if "_worked" not in self.__dict__:
+            self._worked = any(value >= WORKING_ACCURACY for curve in self.__dict__.get("_accuracies", {}).values()
+                               for value in curve.values())
+        return self._worked
 
     def _holds_back(self) -> bool:
         """Whether a trial asked for ahead of the free slots waits for one to come free: while the study

@@ -365,10 +365,12 @@ def test_trials_are_not_lengthened_where_one_worked_or_the_study_says_no_or_most
 def test_while_the_study_may_still_lengthen_no_trial_is_drawn_ahead_of_a_free_slot(tmp_path, monkeypatch):
     """Tune asks for a trial ahead of the free slots; while no trial has worked and the study may still
     lengthen its trials, the searcher waits for a slot (a trial drawn ahead ran at the old length and
-    kept the trial going on from the best one's end waiting); once lengthened, it draws ahead again."""
+    kept the trial going on from the best one's end waiting); once lengthened, or once a trial worked, it draws
+    ahead again."""
     import ray
 
     from study._session import Resources
+    from trainable.experiment import COND_ACCURACY
 
     monkeypatch.setattr(ray, "is_initialized", lambda: True)
     monkeypatch.setattr(ray, "nodes", lambda: [{"Alive": True, "Resources": {"CPU": 2.0}}])
@@ -380,5 +382,14 @@ def test_while_the_study_may_still_lengthen_no_trial_is_drawn_ahead_of_a_free_sl
     assert isinstance(searcher.suggest("c"), dict)
     searcher._length = 2400  # lengthened: nothing left to wait for
     assert isinstance(searcher.suggest("d"), dict)
+    worked, _ = make_searcher(spec, tmp_path / "worked", trial_resources=Resources(cpus=1, gpus=0))
+    for name in "ab":
+        worked.suggest(name)
+    worked.on_trial_result("a", {SCORE: 9.0, COND_ACCURACY: 0.2, "training_iteration": 1, "iteration": 300})
+    assert worked.suggest("c") is None
+    worked.on_trial_result("b", {SCORE: 8.0, COND_ACCURACY: 0.5, "training_iteration": 1, "iteration": 300})
+    assert isinstance(worked.suggest("c"), dict)  # a trial worked: the study will not lengthen, nothing to wait for
+    del worked.__dict__["_worked"]  # a searcher saved before the flag: from its accuracy curves
+    assert isinstance(worked.suggest("d"), dict)
     unplanned, _ = make_searcher(spec, tmp_path / "other")  # no resources given: never waits
     assert all(isinstance(unplanned.suggest(name), dict) for name in "abc")
