@@ -44,25 +44,61 @@ class StudySearcher(OptunaSearch):
         self._experiment_dir = str(experiment_dir)
         self._storage_uri = storage_uri or self._experiment_dir  # where the trials' checkpoints are
         self._trial_resources = trial_resources  # a trial's (study._session.Resources): how many fit at once
-        # Every point suggested, saved with the searcher; None until the first suggestion, and in a
-        # searcher saved before it kept them (rebuilt from its Optuna study then).
-        self._points: list[dict[str, Any]] | None = None
-        # The training iteration each trial has reached: the study's spent budget.
-        self._reached: dict[str, int] = {}
+        self._fill_state()
         # An earlier study's finished trials, before the first draw (saved with the rest: a resumed
         # study's sampler has them without reading the earlier study again).
         self._ot_study.add_trials(warm_start)
+
+    def _fill_state(self) -> None:
+        """The searcher's own state, saved with Optuna's (``save``): what a searcher saved by an earlier
+        version lacks is filled in (``restore``, and Tune's unpickling of the Tuner's searcher)."""
+        defaults: dict[str, Callable[[], Any]] = {
+            # every point suggested; None until the first suggestion, and in a searcher saved before it
+            # kept them (rebuilt from its Optuna study then)
+            "_points": lambda: None,
+            "_reached": dict,  # the training iteration each trial has reached: the study's spent budget
+            "_live": dict,  # trials suggested, not ended -> their length
+            "_began": dict,  # a trial going on from another's end -> the iteration it began at
+            "_searched": set,  # trials the sampler drew (not the baselines and given points)
+            "_params": dict,  # a searched trial -> its point
+            "_ended": list,  # searched trials that ran all their iterations, in the order they ended
+            "_curves": dict,  # trial -> {report: score} (not one going on from another's end)
+            "_accuracies": dict,  # trial -> {report: conditional accuracy}
+            "_scores": dict,  # trial -> {training iteration: score}
+            "_length": lambda: None,  # the lengthened trial length (_decide_length), once it is
+            "_continue": lambda: None,  # the trial the next one goes on from, once the rule fired
+            "_budget_said": bool,
+            "_storage_uri": lambda: self._experiment_dir,
+            "_trial_resources": lambda: None,
+            "_slots": int, "_slots_at": float,
+            # whether a trial has reported WORKING_ACCURACY (set by _record; asked on each of Tune's
+            # polls while the study holds back): in a searcher saved before the flag, from its curves
+            "_worked": lambda: any(value >= WORKING_ACCURACY for curve in self._accuracies.values()
+                                   for value in curve.values()),
+        }
+        for key, default in defaults.items():
+            if key not in self.__dict__:
+                setattr(self, key, default())
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.__dict__.pop("_worked", None)  # from the saved curves where the saved state has no flag
+        super().restore(checkpoint_path)
+        self._fill_state()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "_experiment_dir" in state:
+            self._fill_state()
 
     @property
     def spent(self) -> int:
         """Training iterations the study's trials have trained so far (the budget's measure): a trial that
         goes on from another's end counts from there."""
-        return sum(self.__dict__.get("_reached", {}).values()) - sum(self.__dict__.get("_began", {}).values())
+        return sum(self._reached.values()) - sum(self._began.values())
 
     def _may_still_train(self) -> int:
         """Iterations the live trials (suggested, not ended) may still train, each to its full length."""
-        reached, live = self.__dict__.get("_reached", {}), self.__dict__.get("_live", {})
-        return sum(max(0, length - reached.get(trial_id, 0)) for trial_id, length in live.items())
+        return sum(max(0, length - self._reached.get(trial_id, 0)) for trial_id, length in self._live.items())
 
     def _budget_waits(self) -> bool:
         """Whether a new trial must wait under a budget: while the live trials may still train the rest
@@ -71,10 +107,10 @@ class StudySearcher(OptunaSearch):
         a 12,000 budget at 2 slots, seen: random search, seed 2, a trial started at 12,000 of 12,000).
         When a live trial ends (ASHA cuts most early), Tune asks again and the room is counted anew."""
         budget = self._space.spec.budget
-        return bool(budget) and bool(self.__dict__.get("_live")) and self.spent + self._may_still_train() >= budget
+        return bool(budget) and bool(self._live) and self.spent + self._may_still_train() >= budget
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id not in self.__dict__.get("_began", {}):  # (one going on from another's end has no Optuna trial)
+        if trial_id not in self._began:  # (one going on from another's end has no Optuna trial)
             super().on_trial_result(trial_id, result)
         self._record(trial_id, result)
 
@@ -85,20 +121,19 @@ class StudySearcher(OptunaSearch):
         step, iteration = result.get("training_iteration"), result.get("iteration")
         # (_curves, a whole trial's scores by report, projects the early-stopped: not from a trial that
         # goes on from another's end, whose reports begin there)
-        going_on = trial_id in self.__dict__.get("_began", {})
+        going_on = trial_id in self._began
         for key, at, curves in ((SCORE, None if going_on else step, "_curves"), (COND_ACCURACY, step, "_accuracies"),
                                 (SCORE, iteration, "_scores")):  # _scores: by training iteration
             value = result.get(key)
             if isinstance(at, int) and isinstance(value, (int, float)) and math.isfinite(value):
-                self.__dict__.setdefault(curves, {}).setdefault(trial_id, {})[at] = float(value)
+                getattr(self, curves).setdefault(trial_id, {})[at] = float(value)
         if isinstance(value := result.get(COND_ACCURACY), (int, float)) and value >= WORKING_ACCURACY:
             self._worked = True
         self._reach(trial_id, result)
 
     def _reach(self, trial_id: str, result: dict | None) -> None:
         if isinstance((result or {}).get("iteration"), int):
-            reached = self.__dict__.setdefault("_reached", {})
-            reached[trial_id] = max(reached.get(trial_id, 0), result["iteration"])
+            self._reached[trial_id] = max(self._reached.get(trial_id, 0), result["iteration"])
 
     def suggest(self, trial_id: str) -> dict | str | None:
         """The sampler's point, never one an earlier trial ran: a small all-choice space (or an
@@ -111,7 +146,7 @@ class StudySearcher(OptunaSearch):
 
         spec = self._space.spec
         if spec.budget and self.spent >= spec.budget:
-            if not self.__dict__.get("_budget_said"):
+            if not self._budget_said:
                 self._budget_said = True
                 print(f"note: the study's budget of {spec.budget} training iterations is spent ({self.spent}): "
                       "no more trials are started", file=sys.stderr, flush=True)
@@ -124,7 +159,7 @@ class StudySearcher(OptunaSearch):
         params = super().suggest(trial_id)
         if not isinstance(params, dict):
             return params
-        points = self.__dict__.get("_points")
+        points = self._points
         if points is None:  # the points its sampler was given (none in a new study)
             current = self._ot_trials[trial_id].number
             points = self._points = [dict(trial.params) for trial in self._ot_study.get_trials(deepcopy=False)
@@ -146,17 +181,17 @@ class StudySearcher(OptunaSearch):
                 return Searcher.FINISHED
         points.append(params)
         if searched:
-            self.__dict__.setdefault("_searched", set()).add(trial_id)
-            self.__dict__.setdefault("_params", {})[trial_id] = params
+            self._searched.add(trial_id)
+            self._params[trial_id] = params
             params = self._lengthened(params)
         length = params.get("iterations", spec.base_config().iterations)
-        self.__dict__.setdefault("_live", {})[trial_id] = int(length)
+        self._live[trial_id] = int(length)
         return params
 
     @property
     def length(self) -> int | None:
         """The iterations of the trials drawn from now on, where the study has lengthened them; else None."""
-        return self.__dict__.get("_length")
+        return self._length
 
     def _decide_length(self) -> None:
         """Twice the fixed trial length from now on, once no trial has reached WORKING_ACCURACY while the
@@ -172,14 +207,13 @@ class StudySearcher(OptunaSearch):
         spec = self._space.spec
         if not self._may_lengthen():
             return
-        accuracies = self.__dict__.get("_accuracies", {})
         ended = {trial_id: [curve[step] for step in sorted(curve)]
-                 for trial_id, curve in ((trial_id, accuracies.get(trial_id, {})) for trial_id in self.__dict__.get("_ended", ()))}
+                 for trial_id, curve in ((trial_id, self._accuracies.get(trial_id, {})) for trial_id in self._ended)}
         if not too_short(list(ended.values())):
             return
         self._length = 2 * spec.base_config().iterations
         rising = [trial_id for trial_id, curve in ended.items()
-                  if still_rising(curve) and trial_id in self.__dict__.get("_params", {})]
+                  if still_rising(curve) and trial_id in self._params]
         best = max(rising, key=lambda trial_id: ended[trial_id][-1], default=None)
         self._continue = best
         going_on = (f"; the next goes on from the end of {trial_dir_name(best)} (accuracy {ended[best][-1]:.2f}, "
@@ -193,15 +227,7 @@ class StudySearcher(OptunaSearch):
         """Whether ``_decide_length`` may still lengthen the study's trials: on, not yet, none worked."""
         spec = self._space.spec
         return (self.length is None and spec.lengthen and not spec.multi_objective and "iterations" not in spec.search
-                and not self._has_worked())
-
-    def _has_worked(self) -> bool:
-        """Whether a trial has reported WORKING_ACCURACY (set by ``_record``; asked on each of Tune's polls
-        while the study holds back). A searcher saved before the flag: from its accuracy curves, once."""
-        if "_worked" not in self.__dict__:
-            self._worked = any(value >= WORKING_ACCURACY for curve in self.__dict__.get("_accuracies", {}).values()
-                               for value in curve.values())
-        return self._worked
+                and not self._worked)
 
     def _holds_back(self) -> bool:
         """Whether a trial asked for ahead of the free slots waits for one to come free: while the study
@@ -211,31 +237,29 @@ class StudySearcher(OptunaSearch):
         later). Where Ray does not say how many trials fit (no Ray, no resources given), never."""
         import ray
 
-        resources = self.__dict__.get("_trial_resources")
+        resources = self._trial_resources
         if resources is None or not self._may_lengthen() or not ray.is_initialized():
             return False
         now = time.time()
-        if now - self.__dict__.get("_slots_at", 0.0) > SLOTS_EVERY_S:  # nodes come and go; asked each call, Ray is slow
+        if now - self._slots_at > SLOTS_EVERY_S:  # nodes come and go; asked each call, Ray is slow
             from study._session import trial_slots
 
             self._slots, self._slots_at = trial_slots(resources, ray.nodes()), now
-        return len(self.__dict__.get("_live", {})) >= self._slots
+        return len(self._live) >= self._slots
 
     def _going_on(self, trial_id: str) -> dict[str, Any] | None:
         """Where the study has just lengthened its trials: the config of a trial that goes on from the
         end of the best still-rising one (CONTINUES; its checkpoint, weights and optimisers), to the
         new length. Its point is that trial's, which the sampler has been told: no Optuna trial of its
         own. Else None."""
-        source = self.__dict__.pop("_continue", None)
+        source, self._continue = self._continue, None
         if source is None:
             return None
-        reached = self.__dict__.get("_reached", {}).get(source, 0)
-        uri = self.__dict__.get("_storage_uri", self._experiment_dir)
+        reached, uri = self._reached.get(source, 0), self._storage_uri
         params = {**self._lengthened(self._params[source]),
                   CONTINUES: {"trial": source, "uri": f"{uri.rstrip('/')}/{trial_dir_name(source)}", "iteration": reached}}
-        self.__dict__.setdefault("_began", {})[trial_id] = reached
-        self.__dict__.setdefault("_reached", {})[trial_id] = reached
-        self.__dict__.setdefault("_live", {})[trial_id] = int(params["iterations"])
+        self._began[trial_id] = self._reached[trial_id] = reached
+        self._live[trial_id] = int(params["iterations"])
         return params
 
     def _lengthened(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -279,16 +303,15 @@ class StudySearcher(OptunaSearch):
         themselves, and a promising trial cut at 300 iterations counted for nothing (seen: seed 0 of
         the built-in set drew near the paper's V0 for 10 trials in a row)."""
         self._record(trial_id, result)  # the last result: Tune gives the searcher none it stopped a trial on
-        length = self.__dict__.get("_live", {}).pop(trial_id, None)
-        if trial_id in self.__dict__.get("_began", {}):
+        length = self._live.pop(trial_id, None)
+        if trial_id in self._began:
             return  # it goes on from another trial's end: its point was told with that trial
-        if (not error and trial_id in self.__dict__.get("_searched", ()) and length
-                and self.__dict__.get("_reached", {}).get(trial_id, 0) >= length):
-            self.__dict__.setdefault("_ended", []).append(trial_id)
+        if not error and trial_id in self._searched and length and self._reached.get(trial_id, 0) >= length:
+            self._ended.append(trial_id)
         entry = StopLedger(self._experiment_dir).get(trial_id)
         collapsed = entry is not None and entry[STOP_REASON] in COLLAPSES
         stopped = entry is not None and entry[STOP_REASON] in EARLY
-        curves, spec = self.__dict__.get("_curves", {}), self._space.spec
+        curves, spec = self._curves, self._space.spec
         if not error and stopped and not spec.multi_objective:
             score = None if collapsed else projected_score(curves.get(trial_id, {}), curves.values(), spec.evaluations)
             result = None if score is None else {**(result or {}), SCORE: score}
@@ -296,7 +319,7 @@ class StudySearcher(OptunaSearch):
             # A lengthened trial is weighed at the fixed length, as every other trial is: its last score
             # would rank its (longer) training, not its point. (One the verdict stopped after the fixed
             # length stays a collapse: the study trains its trials that long now.)
-            score = score_at_length(self.__dict__.get("_scores", {}).get(trial_id, {}), fixed)
+            score = score_at_length(self._scores.get(trial_id, {}), fixed)
             result = result if score is None else {**(result or {}), SCORE: score}
         if trial_id in self._ot_trials:
             self._ot_trials[trial_id].set_constraint(COLLAPSE_CONSTRAINT, 1.0 if collapsed else -1.0)

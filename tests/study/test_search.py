@@ -1,5 +1,7 @@
 """The searcher: collapsed trials reach Optuna as PRUNED and infeasible, so TPE leaves their region."""
 
+import pickle
+
 import pytest
 
 from study._search import make_searcher
@@ -389,7 +391,12 @@ def test_while_the_study_may_still_lengthen_no_trial_is_drawn_ahead_of_a_free_sl
     assert worked.suggest("c") is None
     worked.on_trial_result("b", {SCORE: 8.0, COND_ACCURACY: 0.5, "training_iteration": 1, "iteration": 300})
     assert isinstance(worked.suggest("c"), dict)  # a trial worked: the study will not lengthen, nothing to wait for
-    del worked.__dict__["_worked"]  # a searcher saved before the flag: from its accuracy curves
+    worked.save(tmp_path / "worked.pkl")  # a searcher saved before the flag: from its accuracy curves
+    state = pickle.loads((tmp_path / "worked.pkl").read_bytes())
+    del state["_worked"]
+    (tmp_path / "worked.pkl").write_bytes(pickle.dumps(state))
+    worked, _ = make_searcher(spec, tmp_path / "worked", trial_resources=Resources(cpus=1, gpus=0))
+    worked.restore(tmp_path / "worked.pkl")
     assert isinstance(worked.suggest("d"), dict)
     unplanned, _ = make_searcher(spec, tmp_path / "other")  # no resources given: never waits
     assert all(isinstance(unplanned.suggest(name), dict) for name in "abc")
