@@ -26,8 +26,8 @@ from typing import Any, NamedTuple
 from analysis._common import WORKING_ACCURACY, escape
 from analysis._leaderboard import short_value
 from analysis._reader import Experiment, TrialRecord, rank, rankable
-from trainable.experiment import (COND_ACCURACY, ERROR, FREEZE_ACCURACY, FREEZE_EVENTS, FREEZE_RULES, still_rising,
-                                  too_short)
+from trainable.experiment import (COND_ACCURACY, ERROR, FREEZE_ACCURACY, FREEZE_EVENTS, FREEZE_RULES, judge_samples,
+                                  still_rising, too_short)
 
 SHOWN = 4  # factors at most
 LEAST_SEPARATION = 0.3  # a factor that separates less is no claim
@@ -89,6 +89,10 @@ def _accuracies(trial: TrialRecord) -> list[float]:
     return [row[COND_ACCURACY] for row in trial.rows if isinstance(row.get(COND_ACCURACY), (int, float))]
 
 
+def _samples(trial: TrialRecord) -> int | None:
+    return judge_samples(trial.last, trial.params.get("eval_samples_per_class"))
+
+
 class ShortTrials(NamedTuple):
     ended: list[TrialRecord]  # the searched trials that ran all their iterations
     rising: list[TrialRecord]  # those of them still improving at their end, best ranked first
@@ -103,9 +107,9 @@ def short_trials(experiment: Experiment) -> ShortTrials | None:
     ended = [trial for trial in _points(experiment) if trial.stop_reason != ERROR and not trial.baseline
              and isinstance(trial.params.get("iterations"), int)
              and trial.last.get("iteration", 0) >= trial.params["iterations"]]
-    if not too_short([_accuracies(trial) for trial in ended]):
+    if not too_short([_accuracies(trial) for trial in ended], [_samples(trial) for trial in ended]):
         return None
-    rising = [trial for trial in ended if still_rising(_accuracies(trial))]
+    rising = [trial for trial in ended if still_rising(_accuracies(trial), _samples(trial))]
     position = {trial.name: index for index, trial in enumerate(rank(experiment.trials), 1)}
     rising.sort(key=lambda trial: position[trial.name])
     return ShortTrials(ended, rising, [position[trial.name] for trial in rising],

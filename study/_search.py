@@ -15,7 +15,8 @@ from ray.tune.search.optuna import OptunaSearch
 from study._stopping import StopLedger, _mutation
 from study.spec import StudySpec, define_by_run
 from trainable.experiment import (COLLAPSES, COND_ACCURACY, CONTINUES, DIVERSITY_MEAN, EARLY, SCORE, STOP_REASON,
-                                  WORKING_ACCURACY, still_rising, too_short, trial_dir_name, trial_params)
+                                  WORKING_ACCURACY, judge_samples, still_rising, too_short, trial_dir_name,
+                                  trial_params)
 from trainable.space import Choice, Domain, Range
 
 # An Optuna constraint (Trial.set_constraint; > 0 is infeasible): a collapse is no bad score to
@@ -65,6 +66,7 @@ class StudySearcher(OptunaSearch):
             "_curves": dict,  # trial -> {report: score} (not one going on from another's end)
             "_accuracies": dict,  # trial -> {report: conditional accuracy}
             "_scores": dict,  # trial -> {training iteration: score}
+            "_samples": dict,  # trial -> the samples its conditional accuracy is measured on (judge_samples)
             "_length": lambda: None,  # the lengthened trial length (_decide_length), once it is
             "_continue": lambda: None,  # the trial the next one goes on from, once the rule fired
             "_budget_said": bool,
@@ -129,6 +131,10 @@ class StudySearcher(OptunaSearch):
                 getattr(self, curves).setdefault(trial_id, {})[at] = float(value)
         if isinstance(value := result.get(COND_ACCURACY), (int, float)) and value >= WORKING_ACCURACY:
             self._worked = True
+        per_class = (result.get("config") or {}).get("eval_samples_per_class",
+                                                     self._space.spec.base_config().eval_samples_per_class)
+        if (samples := judge_samples(result, per_class)) is not None:
+            self._samples[trial_id] = samples
         self._reach(trial_id, result)
 
     def _reach(self, trial_id: str, result: dict | None) -> None:
@@ -209,11 +215,11 @@ class StudySearcher(OptunaSearch):
             return
         ended = {trial_id: [curve[step] for step in sorted(curve)]
                  for trial_id, curve in ((trial_id, self._accuracies.get(trial_id, {})) for trial_id in self._ended)}
-        if not too_short(list(ended.values())):
+        if not too_short(list(ended.values()), [self._samples.get(trial_id) for trial_id in ended]):
             return
         self._length = 2 * spec.base_config().iterations
         rising = [trial_id for trial_id, curve in ended.items()
-                  if still_rising(curve) and trial_id in self._params]
+                  if still_rising(curve, self._samples.get(trial_id)) and trial_id in self._params]
         best = max(rising, key=lambda trial_id: ended[trial_id][-1], default=None)
         self._continue = best
         going_on = (f"; the next goes on from the end of {trial_dir_name(best)} (accuracy {ended[best][-1]:.2f}, "

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Iterator, Sequence, TypedDict
@@ -505,16 +506,33 @@ def _same_file(fd: int, path: Path) -> bool:
         return False
 
 
-def still_rising(accuracies: Sequence[float]) -> bool:
+def judge_samples(row: dict[str, Any], per_class: Any) -> int | None:
+    """How many generated samples a report's conditional accuracy was measured on: a class's
+    samples (``eval_samples_per_class``) times the classes; None where the report does not say."""
+    classes = row.get(COND_ACCURACY_PER_CLASS)
+    return per_class * len(classes) if isinstance(per_class, int) and isinstance(classes, list) and classes else None
+
+
+def still_rising(accuracies: Sequence[float], samples: int | None = None) -> bool:
     """Whether a trial's conditional accuracy (by report) was still rising at its end: its last
-    report has its highest, above the one two reports before."""
-    return len(accuracies) >= 3 and accuracies[-1] == max(accuracies) and accuracies[-1] > accuracies[-3]
+    report has its highest, above the one two reports before by more than the judge's noise (the
+    standard error of the difference of two accuracies over ``samples`` samples each; none where
+    not known). On the shapes a trial at 0.30, 0.26, 0.32 (400 samples: 0.033) was taken for rising,
+    and the trial going on from its end fell apart (docs/search.md); those whose continuation worked
+    had risen 0.11-0.22."""
+    if len(accuracies) < 3 or accuracies[-1] != max(accuracies):
+        return False
+    last = accuracies[-1]
+    noise = math.sqrt(2 * last * (1 - last) / samples) if samples else 0.0
+    return last - accuracies[-3] > noise
 
 
-def too_short(ended: Sequence[Sequence[float]]) -> bool:
-    """Whether trials that ran all their iterations (their accuracies by report) were too short for
-    the data: at least two, and at least half of them, still rising at their end. On the shapes
-    (docs/search.md) 12 of 13 such trials ended at accuracy 0.35-0.49 after 1200 iterations; run to
-    2400, those that had ended at 0.44-0.48 reached 0.57-0.72."""
-    rising = sum(1 for accuracies in ended if still_rising(accuracies))
+def too_short(ended: Sequence[Sequence[float]], samples: Sequence[int | None] = ()) -> bool:
+    """Whether trials that ran all their iterations (their accuracies by report, and the samples
+    each accuracy was measured on where known) were too short for the data: at least two, and at
+    least half of them, still rising at their end. On the shapes (docs/search.md) 12 of 13 such
+    trials ended at accuracy 0.35-0.49 after 1200 iterations; run to 2400, those that had ended at
+    0.44-0.48 reached 0.57-0.72."""
+    samples = list(samples) or [None] * len(ended)
+    rising = sum(1 for accuracies, count in zip(ended, samples) if still_rising(accuracies, count))
     return rising >= 2 and 2 * rising >= len(ended)

@@ -186,14 +186,17 @@ def test_where_no_trial_worked_and_most_ran_out_of_iterations_still_improving_it
             "iterations": 1200}
     v0 = {**base, "conditioning": "concat", "g_lr": 2e-4}
 
-    def write(root, curves):
-        """A study of one trial per (params, accuracies at 300, 600, ...), V0 among them as a baseline."""
+    def write(root, curves, judged=False):
+        """A study of one trial per (params, accuracies at 300, 600, ...), V0 among them as a baseline;
+        ``judged``: the reports say the judge saw 50 samples of each of 8 classes."""
         root.mkdir()
         (root / "study.json").write_text(json.dumps({"spec": {"search": SEARCH}, "baselines": {"V0": v0}}))
         for index, (params, accuracies) in enumerate(curves):
-            rows = [{"iteration": 300 * (i + 1), "fid_intra": 50.0 - i - index, "cond_accuracy": accuracy}
+            rows = [{"iteration": 300 * (i + 1), "fid_intra": 50.0 - i - index, "cond_accuracy": accuracy,
+                     **({"cond_accuracy_per_class": [accuracy] * 8} if judged else {})}
                     for i, accuracy in enumerate(accuracies)]
-            make_trial(root, f"trial_{index:02d}", params, rows, stop="completed" if len(rows) == 4 else "asha")
+            make_trial(root, f"trial_{index:02d}", {**params, **({"eval_samples_per_class": 50} if judged else {})},
+                       rows, stop="completed" if len(rows) == 4 else "asha")
         return get_factors_info(read_experiment(root))
 
     rising, flat = [0.30, 0.36, 0.40, 0.45], [0.30, 0.31, 0.30, 0.29]
@@ -214,6 +217,10 @@ def test_where_no_trial_worked_and_most_ran_out_of_iterations_still_improving_it
     # Not where a trial worked, nor where fewer than half of those that ran to their end still rose.
     assert write(tmp_path / "worked", curves + [(base, [0.3, 0.4, 0.5, 0.52])]).short == ""
     assert write(tmp_path / "flat", curves[:2] + [(base, flat)] * 3).short == ""
+    # A rise within the judge's noise (400 samples: 0.033 at 0.32) is no rise; the others' are.
+    noisy = [(base, [0.245, 0.3, 0.2575, 0.3225]), ({**base, "g_lr": 3e-3}, [0.158, 0.172, 0.235, 0.282])]
+    assert write(tmp_path / "noisy", noisy, judged=True).short == ""
+    assert write(tmp_path / "judged", curves, judged=True).short.startswith("3 of the 4 searched trials")
 
 
 def test_the_summary_gives_chance_for_the_sets_classes_and_names_a_collapsed_best_as_such(tmp_path):

@@ -390,8 +390,8 @@ def test_a_study_that_lengthens_its_trials_goes_on_from_the_best_ones_end(tmp_pa
     from trainable.experiment import CONFIG_CHANGE, CONTINUES, HISTORY_FILE, start_iteration
 
     monkeypatch.setattr(search, "WORKING_ACCURACY", 2.0)
-    monkeypatch.setattr(search, "still_rising", lambda accuracies: True)
-    monkeypatch.setattr(search, "too_short", lambda ended: len(ended) >= 2)
+    monkeypatch.setattr(search, "still_rising", lambda accuracies, samples=None: True)
+    monkeypatch.setattr(search, "too_short", lambda ended, samples=(): len(ended) >= 2)
     config = write_study(tmp_path, samples=4, iterations=60,
                          study="baselines = []\nstartup_trials = 2\nearly_stopping = false")
     run_study(load_spec(config), name="longer", data=str(tiny_data[0]), storage=str(tmp_path / "studies"),
