@@ -413,3 +413,18 @@ def test_while_the_study_may_still_lengthen_no_trial_is_drawn_ahead_of_a_free_sl
     assert isinstance(worked.suggest("d"), dict)
     unplanned, _ = make_searcher(spec, tmp_path / "other")  # no resources given: never waits
     assert all(isinstance(unplanned.suggest(name), dict) for name in "abc")
+
+
+def test_a_searcher_unpickled_from_an_earlier_version_has_its_state_filled_in(tmp_path):
+    """Tune's Tuner pickles the searcher whole and a resumed study unpickles it: one saved by a version
+    that lacked some of the state gets it, empty (or, for the worked flag, from its curves)."""
+    from trainable.experiment import COND_ACCURACY
+
+    searcher, _ = make_searcher(load_spec(samples=5, baselines=(), sampler="random"), tmp_path)
+    searcher.suggest("a")
+    searcher.on_trial_result("a", {SCORE: 9.0, COND_ACCURACY: 0.6, "training_iteration": 1, "iteration": 300})
+    for key in ("_began", "_samples", "_worked"):
+        del searcher.__dict__[key]
+    again = pickle.loads(pickle.dumps(searcher))
+    assert (again._began, again._samples, again._worked) == ({}, {}, True)
+    assert again.spent == 300 and isinstance(again.suggest("b"), dict)
