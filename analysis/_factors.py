@@ -107,9 +107,10 @@ def short_trials(experiment: Experiment) -> ShortTrials | None:
     ended = [trial for trial in _points(experiment) if trial.stop_reason != ERROR and not trial.baseline
              and isinstance(trial.params.get("iterations"), int)
              and trial.last.get("iteration", 0) >= trial.params["iterations"]]
-    if not too_short([_accuracies(trial) for trial in ended], [_samples(trial) for trial in ended]):
+    curves = [(_accuracies(trial), _samples(trial)) for trial in ended]
+    if not too_short([accuracies for accuracies, _ in curves], [samples for _, samples in curves]):
         return None
-    rising = [trial for trial in ended if still_rising(_accuracies(trial), _samples(trial))]
+    rising = [trial for trial, (accuracies, samples) in zip(ended, curves) if still_rising(accuracies, samples)]
     position = {trial.name: index for index, trial in enumerate(rank(experiment.trials), 1)}
     rising.sort(key=lambda trial: position[trial.name])
     return ShortTrials(ended, rising, [position[trial.name] for trial in rising],

@@ -131,10 +131,12 @@ class StudySearcher(OptunaSearch):
                 getattr(self, curves).setdefault(trial_id, {})[at] = float(value)
         if isinstance(value := result.get(COND_ACCURACY), (int, float)) and value >= WORKING_ACCURACY:
             self._worked = True
-        per_class = (result.get("config") or {}).get("eval_samples_per_class",
-                                                     self._space.spec.base_config().eval_samples_per_class)
-        if (samples := judge_samples(result, per_class)) is not None:
-            self._samples[trial_id] = samples
+        if trial_id not in self._samples:  # the same for every report of a trial
+            per_class = (result.get("config") or {}).get("eval_samples_per_class")
+            if per_class is None:
+                per_class = self._space.spec.base_config().eval_samples_per_class
+            if (samples := judge_samples(result, per_class)) is not None:
+                self._samples[trial_id] = samples
         self._reach(trial_id, result)
 
     def _reach(self, trial_id: str, result: dict | None) -> None:
