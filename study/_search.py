@@ -25,6 +25,9 @@ from trainable.space import Choice, Domain, Range
 COLLAPSE_CONSTRAINT = "collapse"
 # The user attribute of an Optuna trial that an earlier study ran (study/_warm_start.py): its folder.
 WARM_START = "warm_start"
+# ... and, where that study ran on the same data, whether the trial reached WORKING_ACCURACY within this
+# study's trial length (then the length suffices: the study does not lengthen its trials)
+WORKED_HERE = "worked_on_this_data"
 SLOTS_EVERY_S = 10.0  # how often the searcher asks Ray how many trials fit at once (StudySearcher._holds_back)
 # Draws of the sampler for a point no trial has run before one is picked at random among those
 # (TPE keeps proposing the best point of a small all-choice space, whatever its random state).
@@ -47,8 +50,10 @@ class StudySearcher(OptunaSearch):
         self._trial_resources = trial_resources  # a trial's (study._session.Resources): how many fit at once
         self._fill_state()
         # An earlier study's finished trials, before the first draw (saved with the rest: a resumed
-        # study's sampler has them without reading the earlier study again).
+        # study's sampler has them without reading the earlier study again). One that worked on this
+        # data within this study's trial length counts as a trial that worked: the length suffices.
         self._ot_study.add_trials(warm_start)
+        self._worked = self._worked or any(trial.user_attrs.get(WORKED_HERE) for trial in warm_start)
 
     def _fill_state(self) -> None:
         """The searcher's own state, saved with Optuna's (``save``): what a searcher saved by an earlier

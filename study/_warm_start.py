@@ -18,11 +18,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from study._search import COLLAPSE_CONSTRAINT, WARM_START, projected_score, score_at_length
+from study._search import COLLAPSE_CONSTRAINT, WARM_START, WORKED_HERE, projected_score, score_at_length
 from study.spec import StudySpec
 from trainable.config import TrainConfig
 from trainable.errors import UserError
-from trainable.experiment import COLLAPSES, COMPLETED, DIVERSITY_MEAN, EARLY, RUN_FIELDS, read_study
+from trainable.experiment import (COLLAPSES, COMPLETED, COND_ACCURACY, DIVERSITY_MEAN, EARLY, RUN_FIELDS, WORKING_ACCURACY,
+                                  read_study)
 from trainable.tune_adapter import score_of
 
 SOURCE_TRIAL = "source_trial"  # the user attribute of a warm-start trial: its trial folder in the earlier study
@@ -42,6 +43,9 @@ class WarmStart:
         text = (f"warm start: {len(self.trials)} finished trials of {self.source} "
                 f"({len(self.trials) - self.stopped_early} ran to their end, {self.stopped_early} were stopped early) "
                 "given to the sampler")
+        if worked := sum(bool(trial.user_attrs.get(WORKED_HERE)) for trial in self.trials):
+            text += (f"; {worked} of them reached conditional accuracy {WORKING_ACCURACY} on this data within this "
+                     "study's trial length")
         if self.left_out:
             text += "; left out: " + ", ".join(f"{count} {reason}" for reason, count in sorted(self.left_out.items()))
         if data and self.data and data != self.data:
@@ -98,8 +102,16 @@ def _fixed_differently(params: dict[str, Any], spec: StudySpec) -> str | None:
     return None
 
 
-def warm_start_trials(source_dir: Path, spec: StudySpec) -> WarmStart:
-    """The earlier study's finished trials that are points of ``spec``'s space, as Optuna trials."""
+def _worked_within(rows: list[dict[str, Any]], length: int) -> bool:
+    """Whether a trial reached WORKING_ACCURACY at a report within ``length`` iterations."""
+    return any(row["iteration"] <= length and isinstance(accuracy := row.get(COND_ACCURACY), (int, float))
+               and accuracy >= WORKING_ACCURACY for row in rows)
+
+
+def warm_start_trials(source_dir: Path, spec: StudySpec, data: str = "") -> WarmStart:
+    """The earlier study's finished trials that are points of ``spec``'s space, as Optuna trials;
+    ``data``: the new study's data set (where it is the earlier study's, each trial says whether it
+    worked within the new study's trial length: WORKED_HERE)."""
     import optuna
 
     from analysis import read_experiment
@@ -113,6 +125,7 @@ def warm_start_trials(source_dir: Path, spec: StudySpec) -> WarmStart:
     # (by report: not of a trial that went on from another's end, whose reports begin there, as its searcher)
     curves = {record.name: _curve(record, spec.metric) for record in experiment.trials if record.continues is None}
     length, final = _whole_trial(experiment, curves)
+    same_data = bool(data) and data == str(study.get("data") or "")
     for record in experiment.trials:
         rows = [row for row in record.rows if isinstance(row.get("iteration"), int)]
         if record.stop_reason not in (COMPLETED, *EARLY) or not rows:
@@ -150,7 +163,8 @@ def warm_start_trials(source_dir: Path, spec: StudySpec) -> WarmStart:
         trials.append(optuna.trial.create_trial(
             state=state, values=values, params={key: record.params[key] for key in spec.search},
             distributions=distributions, intermediate_values=intermediate,
-            user_attrs={WARM_START: str(source_dir), SOURCE_TRIAL: record.name, SOURCE_STOP: record.stop_reason},
+            user_attrs={WARM_START: str(source_dir), SOURCE_TRIAL: record.name, SOURCE_STOP: record.stop_reason,
+                        **({WORKED_HERE: _worked_within(rows, spec.base_config().iterations)} if same_data else {})},
             system_attrs={f"constraints:{COLLAPSE_CONSTRAINT}": 1.0 if record.stop_reason in COLLAPSES else -1.0}))
     if not trials:
         why = ", ".join(f"{count} {reason}" for reason, count in sorted(left_out.items())) or "no trials"

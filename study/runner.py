@@ -74,7 +74,7 @@ def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: s
              "judge_steps": judge_steps, "spec": spec.to_dict(),
              "baselines": dict(zip(spec.baselines, spec.baseline_points())), **(extra or {})}
     study["classes"] = list(load_data(study["data"]).class_names)  # bad data fails before Ray starts
-    warm = _warm_start(spec, storage, experiment_dir)
+    warm = _warm_start(spec, storage, experiment_dir, study["data"])
     if warm is not None:
         study["warm_start"] = warm.to_dict()
     with _one_driver(experiment_dir, name):
@@ -86,7 +86,7 @@ def run_study(spec: StudySpec, *, name: str, data: str | None = None, storage: s
     return study
 
 
-def _warm_start(spec: StudySpec, storage: str, experiment_dir: Path):
+def _warm_start(spec: StudySpec, storage: str, experiment_dir: Path, data: str):
     """The earlier study's trials for the sampler (study/_warm_start.py), or None; bad input is refused
     here, before Ray starts."""
     if not spec.warm_start:
@@ -99,7 +99,7 @@ def _warm_start(spec: StudySpec, storage: str, experiment_dir: Path):
         raise UserError(f"--warm-start {spec.warm_start}: {exc}") from None
     if source.resolve() == experiment_dir.resolve():
         raise UserError(f"--warm-start {spec.warm_start}: that is this study; name an earlier one")
-    return warm_start_trials(source, spec)
+    return warm_start_trials(source, spec, data)
 
 
 def _start(spec: StudySpec, study: dict[str, Any], experiment_dir: Path, *, address: str | None,

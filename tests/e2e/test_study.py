@@ -313,6 +313,52 @@ def test_killed_driver_is_resumed_with_every_trial_accounted_once(tmp_path, tiny
     assert "study killed: 6 trials" in resumed.stdout
 
 
+# A driver whose study's lengthening rule fires after two trials (as in the test above).
+LENGTHENING_DRIVER = """
+import sys
+import study._search as search
+search.WORKING_ACCURACY = 2.0
+search.still_rising = lambda accuracies, samples=None: True
+search.too_short = lambda ended, samples=(): len(ended) >= 2
+from study.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_killed_driver_resumes_a_trial_going_on_from_anothers_end_with_each_report_once(tmp_path, tiny_data):
+    """The driver SIGKILLed while the trial going on from another's end ([study] lengthen) has made its
+    first report: `study resume` finishes it from its own checkpoint, its reports past the other's end,
+    each iteration once (one trained again equal to the first), the one it went on from left as it was."""
+    config = write_study(tmp_path, samples=5, iterations=200, grace=100000,
+                         study="baselines = []\nstartup_trials = 2\nearly_stopping = false")
+    storage, log = tmp_path / "studies", open(tmp_path / "driver.log", "w")
+    driver = subprocess.Popen([sys.executable, "-c", LENGTHENING_DRIVER, "study", "run", "--config", str(config),
+                               "--name", "longer", "--storage", str(storage), "--data", str(tiny_data[0]),
+                               "--judge-steps", "60"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 300
+    while not [p for p in (storage / "longer").glob("trial_*/result.json")
+               if "continues" in json.loads((p.parent / "params.json").read_text())]:
+        assert driver.poll() is None and time.time() < deadline, (tmp_path / "driver.log").read_text()[-3000:]
+        time.sleep(0.3)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    resumed = cli("study", "resume", "longer", "--storage", storage)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Traceback" not in without_worker_kill_noise(resumed.stderr), resumed.stderr[-3000:]
+    experiment = read_experiment(storage / "longer")
+    going_on = [trial for trial in experiment.trials if trial.continues]
+    assert len(experiment.trials) == 5 and len(going_on) == 1, [t.name for t in experiment.trials]
+    source = {trial.name: trial for trial in experiment.trials}[going_on[0].continues]
+    assert [row["iteration"] for row in source.rows] == list(range(20, 201, 20))
+    assert [row["iteration"] for row in going_on[0].rows] == list(range(220, 401, 20))
+    for trial in experiment.trials:
+        assert trial.stop_reason == "completed", (trial.name, trial.stop_reason)
+        first = {}
+        for row in map(json.loads, (trial.path / "result.json").read_text().splitlines()):
+            assert first.setdefault(row["iteration"], row)["d_loss"] == row["d_loss"], (trial.name, row["iteration"])
+    check_optuna_agrees(experiment)
+
+
 def test_impossible_request_is_refused_at_once(tmp_path):
     config = write_study(tmp_path, samples=3)
     started = time.time()

@@ -15,17 +15,19 @@ optuna = pytest.importorskip("optuna")
 
 
 def _source_study(path, spec, trials):
-    """A finished study folder in the real format: ``trials`` = [(params, stop reason, scores per report)]."""
+    """A finished study folder in the real format: ``trials`` = [(params, stop reason, scores per report,
+    and optionally conditional accuracies per report: 0.2 at each where not given)]."""
     write_study(path, {"name": path.name, "storage": str(path.parent), "storage_uri": str(path),
                        "experiment_dir": str(path), "data": "builtin:synthetic", "judge_steps": 1500,
                        "spec": spec.to_dict(), "baselines": {}})
     base = trial_params(spec.base_config())
-    for number, (params, reason, scores) in enumerate(trials):
+    for number, (params, reason, scores, *accuracies) in enumerate(trials):
+        accuracies = accuracies[0] if accuracies else [0.2] * len(scores)
         trial_dir = path / f"trial_{number:05d}"
         trial_dir.mkdir(parents=True)
         (trial_dir / PARAMS_FILE).write_text(json.dumps({**base, **params}))
         rows = [{"iteration": 300 * (index + 1), "training_iteration": index + 1, FID_INTRA: score, SCORE: score,
-                 "cond_accuracy": 0.2} for index, score in enumerate(scores)]
+                 "cond_accuracy": accuracy} for index, (score, accuracy) in enumerate(zip(scores, accuracies))]
         (trial_dir / RESULT_FILE).write_text("".join(json.dumps(row) + "\n" for row in rows))
         write_stop(trial_dir, {"trial_id": f"{number:05d}", "stop_reason": reason, "iteration": rows[-1]["iteration"],
                                "evidence": "", "score": scores[-1]})
@@ -86,6 +88,34 @@ def test_a_warm_start_from_other_data_says_its_scores_are_on_that_sets_scale(tmp
     other = warm.describe(str(tmp_path / "shapes.npz")).splitlines()
     assert len(other) == 2 and other[0] == same
     assert other[1].startswith("note: that study ran on other data (builtin:synthetic): its scores are on that set's scale")
+
+
+def test_a_trial_that_worked_on_the_same_data_within_the_length_keeps_the_study_from_lengthening(tmp_path):
+    """Where an earlier study of the same data had a trial reach accuracy 0.5 within the new study's trial
+    length, the length suffices: the new study neither lengthens its trials nor holds back its draws for
+    it. Not where that study ran on other data, nor where its trial worked only past this length."""
+    spec = _spec(tmp_path)
+    assert spec.base_config().iterations == 1200
+    worked_at_600 = ({"conditioning": "projection", "g_lr": 2e-3}, COMPLETED, [40.0, 20.0, 10.0, 8.0], [0.3, 0.55, 0.5, 0.6])
+    worked_at_2400 = ({"conditioning": "projection", "g_lr": 2e-3, "iterations": 2400}, COMPLETED,
+                      [40.0, 30.0, 25.0, 24.0, 15.0, 9.0, 5.0, 4.0], [0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.48, 0.52])
+    flat = ({"conditioning": "concat", "g_lr": 1e-3}, COMPLETED, [40.0, 30.0, 25.0, 20.0])
+    _source_study(tmp_path / "worked", spec, [flat, worked_at_600])
+    _source_study(tmp_path / "late", spec, [flat, worked_at_2400])
+    for source, data, worked in (("worked", "builtin:synthetic", True), ("worked", str(tmp_path / "shapes.npz"), False),
+                                 ("worked", "", False), ("late", "builtin:synthetic", False)):
+        warm = warm_start_trials(tmp_path / source, spec, data)
+        searcher, _ = make_searcher(spec, tmp_path / f"new-{source}-{bool(data)}", warm.trials)
+        assert searcher._worked is worked and searcher._may_lengthen() is not worked, (source, data)
+        assert ("1 of them reached conditional accuracy 0.5 on this data" in warm.describe(data)) is worked
+    # A resumed searcher keeps it (saved with the rest of its state).
+    warm = warm_start_trials(tmp_path / "worked", spec, "builtin:synthetic")
+    searcher, _ = make_searcher(spec, tmp_path / "saved", warm.trials)
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    resumed, _ = make_searcher(spec, tmp_path / "saved")
+    assert resumed._worked is False
+    resumed.restore(str(tmp_path / "searcher.pkl"))
+    assert resumed._worked is True and not resumed._may_lengthen()
 
 
 def test_a_collapsed_earlier_trial_is_infeasible_and_unfinished_ones_are_left_out(tmp_path):
