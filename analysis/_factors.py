@@ -27,7 +27,7 @@ from analysis._common import WORKING_ACCURACY, escape
 from analysis._leaderboard import short_value
 from analysis._reader import Experiment, TrialRecord, rank, rankable
 from trainable.experiment import (COND_ACCURACY, ERROR, FREEZE_ACCURACY, FREEZE_EVENTS, FREEZE_RULES, judge_samples,
-                                  still_rising, too_short)
+                                  too_short)
 
 SHOWN = 4  # factors at most
 LEAST_SEPARATION = 0.3  # a factor that separates less is no claim
@@ -107,10 +107,10 @@ def short_trials(experiment: Experiment) -> ShortTrials | None:
     ended = [trial for trial in _points(experiment) if trial.stop_reason != ERROR and not trial.baseline
              and isinstance(trial.params.get("iterations"), int)
              and trial.last.get("iteration", 0) >= trial.params["iterations"]]
-    curves = [(_accuracies(trial), _samples(trial)) for trial in ended]
-    if not too_short([accuracies for accuracies, _ in curves], [samples for _, samples in curves]):
+    names = set(too_short({trial.name: (_accuracies(trial), _samples(trial)) for trial in ended}))
+    if not names:
         return None
-    rising = [trial for trial, (accuracies, samples) in zip(ended, curves) if still_rising(accuracies, samples)]
+    rising = [trial for trial in ended if trial.name in names]
     position = {trial.name: index for index, trial in enumerate(rank(experiment.trials), 1)}
     rising.sort(key=lambda trial: position[trial.name])
     return ShortTrials(ended, rising, [position[trial.name] for trial in rising],

@@ -15,7 +15,7 @@ from ray.tune.search.optuna import OptunaSearch
 from study._stopping import StopLedger, _mutation
 from study.spec import StudySpec, define_by_run
 from trainable.experiment import (COLLAPSES, COND_ACCURACY, CONTINUES, DIVERSITY_MEAN, EARLY, SCORE, STOP_REASON,
-                                  WORKING_ACCURACY, judge_samples, still_rising, too_short, trial_dir_name,
+                                  WORKING_ACCURACY, judge_samples, too_short, trial_dir_name,
                                   trial_params)
 from trainable.space import Choice, Domain, Range
 
@@ -220,16 +220,16 @@ class StudySearcher(OptunaSearch):
         spec = self._space.spec
         if not self._may_lengthen():
             return
-        ended = {trial_id: [curve[step] for step in sorted(curve)]
-                 for trial_id, curve in ((trial_id, self._accuracies.get(trial_id, {})) for trial_id in self._ended)}
-        if not too_short(list(ended.values()), [self._samples.get(trial_id) for trial_id in ended]):
+        accuracies = {trial_id: [curve[step] for step in sorted(curve)]
+                      for trial_id, curve in ((trial_id, self._accuracies.get(trial_id, {})) for trial_id in self._ended)}
+        rising = too_short({trial_id: (curve, self._samples.get(trial_id)) for trial_id, curve in accuracies.items()})
+        if not rising:
             return
         self._length = 2 * spec.base_config().iterations
-        rising = [trial_id for trial_id, curve in ended.items()
-                  if still_rising(curve, self._samples.get(trial_id)) and trial_id in self._params]
-        best = max(rising, key=lambda trial_id: ended[trial_id][-1], default=None)
+        best = max((trial_id for trial_id in rising if trial_id in self._params),
+                   key=lambda trial_id: accuracies[trial_id][-1], default=None)
         self._continue = best
-        going_on = (f"; the next goes on from the end of {trial_dir_name(best)} (accuracy {ended[best][-1]:.2f}, "
+        going_on = (f"; the next goes on from the end of {trial_dir_name(best)} (accuracy {accuracies[best][-1]:.2f}, "
                     "still rising)") if best is not None else ""
         print(f"note: no trial has reached conditional accuracy {WORKING_ACCURACY} and the searched trials that "
               f"ran all their {self._length // 2} iterations were mostly still improving at their end: the "

@@ -38,7 +38,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterator, Sequence, TypedDict
+from typing import Any, Iterator, Mapping, Sequence, TypedDict, TypeVar
 
 from trainable._io import append_whole, write_bytes_atomic, write_text_atomic  # public here: writers of experiment folders use them
 from trainable.config import TrainConfig, param_value, preset
@@ -527,12 +527,15 @@ def still_rising(accuracies: Sequence[float], samples: int | None = None) -> boo
     return last - accuracies[-3] > noise
 
 
-def too_short(ended: Sequence[Sequence[float]], samples: Sequence[int | None] = ()) -> bool:
-    """Whether trials that ran all their iterations (their accuracies by report, and the samples
-    each accuracy was measured on where known) were too short for the data: at least two, and at
-    least half of them, still rising at their end. On the shapes (docs/search.md) 12 of 13 such
-    trials ended at accuracy 0.35-0.49 after 1200 iterations; run to 2400, those that had ended at
-    0.44-0.48 reached 0.57-0.72."""
-    samples = list(samples) or [None] * len(ended)
-    rising = sum(1 for accuracies, count in zip(ended, samples) if still_rising(accuracies, count))
-    return rising >= 2 and 2 * rising >= len(ended)
+K = TypeVar("K")  # a trial's key (too_short)
+
+
+def too_short(ended: Mapping[K, tuple[Sequence[float], int | None]]) -> list[K]:
+    """The trials still rising at their end (``still_rising``) where the trials that ran all their
+    iterations (``ended``: each one's accuracies by report, and the samples each accuracy was
+    measured on where known) were too short for the data: at least two, and at least half of them,
+    still rising; [] where they were not. On the shapes (docs/search.md) 12 of 13 such trials ended at
+    accuracy 0.35-0.49 after 1200 iterations; run to 2400, those that had ended at 0.44-0.48 reached
+    0.57-0.72."""
+    rising = [key for key, (accuracies, samples) in ended.items() if still_rising(accuracies, samples)]
+    return rising if len(rising) >= 2 and 2 * len(rising) >= len(ended) else []

@@ -318,8 +318,7 @@ LENGTHENING_DRIVER = """
 import sys
 import study._search as search
 search.WORKING_ACCURACY = 2.0
-search.still_rising = lambda accuracies, samples=None: True
-search.too_short = lambda ended, samples=(): len(ended) >= 2
+search.too_short = lambda ended: list(ended) if len(ended) >= 2 else []
 from study.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -436,8 +435,7 @@ def test_a_study_that_lengthens_its_trials_goes_on_from_the_best_ones_end(tmp_pa
     from trainable.experiment import CONFIG_CHANGE, CONTINUES, HISTORY_FILE, start_iteration
 
     monkeypatch.setattr(search, "WORKING_ACCURACY", 2.0)
-    monkeypatch.setattr(search, "still_rising", lambda accuracies, samples=None: True)
-    monkeypatch.setattr(search, "too_short", lambda ended, samples=(): len(ended) >= 2)
+    monkeypatch.setattr(search, "too_short", lambda ended: list(ended) if len(ended) >= 2 else [])
     config = write_study(tmp_path, samples=4, iterations=60,
                          study="baselines = []\nstartup_trials = 2\nearly_stopping = false")
     run_study(load_spec(config), name="longer", data=str(tiny_data[0]), storage=str(tmp_path / "studies"),
