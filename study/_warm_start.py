@@ -108,6 +108,22 @@ def _worked_within(rows: list[dict[str, Any]], length: int) -> bool:
                and accuracy >= WORKING_ACCURACY for row in rows)
 
 
+def _left_out(record: Any, rows: list[dict[str, Any]], spec: StudySpec) -> tuple[str, str] | None:
+    """Why an earlier trial is left out (the reason counted, an example value to show, or ""), or None."""
+    if record.stop_reason not in (COMPLETED, *EARLY) or not rows:
+        return "unfinished or failed", ""
+    if record.continues is not None:  # its point is that of the trial it went on from, told once
+        return "going on from another trial's end", ""
+    outside = [key for key, domain in spec.search.items()
+               if key not in record.params or not domain.contains(record.params[key])]
+    if outside:
+        return "outside this search space", f"{record.name}: {outside[0]}={record.params.get(outside[0])!r}"
+    differs = _fixed_differently(record.params, spec)
+    if differs is not None:
+        return f"with {differs} other than this study fixes", f"{record.name}: {differs}={record.params.get(differs)!r}"
+    return None
+
+
 def warm_start_trials(source_dir: Path, spec: StudySpec, data: str = "") -> WarmStart:
     """The earlier study's finished trials that are points of ``spec``'s space, as Optuna trials;
     ``data``: the new study's data set (where it is the earlier study's, each trial says whether it
@@ -128,22 +144,9 @@ def warm_start_trials(source_dir: Path, spec: StudySpec, data: str = "") -> Warm
     same_data = bool(data) and data == str(study.get("data") or "")
     for record in experiment.trials:
         rows = [row for row in record.rows if isinstance(row.get("iteration"), int)]
-        if record.stop_reason not in (COMPLETED, *EARLY) or not rows:
-            left_out["unfinished or failed"] += 1
-            continue
-        if record.continues is not None:  # its point is that of the trial it went on from, told once
-            left_out["going on from another trial's end"] += 1
-            continue
-        outside = [key for key, domain in spec.search.items()
-                   if key not in record.params or not domain.contains(record.params[key])]
-        if outside:
-            left_out["outside this search space"] += 1
-            example = example or f"{record.name}: {outside[0]}={record.params.get(outside[0])!r}"
-            continue
-        differs = _fixed_differently(record.params, spec)
-        if differs is not None:
-            left_out[f"with {differs} other than this study fixes"] += 1
-            example = example or f"{record.name}: {differs}={record.params.get(differs)!r}"
+        if (why := _left_out(record, rows, spec)) is not None:
+            left_out[why[0]] += 1
+            example = example or why[1]
             continue
         values: Any
         if spec.multi_objective:
