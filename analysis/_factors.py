@@ -27,7 +27,7 @@ from analysis._common import WORKING_ACCURACY, escape
 from analysis._leaderboard import short_value
 from analysis._reader import Experiment, TrialRecord, rank, rankable
 from trainable.experiment import (COND_ACCURACY, ERROR, FREEZE_ACCURACY, FREEZE_EVENTS, FREEZE_RULES, judge_samples,
-                                  too_short)
+                                  reached_working, too_short)
 
 SHOWN = 4  # factors at most
 LEAST_SEPARATION = 0.3  # a factor that separates less is no claim
@@ -57,11 +57,6 @@ def _trials(count: int, label: str) -> str:
     return f"{count} {label} trial{'' if count == 1 else 's'}"
 
 
-def _worked(trial: TrialRecord) -> bool:
-    return any(isinstance(row.get(COND_ACCURACY), (int, float)) and row[COND_ACCURACY] >= WORKING_ACCURACY
-               for row in trial.rows)
-
-
 def _points(experiment: Experiment) -> list[TrialRecord]:
     """The trials with reports, each point once: a trial another went on from at its end ([study]
     lengthen) is that one's start, which stands for the point trained on."""
@@ -71,7 +66,7 @@ def _points(experiment: Experiment) -> list[TrialRecord]:
 
 def _groups(experiment: Experiment) -> tuple[list[TrialRecord], list[TrialRecord], str, str]:
     trials = _points(experiment)
-    good = [trial for trial in trials if _worked(trial)]
+    good = [trial for trial in trials if reached_working(trial.rows)]
     label = "working"
     if good:
         basis = (f"{_trials(len(good), label)} (conditional accuracy >= {WORKING_ACCURACY} at a report) against "
@@ -155,7 +150,7 @@ def _lengthened(experiment: Experiment) -> str:
     return (f"{len(longer)} searched trial{'s' if len(longer) > 1 else ''}{went} ran {lengths} iterations, not {fixed}: the "
             f"study lengthened the trials it started once none had worked and those that had run all their {fixed} "
             f"were mostly still improving ([study] lengthen; the collapse verdict's grace in proportion); "
-            f"{sum(map(_worked, longer))} of them worked. The fields "
+            f"{sum(reached_working(trial.rows) for trial in longer)} of them worked. The fields "
             f"compared here do not count the length")
 
 

@@ -22,8 +22,8 @@ from study._search import COLLAPSE_CONSTRAINT, WARM_START, WORKED_HERE, projecte
 from study.spec import StudySpec
 from trainable.config import TrainConfig
 from trainable.errors import UserError
-from trainable.experiment import (COLLAPSES, COMPLETED, COND_ACCURACY, DIVERSITY_MEAN, EARLY, RUN_FIELDS, WORKING_ACCURACY,
-                                  read_study)
+from trainable.experiment import (COLLAPSES, COMPLETED, DIVERSITY_MEAN, EARLY, RUN_FIELDS, WORKING_ACCURACY, read_study,
+                                  reached_working)
 from trainable.tune_adapter import score_of
 
 SOURCE_TRIAL = "source_trial"  # the user attribute of a warm-start trial: its trial folder in the earlier study
@@ -102,12 +102,6 @@ def _fixed_differently(params: dict[str, Any], spec: StudySpec) -> str | None:
     return None
 
 
-def _worked_within(rows: list[dict[str, Any]], length: int) -> bool:
-    """Whether a trial reached WORKING_ACCURACY at a report within ``length`` iterations."""
-    return any(row["iteration"] <= length and isinstance(accuracy := row.get(COND_ACCURACY), (int, float))
-               and accuracy >= WORKING_ACCURACY for row in rows)
-
-
 def _left_out(record: Any, rows: list[dict[str, Any]], spec: StudySpec) -> tuple[str, str] | None:
     """Why an earlier trial is left out (the reason counted, an example value to show, or ""), or None."""
     if record.stop_reason not in (COMPLETED, *EARLY) or not rows:
@@ -167,7 +161,7 @@ def warm_start_trials(source_dir: Path, spec: StudySpec, data: str = "") -> Warm
             state=state, values=values, params={key: record.params[key] for key in spec.search},
             distributions=distributions, intermediate_values=intermediate,
             user_attrs={WARM_START: str(source_dir), SOURCE_TRIAL: record.name, SOURCE_STOP: record.stop_reason,
-                        **({WORKED_HERE: _worked_within(rows, spec.base_config().iterations)} if same_data else {})},
+                        **({WORKED_HERE: reached_working(rows, spec.base_config().iterations)} if same_data else {})},
             system_attrs={f"constraints:{COLLAPSE_CONSTRAINT}": 1.0 if record.stop_reason in COLLAPSES else -1.0}))
     if not trials:
         why = ", ".join(f"{count} {reason}" for reason, count in sorted(left_out.items())) or "no trials"

@@ -506,6 +506,12 @@ def _same_file(fd: int, path: Path) -> bool:
         return False
 
 
+def reached_working(rows: Sequence[dict[str, Any]], within: int | None = None) -> bool:
+    """Whether a trial's reports reached WORKING_ACCURACY (at a report within ``within`` iterations, where given)."""
+    return any(isinstance(accuracy := row.get(COND_ACCURACY), (int, float)) and accuracy >= WORKING_ACCURACY
+               and (within is None or row.get("iteration", math.inf) <= within) for row in rows)
+
+
 def judge_samples(row: dict[str, Any], per_class: Any) -> int | None:
     """How many generated samples a report's conditional accuracy was measured on: a class's
     samples (``eval_samples_per_class``) times the classes; None where the report does not say."""
