@@ -48,7 +48,7 @@ class WarmStart:
                      "study's trial length")
         if self.left_out:
             text += "; left out: " + ", ".join(f"{count} {reason}" for reason, count in sorted(self.left_out.items()))
-        if data and self.data and data != self.data:
+        if _same_data(data, self.data) is False:
             # Measured: warm-started from the built-in set, three studies of the shapes drew [0,1] in all 40
             # searched trials, as the earlier study's best had, and found none working (docs/search.md).
             text += (f"\nnote: that study ran on other data ({self.data}): its scores are on that set's scale, and "
@@ -118,6 +118,11 @@ def _left_out(record: Any, rows: list[dict[str, Any]], spec: StudySpec) -> tuple
     return None
 
 
+def _same_data(new: str, earlier: str) -> bool | None:
+    """Whether the new study runs on the earlier one's data set; None where either is not known."""
+    return new == earlier if new and earlier else None
+
+
 def warm_start_trials(source_dir: Path, spec: StudySpec, data: str = "") -> WarmStart:
     """The earlier study's finished trials that are points of ``spec``'s space, as Optuna trials;
     ``data``: the new study's data set (where it is the earlier study's, each trial says whether it
@@ -135,7 +140,7 @@ def warm_start_trials(source_dir: Path, spec: StudySpec, data: str = "") -> Warm
     # (by report: not of a trial that went on from another's end, whose reports begin there, as its searcher)
     curves = {record.name: _curve(record, spec.metric) for record in experiment.trials if record.continues is None}
     length, final = _whole_trial(experiment, curves)
-    same_data = bool(data) and data == str(study.get("data") or "")
+    same_data = _same_data(data, str(study.get("data") or "")) is True
     for record in experiment.trials:
         rows = [row for row in record.rows if isinstance(row.get("iteration"), int)]
         if (why := _left_out(record, rows, spec)) is not None:
