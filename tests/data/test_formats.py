@@ -105,8 +105,10 @@ def test_edited_prepared_file_is_refused(faces, tmp_path):
     with pytest.raises(DataError, match="content hash mismatch"):
         load_prepared(tmp_path / "edited.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(DataError, match="not a prepared data file"):
-        load_prepared(tmp_path / "junk.npz")
+    np.save(tmp_path / "array.npy", np.zeros(3))  # np.load gives an array, not an archive
+    for name in ("junk.npz", "array.npy"):
+        with pytest.raises(DataError, match=r"not a prepared data file \(not an \.npz archive"):
+            load_prepared(tmp_path / name)
 
 
 def test_fuse_records_sources_and_refuses_mismatches(faces):

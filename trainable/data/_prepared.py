@@ -100,6 +100,8 @@ def load_prepared(path: str | Path) -> PreparedDataset:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such prepared data file")
+    if not zipfile.is_zipfile(path):  # np.load would read a .npy as one array, or name pickles for text
+        raise DataError(f"{path}: not a prepared data file (not an .npz archive; cgan-study data prepare makes one)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             fields = {key: archive[key] for key in archive.files}
