@@ -136,7 +136,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--budget", type=int, default=36_000, help="training iterations per study (default 36000)")
     parser.add_argument("--methods", default="tpe,random,plain-tpe",
                         help="samplers to compare (default tpe,random,plain-tpe; tpe is the product's)")
-    parser.add_argument("--config", help="a study file whose space and settings to use (default: the built-in defaults)")
+    parser.add_argument("--config", help="a study file whose space and settings to use (default: the built-in defaults; "
+                        "benchmarks/earlier_space.toml: the default space before today's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="fix a config field in every trial, e.g. --set d_filters=16,32,64")
     parser.add_argument("--warm-start", metavar="STUDY",

@@ -288,6 +288,17 @@ def test_the_demo_study_file_runs_the_papers_v0_beside_the_recipe():
     assert {key: recipe[key] for key in RECIPE} == RECIPE and v0["conditioning"] == "concat"
 
 
+def test_the_earlier_space_of_the_search_benchmark_is_the_full_space_with_its_old_rates():
+    # benchmarks/earlier_space.toml: the default space before today's draws (docs/search.md compares).
+    earlier = load_spec(Path(__file__).parents[2] / "benchmarks" / "earlier_space.toml")
+    full = load_spec(space="full")
+    assert earlier.search.keys() == full.search.keys() and not earlier.lengthen
+    assert {key for key in full.search if earlier.search[key] != full.search[key]} == {"g_lr", "d_lr"}
+    assert (earlier.search["g_lr"].low, earlier.search["g_lr"].high, earlier.search["g_lr"].log) == (5e-5, 2e-3, True)
+    # The paper's V0, V1, V2 (2e-4) and the recipe (2e-3, the top of the range) are points of it.
+    assert [point["g_lr"] for point in earlier.baseline_points()] == [2e-4, 2e-4, 2e-4, 2e-3]
+
+
 def test_the_space_setting_and_its_refusals(tmp_path):
     assert load_spec().space == "default" and load_spec(space="full").space == "full"
     with pytest.raises(ConfigError, match="\\[study\\].space: expected one of default, full, got 'all'"):
