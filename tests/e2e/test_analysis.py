@@ -33,6 +33,7 @@ iterations = 100
 eval_every = 20
 eval_samples_per_class = 10
 batch_size = 16
+precision = "fp32"  # the same on every CPU: "auto" is bf16 where the CPU computes it natively
 collapse_grace = 40
 collapse_patience = 2
 # An 8,8,4 G covers none of the real faces in 100 iterations (coverage 0) even when it learns:

@@ -15,6 +15,13 @@ from trainable.training import Trainer
 VARIANTS = [dict(seed=0), dict(seed=1, g_lr=1e-3, d_beta1=0.3), dict(seed=2, d_lr=2e-3, g_beta1=0.0, g_beta2=0.99)]
 
 
+# How far a fused trial may drift from the same trial alone: the fused kernels sum in another order,
+# and Adam turns the last-bit difference of a near-zero gradient into up to 2 x lr a step (measured
+# after 6 steps: under 1e-5 on one CPU, 3.3e-3 on one with AMX, where a trial given another's
+# hyperparameters differs by 0.37-0.86).
+TOLERANCE = 2e-2
+
+
 def _configs(precision="fp32", **extra):
     return [TrainConfig.from_dict({**TINY, "precision": precision, **variant, **extra}) for variant in VARIANTS]
 
@@ -39,14 +46,14 @@ def test_fused_trials_compute_what_each_computes_alone(tiny_data):
     fused.sync()
     for index, (one, other) in enumerate(zip(alone, together)):
         assert other.iteration == 6
-        assert _largest_difference(one, other) < 2e-4
+        assert _largest_difference(one, other) < TOLERANCE
         for step in range(6):
             mine, theirs = alone_stats[index][step], fused_stats[step][index]
             assert mine.d_loss == pytest.approx(theirs.d_loss, rel=1e-4)
             assert mine.g_grad_norm == pytest.approx(theirs.g_grad_norm, rel=1e-4)
             assert (mine.d_real_accuracy, mine.d_fake_accuracy) == (theirs.d_real_accuracy, theirs.d_fake_accuracy)
     # The tolerance means something: the trials differ from each other far beyond it.
-    assert _largest_difference(together[0], together[1]) > 100 * 2e-4
+    assert _largest_difference(together[0], together[1]) > 10 * TOLERANCE
 
 
 def test_fused_trials_in_bf16_stay_within_bf16_rounding_of_each_alone(tiny_data):
@@ -84,7 +91,7 @@ def test_a_fused_trial_checkpoints_its_own_state_and_resumes_as_if_alone(tiny_da
     fused.sync()
     for one, other in zip(straight, resumed):
         assert other.iteration == 8
-        assert _largest_difference(one, other) < 2e-4
+        assert _largest_difference(one, other) < TOLERANCE
 
 
 def test_train_fused_reports_and_stops_each_trial_as_train_does_alone(tiny_data):
@@ -102,7 +109,7 @@ def test_train_fused_reports_and_stops_each_trial_as_train_does_alone(tiny_data)
             [(row["iteration"], row["training_iteration"], row["stop_reason"]) for row in mine]
         assert [row["verdict"] for row in theirs] == [row["verdict"] for row in mine]
         for key in ("d_loss", "g_loss", FID_INTRA):
-            assert [row[key] for row in theirs] == pytest.approx([row[key] for row in mine], rel=1e-3)
+            assert [row[key] for row in theirs] == pytest.approx([row[key] for row in mine], rel=1e-2)
 
 
 @pytest.mark.parametrize("change, named", [(dict(r1_gamma=1.0), "r1_gamma"), (dict(d_dropout=0.2), "d_dropout"),
@@ -136,5 +143,5 @@ def test_projection_and_other_losses_fuse_exactly(tiny_data):
     fused.advance()
     fused.advance()
     fused.sync()
-    assert max(_largest_difference(one, other) for one, other in zip(alone, together)) < 2e-4
+    assert max(_largest_difference(one, other) for one, other in zip(alone, together)) < TOLERANCE
     torch.testing.assert_close(together[1].evaluate()[1], alone[1].evaluate()[1], atol=2e-3, rtol=0)
