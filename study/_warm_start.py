@@ -140,7 +140,8 @@ def warm_start_trials(source_dir: Path, spec: StudySpec, data: str = "") -> Warm
     # (by report: not of a trial that went on from another's end, whose reports begin there, as its searcher)
     curves = {record.name: _curve(record, spec.metric) for record in experiment.trials if record.continues is None}
     length, final = _whole_trial(experiment, curves)
-    same_data = _same_data(data, str(study.get("data") or "")) is True
+    earlier_data = str(study.get("data") or "")
+    same_data = _same_data(data, earlier_data) is True
     for record in experiment.trials:
         rows = [row for row in record.rows if isinstance(row.get("iteration"), int)]
         if (why := _left_out(record, rows, spec)) is not None:
@@ -173,4 +174,4 @@ def warm_start_trials(source_dir: Path, spec: StudySpec, data: str = "") -> Warm
         raise UserError(f"--warm-start {source_dir}: no finished trial there is a point of this study's space "
                         f"({why}{'; e.g. ' + example if example else ''})")
     early = sum(trial.user_attrs[SOURCE_STOP] in EARLY for trial in trials)
-    return WarmStart(str(source_dir), tuple(trials), dict(left_out), early, str(study.get("data") or ""))
+    return WarmStart(str(source_dir), tuple(trials), dict(left_out), early, earlier_data)
